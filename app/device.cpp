@@ -1,0 +1,22 @@
+#include "device.hpp"
+
+#include <torch/cuda.h>
+
+#include <stdexcept>
+
+namespace flowrun {
+
+std::string resolve_device(const std::string& requested) {
+  if (requested == "cpu") return "cpu";
+  const std::size_t available = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+  if (requested == "auto") return available > 0 ? "cuda" : "cpu";
+  std::size_t index = 0;
+  if (requested.rfind("cuda:", 0) == 0) index = std::stoul(requested.substr(5));
+  if (index >= available) {
+    throw std::runtime_error("device \"" + requested + "\" was asked for, but this machine has " +
+                             std::to_string(available) + " usable CUDA device(s); use \"auto\" or \"cpu\"");
+  }
+  return requested;
+}
+
+}  // namespace flowrun

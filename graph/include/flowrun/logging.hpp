@@ -1,0 +1,59 @@
+// Logging for flowrun and its stages:  log::info("wrote ", n, " records to ", path);
+//
+// Arguments are streamed (operator<<), not formatted with fmt: LibTorch ships its
+// own fmt, which must never meet Debian's spdlog/fmt in one translation unit, so
+// spdlog stays inside logging.cpp and this header includes neither.
+// The command line configures the sinks: a concise "12:04:05.123 info  message",
+// warnings and errors to stderr, the rest to stdout.
+#pragma once
+
+#include <sstream>
+#include <string>
+
+namespace flowrun {
+namespace log {
+
+enum class Level { trace, debug, info, warn, error, off };
+
+bool enabled(Level level);
+void write(Level level, const std::string& message);
+
+template <typename... Parts>
+std::string concat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+
+template <typename... Parts>
+void trace(const Parts&... parts) {
+  if (enabled(Level::trace)) write(Level::trace, concat(parts...));
+}
+template <typename... Parts>
+void debug(const Parts&... parts) {
+  if (enabled(Level::debug)) write(Level::debug, concat(parts...));
+}
+template <typename... Parts>
+void info(const Parts&... parts) {
+  if (enabled(Level::info)) write(Level::info, concat(parts...));
+}
+template <typename... Parts>
+void warn(const Parts&... parts) {
+  if (enabled(Level::warn)) write(Level::warn, concat(parts...));
+}
+template <typename... Parts>
+void error(const Parts&... parts) {
+  if (enabled(Level::error)) write(Level::error, concat(parts...));
+}
+
+// "3.14" for fixed(3.14159, 2): numbers in log lines without format strings.
+std::string fixed(double value, int decimals);
+
+}  // namespace log
+
+// Installs flowrun's sinks and pattern. `level` is one of trace, debug, info, warn,
+// error, off; returns false (and changes nothing) for anything else.
+bool configure_logging(const std::string& level);
+const char* log_levels_help();  // "trace|debug|info|warn|error|off"
+
+}  // namespace flowrun

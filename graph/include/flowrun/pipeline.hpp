@@ -1,0 +1,84 @@
+// The runtime: turns a validated Description into a oneTBB flow graph and runs it.
+//
+//   source ─ input_node ─ limiter_node(prefetch) ─┬─> map: function_node(concurrency)
+//                                                  └─> ordered: sequencer_node ─ function_node(serial)
+//
+// - Backpressure: each source's limiter admits `prefetch` items; an item's Lease
+//   returns its slot when the last message built from it dies (a batch holds its
+//   samples' leases until the train step lets go of the batch), so memory is
+//   bounded by the prefetch depth whatever the dataset size.
+// - Order: a sequencer keyed on Message::seq before every ordered stage restores
+//   stream order, so results do not depend on the thread count.
+// - Failure: an exception in any stage is recorded with its node and plugin, the
+//   graph is cancelled, and run() throws NodeError.
+// - Stop: request_stop() (SIGINT/SIGTERM) makes sources end their streams and every
+//   stage drop data still in flight; stages then get stop(Interrupted).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowrun/description.hpp"
+#include "flowrun/stage.hpp"
+
+namespace flowrun {
+
+struct RunOptions {
+  // Maps the description's device ("auto", "cpu", "cuda", "cuda:N") to the device
+  // stages get. The runtime knows no devices; the app passes LibTorch's answer.
+  std::function<std::string(const std::string&)> resolve_device;
+};
+
+struct NodeStats {
+  std::string id;
+  std::string plugin;
+  std::uint64_t items = 0;    // data messages the stage processed (or produced, for sources)
+  std::uint64_t busy_ns = 0;  // time inside the stage's methods, summed over threads
+};
+
+struct SourceStats {
+  std::string id;
+  std::int64_t peak_in_flight = 0;  // most items alive at once (prefetch bound)
+};
+
+struct RunReport {
+  StopReason reason = StopReason::Finished;
+  double seconds = 0;
+  int threads = 0;
+  std::vector<NodeStats> nodes;  // in topological order
+  std::vector<SourceStats> sources;
+};
+
+class Pipeline {
+ public:
+  // Creates every stage (a factory that throws becomes a NodeError).
+  explicit Pipeline(Description description, RunOptions options = {});
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Starts the stages, streams everything, stops the stages. Once per Pipeline.
+  // Throws NodeError when a stage fails (at start-up or while running).
+  RunReport run();
+
+  // Safe from any thread: sources end their streams, in-flight data is dropped,
+  // stages get stop(Interrupted). run() then returns normally.
+  void request_stop();
+  bool stop_requested() const;
+  // Safe from any thread: cancels the graph at once (second Ctrl-C).
+  void cancel();
+
+  const Description& description() const;
+  // The stage of a node, for tests and embedding (nullptr for an unknown id).
+  Stage* stage(const std::string& node_id) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flowrun

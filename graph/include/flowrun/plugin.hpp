@@ -1,0 +1,42 @@
+// A plugin: a stage type registered under a unique name, with everything the
+// runtime, the validator and `flowrun plugins NAME` need to know about it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowrun/schema.hpp"
+#include "flowrun/stage.hpp"
+
+namespace flowrun {
+
+// Port kinds are names of payload types, e.g. "sample/encoded", "sample/image",
+// "batch". Two special kinds:
+constexpr const char* kAnyKind = "any";   // input: accepts every kind
+constexpr const char* kSameKind = "same"; // output: whatever kind arrived on input 0
+
+struct PortSpec {
+  std::string name;
+  std::string kind;
+  std::string doc;
+  bool required = true;  // inputs only: must be connected
+};
+
+enum class Role { Source, Map, Ordered };
+const char* role_name(Role role);
+
+struct PluginInfo {
+  std::string name;         // unique; [a-z0-9_.]+ ; packs prefix theirs ("mypack.blur")
+  std::string summary;      // one line, for `flowrun plugins`
+  std::string description;  // paragraphs for `flowrun plugins NAME`: behaviour, a JSON example
+  Role role = Role::Map;
+  std::vector<PortSpec> inputs;
+  std::vector<PortSpec> outputs;
+  Schema params;
+  std::function<std::unique_ptr<Stage>(const StageArgs&)> create;
+  std::string origin = "built-in";  // set by the registry: "built-in" or the pack's path
+};
+
+}  // namespace flowrun

@@ -1,0 +1,114 @@
+// The three kinds of stage a plugin can implement. A stage knows nothing of TBB:
+// the runtime wraps it in flow-graph nodes, so a stage can be unit-tested by
+// calling these methods directly.
+//
+//   SourceStage   produces the stream, one call at a time (serial). Numbers nothing:
+//                 the runtime assigns seq; the source says epoch and index.
+//   MapStage      one item in, at most one out; called concurrently from many
+//                 threads for different items, so process() must be thread-safe
+//                 (keep per-item state on the stack; randomness from item_rng()).
+//   OrderedStage  sees its input in stream order, one call at a time; may emit any
+//                 number of messages on any output port (batching, training, sinks).
+//
+// Lifecycle, all driven by the runtime: constructed from validated Params, start()
+// once before any data, the stream, then stop(reason) once. A stage that throws
+// fails the run: the runtime names its node and plugin and cancels the graph.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowrun/message.hpp"
+#include "flowrun/rng.hpp"
+#include "flowrun/schema.hpp"
+
+namespace flowrun {
+
+// Everything a stage is built from.
+struct StageArgs {
+  std::string node_id;
+  Params params;
+  std::uint64_t seed = 0;     // the run's seed
+  std::string device = "cpu"; // resolved device: "cpu" or "cuda[:N]"
+  int threads = 1;            // threads the runtime runs stages on
+  RandomStreams random;       // keyed on (seed, node_id)
+};
+
+enum class StopReason {
+  Finished,     // the stream ended normally
+  Interrupted,  // SIGINT/SIGTERM or Pipeline::request_stop(): in-flight work was dropped
+  Failed,       // another node threw; the graph was cancelled
+};
+const char* stop_reason_name(StopReason reason);
+
+class Stage {
+ public:
+  explicit Stage(const StageArgs& args) : node_id_(args.node_id), random_(args.random) {}
+  virtual ~Stage() = default;
+  Stage(const Stage&) = delete;
+  Stage& operator=(const Stage&) = delete;
+
+  virtual void start() {}
+  // Called once when the run ends, however it ends. The checkpoint stage saves here.
+  virtual void stop(StopReason reason) {}
+
+  const std::string& node_id() const { return node_id_; }
+  Rng item_rng(const Message& m) const { return random_.for_item(m.epoch, m.index); }
+  Rng epoch_rng(std::uint64_t epoch) const { return random_.for_epoch(epoch); }
+
+ private:
+  std::string node_id_;
+  RandomStreams random_;
+};
+
+// What a source hands to the runtime on each call.
+struct SourceItem {
+  Signal signal = Signal::Data;  // Data, Skip or EpochEnd (End is the runtime's)
+  std::uint64_t epoch = 0;
+  std::uint64_t index = 0;
+  std::shared_ptr<const Payload> payload;
+};
+
+class SourceStage : public Stage {
+ public:
+  using Stage::Stage;
+  // Fill `item` with the next item of the stream; return false when there is none.
+  virtual bool next(SourceItem& item) = 0;
+};
+
+class MapStage : public Stage {
+ public:
+  using Stage::Stage;
+  // The output payload for `in` (a Data message); nullptr drops the item (it then
+  // travels on as a Skip so order and numbering are kept).
+  virtual std::shared_ptr<const Payload> process(const Message& in) = 0;
+};
+
+// Ordered stages emit through this: the runtime numbers and routes what is emitted.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  // `lease` keeps the inputs the output was built from counted as in flight (pass the
+  // leases of the batched items, combined with combine_leases); empty = none.
+  virtual void emit(int port, std::shared_ptr<const Payload> payload, std::uint64_t epoch,
+                    std::uint64_t index, Lease lease = {}) = 0;
+};
+
+// One lease that holds all of `leases` (a batch holds the leases of its samples).
+Lease combine_leases(std::vector<Lease> leases);
+
+class OrderedStage : public Stage {
+ public:
+  using Stage::Stage;
+  // A Data message, in stream order per input port (`in.port` says which).
+  virtual void process(Message in, Emitter& out) = 0;
+  // All items of `epoch` on input `port` have been processed. The runtime forwards
+  // the epoch end to every output after this returns, when it came on port 0.
+  virtual void epoch_end(int port, std::uint64_t epoch, Emitter& out) {}
+  // Every input has ended normally: emit what is still held (a last partial batch).
+  virtual void finish(Emitter& out) {}
+};
+
+}  // namespace flowrun

@@ -1,0 +1,44 @@
+// Names of the runtime's small enums, and the lease helper; kept together because
+// each is a few lines.
+#include <memory>
+#include <vector>
+
+#include "flowrun/message.hpp"
+#include "flowrun/plugin.hpp"
+#include "flowrun/stage.hpp"
+
+namespace flowrun {
+
+const char* signal_name(Signal signal) {
+  switch (signal) {
+    case Signal::Data: return "data";
+    case Signal::Skip: return "skip";
+    case Signal::EpochEnd: return "epoch_end";
+    case Signal::End: return "end";
+  }
+  return "?";
+}
+
+const char* role_name(Role role) {
+  switch (role) {
+    case Role::Source: return "source";
+    case Role::Map: return "map";
+    case Role::Ordered: return "ordered";
+  }
+  return "?";
+}
+
+const char* stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::Finished: return "finished";
+    case StopReason::Interrupted: return "interrupted";
+    case StopReason::Failed: return "failed";
+  }
+  return "?";
+}
+
+Lease combine_leases(std::vector<Lease> leases) {
+  return std::make_shared<const std::vector<Lease>>(std::move(leases));
+}
+
+}  // namespace flowrun

@@ -1,0 +1,492 @@
+// Builds and runs the TBB flow graph for a Description. The node bodies here are
+// thin adapters: they number messages, attach leases, time the stage, and turn an
+// exception into a recorded NodeError plus a graph cancel. Stage logic lives in
+// the stages; this file is the only one that includes the flow graph.
+#include "flowrun/pipeline.hpp"
+
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/info.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+
+#include "flowrun/errors.hpp"
+#include "flowrun/logging.hpp"
+
+namespace flowrun {
+namespace flow = oneapi::tbb::flow;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t nanoseconds_since(Clock::time_point since) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count());
+}
+
+// The prefetch window of one source. Each item holds a slot from the moment the
+// source makes it until its last lease dies; slots return through the limiter's
+// decrement port. After the run the limiter is detached and leases only count.
+struct InFlightPool {
+  std::mutex mutex;
+  flow::limiter_node<Message, int>* limiter = nullptr;
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> peak{0};
+
+  void acquired() {
+    const std::int64_t now = ++in_flight;
+    std::int64_t seen = peak.load();
+    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+    }
+  }
+  void released() {
+    --in_flight;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (limiter) limiter->decrementer().try_put(1);
+  }
+  void detach() {
+    std::lock_guard<std::mutex> lock(mutex);
+    limiter = nullptr;
+  }
+};
+
+struct LeaseToken {
+  explicit LeaseToken(std::shared_ptr<InFlightPool> p) : pool(std::move(p)) { pool->acquired(); }
+  ~LeaseToken() { pool->released(); }
+  LeaseToken(const LeaseToken&) = delete;
+  LeaseToken& operator=(const LeaseToken&) = delete;
+  std::shared_ptr<InFlightPool> pool;
+};
+
+// State every body of the run shares.
+struct RunState {
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::optional<NodeError> error;
+  std::atomic<flow::graph*> graph{nullptr};
+
+  bool dropping() const { return stopping.load(std::memory_order_relaxed) || failed.load(std::memory_order_relaxed); }
+
+  void fail(const NodeDesc& node, const std::string& message) {
+    {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error.emplace(node.id, node.plugin->name, message);
+    }
+    failed = true;
+    if (flow::graph* g = graph.load()) g->cancel();
+  }
+};
+
+// One description node at run time: its stage, its TBB nodes, its counters.
+struct NodeRuntime {
+  const NodeDesc* desc = nullptr;
+  std::unique_ptr<Stage> stage;
+  std::vector<std::unique_ptr<flow::graph_node>> owned;  // TBB nodes, destroyed with the graph
+  std::vector<flow::sender<Message>*> outputs;          // edge sources, one per output port
+  std::vector<flow::receiver<Message>*> inputs;         // edge targets, one per input port
+  std::vector<flow::broadcast_node<Message>*> emit_to;  // ordered stages: where emitted messages go
+  std::shared_ptr<InFlightPool> pool;                   // sources only
+  std::atomic<std::uint64_t> items{0};
+  std::atomic<std::uint64_t> busy_ns{0};
+};
+
+// Numbers and routes what an ordered stage emits; used from its serial body only.
+class PortEmitter : public Emitter {
+ public:
+  explicit PortEmitter(NodeRuntime& node) : node_(node), next_seq_(node.emit_to.size(), 0) {}
+
+  void emit(int port, std::shared_ptr<const Payload> payload, std::uint64_t epoch, std::uint64_t index,
+            Lease lease) override {
+    if (port < 0 || static_cast<std::size_t>(port) >= node_.emit_to.size()) {
+      throw std::logic_error("stage emitted on output port " + std::to_string(port) + " but has " +
+                             std::to_string(node_.emit_to.size()) + " output port(s)");
+    }
+    if (!payload) throw std::logic_error("stage emitted an empty payload");
+    Message m;
+    m.epoch = epoch;
+    m.index = index;
+    m.payload = std::move(payload);
+    m.lease = std::move(lease);
+    send(static_cast<std::size_t>(port), std::move(m));
+  }
+
+  void signal_all(Signal signal, std::uint64_t epoch) {
+    for (std::size_t port = 0; port < node_.emit_to.size(); ++port) {
+      Message m;
+      m.signal = signal;
+      m.epoch = epoch;
+      send(port, std::move(m));
+    }
+  }
+
+ private:
+  void send(std::size_t port, Message m) {
+    m.seq = next_seq_[port]++;
+    node_.emit_to[port]->try_put(m);
+  }
+
+  NodeRuntime& node_;
+  std::vector<std::uint64_t> next_seq_;
+};
+
+// input_node body: asks the source for items, numbers them, gives each a lease.
+class SourceBody {
+ public:
+  SourceBody(NodeRuntime& node, RunState& run) : node_(&node), run_(&run) {}
+
+  Message operator()(oneapi::tbb::flow_control& control) {
+    if (ended_) {
+      control.stop();
+      return {};
+    }
+    Message m;
+    m.seq = next_seq_++;
+    SourceItem item;
+    bool have_item = false;
+    if (!run_->dropping()) {
+      const auto t0 = Clock::now();
+      try {
+        have_item = static_cast<SourceStage&>(*node_->stage).next(item);
+      } catch (const std::exception& e) {
+        run_->fail(*node_->desc, e.what());
+      }
+      node_->busy_ns += nanoseconds_since(t0);
+    }
+    if (!have_item || run_->failed) {
+      m.signal = Signal::End;
+      ended_ = true;
+    } else {
+      if (item.signal == Signal::End) throw std::logic_error("sources end by returning false, not with End");
+      m.signal = item.signal;
+      m.epoch = item.epoch;
+      m.index = item.index;
+      m.payload = std::move(item.payload);
+      if (m.signal == Signal::Data) ++node_->items;
+    }
+    m.lease = std::make_shared<LeaseToken>(node_->pool);
+    return m;
+  }
+
+ private:
+  NodeRuntime* node_;
+  RunState* run_;
+  std::uint64_t next_seq_ = 0;
+  bool ended_ = false;
+};
+
+// function_node body of a per-item stage: Data in, Data or Skip out, same seq.
+class MapBody {
+ public:
+  MapBody(NodeRuntime& node, RunState& run) : node_(&node), run_(&run) {}
+
+  Message operator()(Message m) const {
+    m.port = 0;
+    if (m.signal != Signal::Data) return m;
+    std::shared_ptr<const Payload> out;
+    if (!run_->dropping()) {
+      const auto t0 = Clock::now();
+      try {
+        out = static_cast<MapStage&>(*node_->stage).process(m);
+      } catch (const std::exception& e) {
+        run_->fail(*node_->desc, e.what());
+      }
+      node_->busy_ns += nanoseconds_since(t0);
+      ++node_->items;
+    }
+    if (out) {
+      m.payload = std::move(out);
+    } else {
+      m.signal = Signal::Skip;
+      m.payload.reset();
+    }
+    return m;
+  }
+
+ private:
+  NodeRuntime* node_;
+  RunState* run_;
+};
+
+// Serial body of an ordered stage, fed in order by one sequencer per input port.
+class OrderedBody {
+ public:
+  OrderedBody(NodeRuntime& node, RunState& run)
+      : node_(&node), run_(&run), emitter_(std::make_shared<PortEmitter>(node)),
+        ended_(std::make_shared<std::vector<bool>>(node.desc->plugin->inputs.size(), false)) {}
+
+  flow::continue_msg operator()(Message m) {
+    auto& stage = static_cast<OrderedStage&>(*node_->stage);
+    const int port = m.port;
+    const auto t0 = Clock::now();
+    try {
+      switch (m.signal) {
+        case Signal::Data:
+          if (!run_->dropping()) {
+            ++node_->items;
+            stage.process(std::move(m), *emitter_);
+          }
+          break;
+        case Signal::Skip:
+          break;
+        case Signal::EpochEnd:
+          if (!run_->dropping()) stage.epoch_end(port, m.epoch, *emitter_);
+          if (port == 0) emitter_->signal_all(Signal::EpochEnd, m.epoch);
+          break;
+        case Signal::End:
+          (*ended_)[static_cast<std::size_t>(port)] = true;
+          if (all_inputs_ended()) {
+            if (!run_->dropping()) stage.finish(*emitter_);
+            emitter_->signal_all(Signal::End, m.epoch);
+          }
+          break;
+      }
+    } catch (const std::exception& e) {
+      run_->fail(*node_->desc, e.what());
+    }
+    node_->busy_ns += nanoseconds_since(t0);
+    return {};
+  }
+
+ private:
+  bool all_inputs_ended() const {
+    for (std::size_t i = 0; i < ended_->size(); ++i)
+      if (!node_->desc->input_kinds[i].empty() && !(*ended_)[i]) return false;
+    return true;
+  }
+
+  NodeRuntime* node_;
+  RunState* run_;
+  // Shared so that the copies TBB makes of the body see one emitter and one state.
+  std::shared_ptr<PortEmitter> emitter_;
+  std::shared_ptr<std::vector<bool>> ended_;
+};
+
+}  // namespace
+
+struct Pipeline::Impl {
+  Description description;
+  RunOptions options;
+  int threads = 1;
+  std::vector<std::unique_ptr<NodeRuntime>> nodes;  // index = description node index
+  RunState run;
+  bool ran = false;
+
+  void create_stages();
+  void build(flow::graph& g);
+  void build_source(flow::graph& g, NodeRuntime& node);
+  void build_map(flow::graph& g, NodeRuntime& node);
+  void build_ordered(flow::graph& g, NodeRuntime& node);
+  void start_stages();
+  void stop_stages(StopReason reason);
+  RunReport report(StopReason reason, double seconds) const;
+};
+
+void Pipeline::Impl::create_stages() {
+  const std::string device =
+      options.resolve_device ? options.resolve_device(description.device)
+                             : (description.device == "auto" ? std::string("cpu") : description.device);
+  for (const NodeDesc& desc : description.nodes) {
+    auto node = std::make_unique<NodeRuntime>();
+    node->desc = &desc;
+    StageArgs args;
+    args.node_id = desc.id;
+    args.params = desc.params;
+    args.seed = description.seed;
+    args.device = device;
+    args.threads = threads;
+    args.random = RandomStreams(description.seed, desc.id);
+    try {
+      node->stage = desc.plugin->create(args);
+    } catch (const std::exception& e) {
+      throw NodeError(desc.id, desc.plugin->name, std::string("could not be created: ") + e.what());
+    }
+    if (!node->stage) throw NodeError(desc.id, desc.plugin->name, "plugin factory returned no stage");
+    const bool role_ok = (desc.plugin->role == Role::Source && dynamic_cast<SourceStage*>(node->stage.get())) ||
+                         (desc.plugin->role == Role::Map && dynamic_cast<MapStage*>(node->stage.get())) ||
+                         (desc.plugin->role == Role::Ordered && dynamic_cast<OrderedStage*>(node->stage.get()));
+    if (!role_ok) {
+      throw NodeError(desc.id, desc.plugin->name,
+                      std::string("plugin declares role '") + role_name(desc.plugin->role) +
+                          "' but its factory made a stage of another role");
+    }
+    nodes.push_back(std::move(node));
+  }
+}
+
+void Pipeline::Impl::build_source(flow::graph& g, NodeRuntime& node) {
+  node.pool = std::make_shared<InFlightPool>();
+  // The item the input_node holds while the limiter is full counts too, hence - 1.
+  const auto window = static_cast<std::size_t>(std::max<std::int64_t>(1, description.prefetch - 1));
+  auto input = std::make_unique<flow::input_node<Message>>(g, SourceBody(node, run));
+  auto limiter = std::make_unique<flow::limiter_node<Message, int>>(g, window);
+  flow::make_edge(*input, *limiter);
+  node.pool->limiter = limiter.get();
+  node.outputs.push_back(limiter.get());
+  node.owned.push_back(std::move(input));
+  node.owned.push_back(std::move(limiter));
+}
+
+void Pipeline::Impl::build_map(flow::graph& g, NodeRuntime& node) {
+  std::size_t concurrency = flow::unlimited;
+  if (node.desc->concurrency > 0) concurrency = static_cast<std::size_t>(node.desc->concurrency);
+  auto fn = std::make_unique<flow::function_node<Message, Message>>(g, concurrency, MapBody(node, run));
+  node.inputs.push_back(fn.get());
+  node.outputs.push_back(fn.get());
+  node.owned.push_back(std::move(fn));
+}
+
+void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
+  for (std::size_t port = 0; port < node.desc->plugin->outputs.size(); ++port) {
+    auto out = std::make_unique<flow::broadcast_node<Message>>(g);
+    node.emit_to.push_back(out.get());
+    node.outputs.push_back(out.get());
+    node.owned.push_back(std::move(out));
+  }
+  auto body = std::make_unique<flow::function_node<Message, flow::continue_msg>>(g, flow::serial,
+                                                                                   OrderedBody(node, run));
+  const std::size_t input_count = node.desc->plugin->inputs.size();
+  node.inputs.assign(input_count, nullptr);
+  for (std::size_t port = 0; port < input_count; ++port) {
+    if (node.desc->input_kinds[port].empty()) continue;  // optional port left unconnected
+    auto sequencer = std::make_unique<flow::sequencer_node<Message>>(g, [](const Message& m) { return m.seq; });
+    flow::make_edge(*sequencer, *body);
+    node.inputs[port] = sequencer.get();
+    if (input_count > 1) {
+      // The stage must know which port a message came on: tag it on the way in.
+      const int tag = static_cast<int>(port);
+      auto tagger = std::make_unique<flow::function_node<Message, Message, flow::lightweight>>(
+          g, flow::unlimited, [tag](Message m) {
+            m.port = tag;
+            return m;
+          });
+      flow::make_edge(*tagger, *sequencer);
+      node.inputs[port] = tagger.get();
+      node.owned.push_back(std::move(tagger));
+    }
+    node.owned.push_back(std::move(sequencer));
+  }
+  node.owned.push_back(std::move(body));
+}
+
+void Pipeline::Impl::build(flow::graph& g) {
+  for (auto& node : nodes) {
+    switch (node->desc->plugin->role) {
+      case Role::Source: build_source(g, *node); break;
+      case Role::Map: build_map(g, *node); break;
+      case Role::Ordered: build_ordered(g, *node); break;
+    }
+  }
+  for (const EdgeDesc& edge : description.edges) {
+    flow::make_edge(*nodes[edge.from_node]->outputs[edge.from_port],
+                    *nodes[edge.to_node]->inputs[edge.to_port]);
+  }
+}
+
+void Pipeline::Impl::start_stages() {
+  for (int index : description.topological_order) {
+    NodeRuntime& node = *nodes[index];
+    try {
+      node.stage->start();
+    } catch (const std::exception& e) {
+      throw NodeError(node.desc->id, node.desc->plugin->name, std::string("failed to start: ") + e.what());
+    }
+  }
+}
+
+void Pipeline::Impl::stop_stages(StopReason reason) {
+  std::optional<NodeError> first_error;
+  for (int index : description.topological_order) {
+    NodeRuntime& node = *nodes[index];
+    try {
+      node.stage->stop(reason);
+    } catch (const std::exception& e) {
+      if (!first_error) first_error.emplace(node.desc->id, node.desc->plugin->name, std::string("failed to stop: ") + e.what());
+    }
+  }
+  if (first_error) throw *first_error;
+}
+
+RunReport Pipeline::Impl::report(StopReason reason, double seconds) const {
+  RunReport r;
+  r.reason = reason;
+  r.seconds = seconds;
+  r.threads = threads;
+  for (int index : description.topological_order) {
+    const NodeRuntime& node = *nodes[index];
+    r.nodes.push_back({node.desc->id, node.desc->plugin->name, node.items.load(), node.busy_ns.load()});
+    if (node.pool) r.sources.push_back({node.desc->id, node.pool->peak.load()});
+  }
+  return r;
+}
+
+Pipeline::Pipeline(Description description, RunOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->description = std::move(description);
+  impl_->options = std::move(options);
+  impl_->threads = impl_->description.threads > 0 ? impl_->description.threads
+                                                  : oneapi::tbb::info::default_concurrency();
+  impl_->create_stages();
+}
+
+Pipeline::~Pipeline() = default;
+
+RunReport Pipeline::run() {
+  Impl& s = *impl_;
+  if (s.ran) throw std::logic_error("Pipeline::run() called twice");
+  s.ran = true;
+  const auto t0 = Clock::now();
+  oneapi::tbb::task_arena arena(s.threads);
+  std::optional<NodeError> start_error;
+  arena.execute([&] {
+    flow::graph g;  // made inside the arena so that all its tasks run there
+    s.run.graph = &g;
+    s.build(g);
+    try {
+      s.start_stages();
+    } catch (const NodeError& e) {
+      start_error = e;
+    }
+    if (!start_error) {
+      for (auto& node : s.nodes)
+        if (node->desc->plugin->role == Role::Source)
+          static_cast<flow::input_node<Message>*>(node->owned.front().get())->activate();
+      g.wait_for_all();
+    }
+    for (auto& node : s.nodes)
+      if (node->pool) node->pool->detach();
+    s.run.graph = nullptr;
+    for (auto& node : s.nodes) node->owned.clear();  // drop buffered messages before g dies
+  });
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const StopReason reason = (start_error || s.run.failed) ? StopReason::Failed
+                            : s.run.stopping             ? StopReason::Interrupted
+                                                         : StopReason::Finished;
+  try {
+    s.stop_stages(reason);
+  } catch (const NodeError& e) {
+    if (!start_error && !s.run.error) throw;
+    log::error(e.what());  // the first failure is the one to report
+  }
+  if (start_error) throw *start_error;
+  if (s.run.error) throw *s.run.error;
+  return s.report(reason, seconds);
+}
+
+void Pipeline::request_stop() { impl_->run.stopping = true; }
+bool Pipeline::stop_requested() const { return impl_->run.stopping; }
+void Pipeline::cancel() {
+  impl_->run.stopping = true;
+  if (flow::graph* g = impl_->run.graph) g->cancel();
+}
+
+const Description& Pipeline::description() const { return impl_->description; }
+
+Stage* Pipeline::stage(const std::string& node_id) const {
+  const int index = impl_->description.node_index(node_id);
+  return index < 0 ? nullptr : impl_->nodes[static_cast<std::size_t>(index)]->stage.get();
+}
+
+}  // namespace flowrun

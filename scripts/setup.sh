@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything flowrun needs on a fresh Debian 12 machine: the Debian
+# packages (oneTBB, TurboJPEG, HDF5, spdlog, nlohmann-json, GoogleTest, ccache,
+# ninja) and LibTorch from the pinned PyTorch wheel in a project-local virtual
+# environment (.venv, or $FLOWRUN_VENV). Safe to run again: each step is skipped
+# when already done.
+set -euo pipefail
+
+TORCH_VERSION="2.11.0"   # pinned; the GPU device machine runs the same release
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
+
+DEBIAN_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
+  libtbb-dev libturbojpeg0-dev libpng-dev libhdf5-dev libspdlog-dev
+  nlohmann-json3-dev libgtest-dev libcurl4-openssl-dev
+)
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+PY="${PYTHON:-python3}"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "setup: creating virtual environment $VENV"
+  "$PY" -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  echo "setup: installing torch==$TORCH_VERSION into $VENV (LibTorch for the C++ build; large download the first time)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+echo "setup: ok (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), $(cmake --version | head -1))"
