@@ -453,8 +453,10 @@ RunReport Pipeline::run() {
       for (auto& node : s.nodes)
         if (node->desc->plugin->role == Role::Source)
           static_cast<flow::input_node<Message>*>(node->owned.front().get())->activate();
-      g.wait_for_all();
     }
+    // Also without a start: building spawns forwarding tasks that must finish
+    // before the nodes they point at are destroyed.
+    g.wait_for_all();
     for (auto& node : s.nodes)
       if (node->pool) node->pool->detach();
     s.run.graph = nullptr;

@@ -30,7 +30,7 @@ class CounterSource : public SourceStage {
 
   bool next(SourceItem& item) override {
     if (epoch_ >= epochs_) return false;
-    if (position_ == 0 && order_.empty()) make_order();
+    if (shuffle_ && position_ == 0 && order_.empty()) make_order();
     if (position_ == count_) {  // every item of this epoch is out: close the epoch
       item.signal = Signal::EpochEnd;
       item.epoch = epoch_;
@@ -40,7 +40,8 @@ class CounterSource : public SourceStage {
       return true;
     }
     if (sleep_.count() > 0) std::this_thread::sleep_for(sleep_);
-    const std::uint64_t value = order_[position_++];
+    const std::uint64_t value = shuffle_ ? order_[position_] : position_;
+    ++position_;
     item.signal = Signal::Data;
     item.epoch = epoch_;
     item.index = value;
@@ -49,10 +50,10 @@ class CounterSource : public SourceStage {
   }
 
  private:
+  // Only shuffled epochs need the order in memory (8 bytes per number).
   void make_order() {
     order_.resize(count_);
     std::iota(order_.begin(), order_.end(), 0);
-    if (!shuffle_) return;
     Rng rng = epoch_rng(epoch_);
     for (std::uint64_t i = count_; i > 1; --i) std::swap(order_[i - 1], order_[rng.below(i)]);  // Fisher-Yates
   }

@@ -1,0 +1,48 @@
+// Helpers shared by the test files: descriptions from inline JSON, temporary
+// folders, and running the flowrun binary as a user would.
+#pragma once
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "flowrun/description.hpp"
+#include "flowrun/pack.hpp"
+#include "flowrun/registry.hpp"
+
+namespace flowrun::testing {
+
+// A registry with the built-in and the toy stages.
+Registry& test_registry();
+
+// Validates inline JSON (comments allowed) against test_registry().
+Description describe(const std::string& json_text, const std::vector<std::string>& overrides = {});
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string write(const std::string& name, const std::string& content) const;  // returns the file's path
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // 128+N when killed by signal N, as a shell reports it
+  std::string out;
+  std::string err;
+  double seconds = 0;
+};
+
+// Runs the flowrun binary with `args`. With `signal_after_ms` >= 0, sends `signal`
+// that many milliseconds after the start. Kills it after `timeout_s` (exit_code -1).
+CommandResult run_flowrun(const std::vector<std::string>& args, int signal_after_ms = -1, int signal = SIGINT,
+                          double timeout_s = 60, const std::vector<std::string>& extra_env = {});
+
+std::string flowrun_binary();
+std::string source_dir();
+std::string read_file(const std::string& path);
+
+}  // namespace flowrun::testing

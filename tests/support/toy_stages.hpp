@@ -1,0 +1,35 @@
+// Toy stages for the runtime tests: small, observable, and shaped like the real
+// ones (a source of tracked payloads, a per-item random stage, a batching stage
+// that holds leases, kinds that must not be mixed). Registered only in tests.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "flowrun/registry.hpp"
+
+namespace flowrun::testing {
+
+// Live payloads of test.tracked_source: how many exist now and at most.
+struct LiveCounter {
+  std::atomic<std::int64_t> live{0};
+  std::atomic<std::int64_t> peak{0};
+  void reset() {
+    live = 0;
+    peak = 0;
+  }
+};
+LiveCounter& tracked_payloads();
+
+// Stop reasons seen by test.stop_recorder stages, in call order.
+std::vector<std::string> recorded_stops();
+void clear_recorded_stops();
+
+// Registers: test.tracked_source, test.random_tag, test.group, test.bytes_source,
+// test.decode, test.pixels_sink, test.two_inputs, test.needs_params, test.stop_recorder.
+void register_toy_stages(Registry& registry);
+
+}  // namespace flowrun::testing
