@@ -94,6 +94,25 @@ struct NodeRuntime {
   std::atomic<std::uint64_t> busy_ns{0};
 };
 
+// Runs one call into a stage: times it, and turns an exception into the run's
+// recorded failure (which cancels the graph). Returns false when the call threw.
+template <typename Call>
+bool call_stage(NodeRuntime& node, RunState& run, Call&& call) {
+  const auto t0 = Clock::now();
+  bool ok = true;
+  try {
+    call();
+  } catch (const std::exception& e) {
+    run.fail(*node.desc, e.what());
+    ok = false;
+  } catch (...) {
+    run.fail(*node.desc, "unknown exception (not derived from std::exception)");
+    ok = false;
+  }
+  node.busy_ns += nanoseconds_since(t0);
+  return ok;
+}
+
 // Numbers and routes what an ordered stage emits; used from its serial body only.
 class PortEmitter : public Emitter {
  public:
@@ -148,13 +167,7 @@ class SourceBody {
     SourceItem item;
     bool have_item = false;
     if (!run_->dropping()) {
-      const auto t0 = Clock::now();
-      try {
-        have_item = static_cast<SourceStage&>(*node_->stage).next(item);
-      } catch (const std::exception& e) {
-        run_->fail(*node_->desc, e.what());
-      }
-      node_->busy_ns += nanoseconds_since(t0);
+      call_stage(*node_, *run_, [&] { have_item = static_cast<SourceStage&>(*node_->stage).next(item); });
     }
     if (!have_item || run_->failed) {
       m.signal = Signal::End;
@@ -188,13 +201,7 @@ class MapBody {
     if (m.signal != Signal::Data) return m;
     std::shared_ptr<const Payload> out;
     if (!run_->dropping()) {
-      const auto t0 = Clock::now();
-      try {
-        out = static_cast<MapStage&>(*node_->stage).process(m);
-      } catch (const std::exception& e) {
-        run_->fail(*node_->desc, e.what());
-      }
-      node_->busy_ns += nanoseconds_since(t0);
+      call_stage(*node_, *run_, [&] { out = static_cast<MapStage&>(*node_->stage).process(m); });
       ++node_->items;
     }
     if (out) {
@@ -221,8 +228,7 @@ class OrderedBody {
   flow::continue_msg operator()(Message m) {
     auto& stage = static_cast<OrderedStage&>(*node_->stage);
     const int port = m.port;
-    const auto t0 = Clock::now();
-    try {
+    call_stage(*node_, *run_, [&] {
       switch (m.signal) {
         case Signal::Data:
           if (!run_->dropping()) {
@@ -244,10 +250,7 @@ class OrderedBody {
           }
           break;
       }
-    } catch (const std::exception& e) {
-      run_->fail(*node_->desc, e.what());
-    }
-    node_->busy_ns += nanoseconds_since(t0);
+    });
     return {};
   }
 
