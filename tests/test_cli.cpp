@@ -77,6 +77,10 @@ TEST(Cli, ValidateAcceptsAndRefusesWithLocations) {
   EXPECT_EQ(r.exit_code, 2);
   expect_contains(r.err, "cannot open the description file");
 
+  r = run_flowrun({"validate", dir.write("gpu.json", kGood), "--set", "device=cuda:99"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_contains(r.err, ":/device: device \"cuda:99\" was asked for");
+
   r = run_flowrun({"validate", dir.write("good2.json", kGood), "--set", "nodes.work.params.drop_probability=2"});
   EXPECT_EQ(r.exit_code, 2);
   expect_contains(r.err, ":/nodes/1/params/drop_probability: expected number in [0, 1], got 2");

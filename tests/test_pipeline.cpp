@@ -227,6 +227,32 @@ TEST(Pipeline, StagesLearnWhichInputPortAMessageCameOn) {
   for (std::size_t i = 0; i < from_b.size(); ++i) EXPECT_EQ(from_b[i], static_cast<std::int64_t>(i));
 }
 
+TEST(Pipeline, AStallIsAnErrorNotASilentPartialResult) {
+  clear_recorded_stops();
+  // Groups of 50 can never form while only 10 items may be in flight.
+  Pipeline pipeline(describe(R"({
+    "name": "stalls", "prefetch": 10,
+    "nodes": [
+      {"id": "src", "plugin": "counter_source", "params": {"count": 1000}},
+      {"id": "rec", "plugin": "test.stop_recorder"},
+      {"id": "group", "plugin": "test.group", "params": {"size": 50}},
+      {"id": "sink", "plugin": "collect"}
+    ],
+    "edges": ["src -> rec -> group -> sink"]
+  })"));
+  try {
+    pipeline.run();
+    FAIL() << "a stalled run must not look finished";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("stalled"), std::string::npos) << what;
+    EXPECT_NE(what.find("source(s) src (10 items held)"), std::string::npos) << what;
+    EXPECT_NE(what.find("stage(s) group, sink"), std::string::npos) << what;
+    EXPECT_NE(what.find("raise \"prefetch\""), std::string::npos) << what;
+  }
+  EXPECT_EQ(recorded_stops(), std::vector<std::string>{"rec:failed"});
+}
+
 TEST(Pipeline, RunsOnlyOnce) {
   Pipeline pipeline(describe(R"({"name": "once", "nodes": [{"id": "src", "plugin": "counter_source"},
     {"id": "sink", "plugin": "collect"}], "edges": ["src -> sink"]})"));

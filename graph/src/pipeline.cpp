@@ -92,6 +92,7 @@ struct NodeRuntime {
   std::shared_ptr<InFlightPool> pool;                   // sources only
   std::atomic<std::uint64_t> items{0};
   std::atomic<std::uint64_t> busy_ns{0};
+  std::atomic<bool> ended{false};  // a source sent End / an ordered stage saw End on every input
 };
 
 // Runs one call into a stage: times it, and turns an exception into the run's
@@ -172,6 +173,7 @@ class SourceBody {
     if (!have_item || run_->failed) {
       m.signal = Signal::End;
       ended_ = true;
+      node_->ended = true;
     } else {
       if (item.signal == Signal::End) throw std::logic_error("sources end by returning false, not with End");
       m.signal = item.signal;
@@ -245,6 +247,7 @@ class OrderedBody {
         case Signal::End:
           (*ended_)[static_cast<std::size_t>(port)] = true;
           if (all_inputs_ended()) {
+            node_->ended = true;
             if (!run_->dropping()) stage.finish(*emitter_);
             emitter_->signal_all(Signal::End, m.epoch);
           }
@@ -285,6 +288,7 @@ struct Pipeline::Impl {
   void build_ordered(flow::graph& g, NodeRuntime& node);
   void start_stages();
   void stop_stages(StopReason reason);
+  std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
 };
 
@@ -413,6 +417,29 @@ void Pipeline::Impl::stop_stages(StopReason reason) {
   if (first_error) throw *first_error;
 }
 
+// The graph went idle: if a stream did not reach its end, some stage is holding
+// items while its source's prefetch window is full (a batch larger than the window),
+// and finishing quietly would be a silent partial result.
+std::string Pipeline::Impl::stall_message() const {
+  std::string stuck_sources;
+  std::string waiting_nodes;
+  for (auto& node : nodes) {
+    if (node->ended) continue;
+    if (node->pool) {
+      stuck_sources += (stuck_sources.empty() ? "" : ", ") + node->desc->id + " (" +
+                       std::to_string(node->pool->in_flight.load()) + " items held)";
+    } else if (node->desc->plugin->role == Role::Ordered) {
+      waiting_nodes += (waiting_nodes.empty() ? "" : ", ") + node->desc->id;
+    }
+  }
+  if (stuck_sources.empty() && waiting_nodes.empty()) return "";
+  if (run.stopping) return "";  // an interrupted run does not reach its end by design
+  return "the pipeline stalled before its end: source(s) " + (stuck_sources.empty() ? "-" : stuck_sources) +
+      " wait for free prefetch slots while stage(s) " + (waiting_nodes.empty() ? "-" : waiting_nodes) +
+      " wait for more items. A stage gathers more items than prefetch (" + std::to_string(description.prefetch) +
+      ") admits; raise \"prefetch\" well above the largest batch";
+}
+
 RunReport Pipeline::Impl::report(StopReason reason, double seconds) const {
   RunReport r;
   r.reason = reason;
@@ -443,6 +470,7 @@ RunReport Pipeline::run() {
   const auto t0 = Clock::now();
   oneapi::tbb::task_arena arena(s.threads);
   std::optional<NodeError> start_error;
+  std::string stall;
   arena.execute([&] {
     flow::graph g;  // made inside the arena so that all its tasks run there
     s.run.graph = &g;
@@ -460,23 +488,25 @@ RunReport Pipeline::run() {
     // Also without a start: building spawns forwarding tasks that must finish
     // before the nodes they point at are destroyed.
     g.wait_for_all();
+    if (!start_error && !s.run.failed) stall = s.stall_message();  // before buffers are dropped
     for (auto& node : s.nodes)
       if (node->pool) node->pool->detach();
     s.run.graph = nullptr;
     for (auto& node : s.nodes) node->owned.clear();  // drop buffered messages before g dies
   });
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  const StopReason reason = (start_error || s.run.failed) ? StopReason::Failed
+  const StopReason reason = (start_error || s.run.failed || !stall.empty()) ? StopReason::Failed
                             : s.run.stopping             ? StopReason::Interrupted
                                                          : StopReason::Finished;
   try {
     s.stop_stages(reason);
   } catch (const NodeError& e) {
-    if (!start_error && !s.run.error) throw;
+    if (!start_error && !s.run.error && stall.empty()) throw;
     log::error(e.what());  // the first failure is the one to report
   }
   if (start_error) throw *start_error;
   if (s.run.error) throw *s.run.error;
+  if (!stall.empty()) throw std::runtime_error(stall);
   return s.report(reason, seconds);
 }
 

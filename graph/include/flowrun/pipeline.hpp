@@ -62,7 +62,9 @@ class Pipeline {
   Pipeline& operator=(const Pipeline&) = delete;
 
   // Starts the stages, streams everything, stops the stages. Once per Pipeline.
-  // Throws NodeError when a stage fails (at start-up or while running).
+  // Throws NodeError when a stage fails (at start-up or while running), and
+  // std::runtime_error when the graph stalls before its streams end (a stage
+  // waiting for more items than the prefetch window admits).
   RunReport run();
 
   // Safe from any thread: sources end their streams, in-flight data is dropped,
