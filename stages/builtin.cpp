@@ -1,7 +1,11 @@
 #include "stages/builtin.hpp"
 
 #include "flowrun/registry.hpp"
+#include "stages/augment/augment_plugins.hpp"
+#include "stages/batch/batch_plugins.hpp"
 #include "stages/core/core_stages.hpp"
+#include "stages/decode/decode_plugins.hpp"
+#include "stages/sources/source_plugins.hpp"
 
 namespace flowrun {
 
@@ -9,6 +13,15 @@ void register_builtin_stages(Registry& registry) {
   registry.add(counter_source_plugin());
   registry.add(identity_plugin());
   registry.add(collect_plugin());
+
+  registry.add(tar_source_plugin());
+  registry.add(image_folder_source_plugin());
+  registry.add(jpeg_decode_plugin());
+  registry.add(random_crop_plugin());
+  registry.add(center_crop_plugin());
+  registry.add(horizontal_flip_plugin());
+  registry.add(normalize_plugin());
+  registry.add(batch_plugin());
 }
 
 }  // namespace flowrun

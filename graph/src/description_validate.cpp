@@ -42,6 +42,162 @@ std::vector<std::string> port_names(const std::vector<PortSpec>& ports) {
   return names;
 }
 
+// Checks one node's parameters against its plugin's schema and converts them to
+// typed values; problems are appended to the caller's list.
+class ParamChecker {
+ public:
+  explicit ParamChecker(std::vector<Problem>& problems) : problems_(problems) {}
+
+  Params check(const PluginInfo& plugin, const json& given, const std::string& pointer) {
+    const Schema& schema = plugin.params;
+    for (const auto& item : given.items()) {
+      if (!schema.find(item.key())) {
+        const std::vector<std::string> names = schema.names();
+        problem(pointer + "/" + item.key(),
+                "plugin '" + plugin.name + "' has no parameter '" + item.key() + "'" +
+                    did_you_mean(item.key(), names) +
+                    (names.empty() ? "; it takes no parameters" : "; its parameters: " + join(names)));
+      }
+    }
+    std::map<std::string, ParamValue> values;
+    for (const ParamSpec& spec : schema.specs()) {
+      if (!given.contains(spec.name())) {
+        if (spec.required()) {
+          problem(pointer, "missing required parameter '" + spec.name() + "' (" + param_type_name(spec.type()) +
+                               ": " + spec.doc() + ")");
+        } else {
+          values.emplace(spec.name(), *spec.default_value());
+        }
+        continue;
+      }
+      std::optional<ParamValue> value = convert(given[spec.name()], spec, pointer + "/" + spec.name());
+      if (value) values.emplace(spec.name(), std::move(*value));
+    }
+    return Params(std::move(values));
+  }
+
+  // Checks a number against a spec's bounds; `what` prefixes the message for list elements.
+  bool in_range(double v, const ParamSpec& spec, const std::string& pointer, const json& shown) {
+    if (v < spec.lower() || v > spec.upper()) {
+      const bool list = spec.type() == ParamType::IntList || spec.type() == ParamType::FloatList;
+      std::string range = ParamSpec(spec.name(), ParamType::Float, std::nullopt, "-")
+                              .range(spec.lower(), spec.upper())
+                              .describe_constraint();
+      problem(pointer, std::string(list ? "expected each value " : "expected ") +
+                           (list ? "" : std::string(param_type_name(spec.type())) + " ") + "in " + range + ", got " +
+                           shown.dump());
+      return false;
+    }
+    return true;
+  }
+
+  std::optional<std::int64_t> as_integer(const json& v) {
+    if (v.is_number_integer()) return v.get<std::int64_t>();
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (std::floor(d) == d && std::fabs(d) < 9e15) return static_cast<std::int64_t>(d);
+    }
+    return std::nullopt;
+  }
+
+  std::optional<ParamValue> convert(const json& v, const ParamSpec& spec, const std::string& pointer) {
+    const auto mistyped = [&](const std::string& expected) {
+      problem(pointer, "expected " + expected + ", got " + describe_json(v));
+      return std::nullopt;
+    };
+    switch (spec.type()) {
+      case ParamType::Bool:
+        if (!v.is_boolean()) return mistyped("a boolean (true or false)");
+        return ParamValue(v.get<bool>());
+      case ParamType::Int: {
+        auto i = as_integer(v);
+        if (!i) return mistyped("an integer");
+        if (!in_range(static_cast<double>(*i), spec, pointer, v)) return std::nullopt;
+        return ParamValue(*i);
+      }
+      case ParamType::Float:
+        if (!v.is_number()) return mistyped("a number");
+        if (!in_range(v.get<double>(), spec, pointer, v)) return std::nullopt;
+        return ParamValue(v.get<double>());
+      case ParamType::String:
+        if (!v.is_string()) return mistyped("a string");
+        return ParamValue(v.get<std::string>());
+      case ParamType::Choice: {
+        if (!v.is_string()) return mistyped("one of " + spec.describe_constraint());
+        const std::string s = v.get<std::string>();
+        if (std::find(spec.choices().begin(), spec.choices().end(), s) == spec.choices().end()) {
+          problem(pointer, "expected one of " + spec.describe_constraint() + ", got \"" + s + "\"" +
+                               did_you_mean(s, spec.choices()));
+          return std::nullopt;
+        }
+        return ParamValue(s);
+      }
+      case ParamType::IntList:
+      case ParamType::FloatList:
+      case ParamType::StringList:
+        return convert_list(v, spec, pointer);
+    }
+    return std::nullopt;
+  }
+
+  std::optional<ParamValue> convert_list(const json& v, const ParamSpec& spec, const std::string& pointer) {
+    if (!v.is_array()) {
+      problem(pointer, "expected a " + std::string(param_type_name(spec.type())) + " (" +
+                           spec.describe_constraint() + "), got " + describe_json(v));
+      return std::nullopt;
+    }
+    if (v.size() < spec.min_len() || v.size() > spec.max_len()) {
+      problem(pointer, "expected " + spec.describe_constraint() + ", got " + std::to_string(v.size()) + " value(s)");
+      return std::nullopt;
+    }
+    std::vector<std::int64_t> ints;
+    std::vector<double> numbers;
+    std::vector<std::string> strings;
+    bool ok = true;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const std::string at = pointer + "/" + std::to_string(i);
+      const json& e = v[i];
+      if (spec.type() == ParamType::StringList) {
+        if (!e.is_string()) {
+          problem(at, "expected a string, got " + describe_json(e));
+          ok = false;
+        } else {
+          strings.push_back(e.get<std::string>());
+        }
+      } else if (spec.type() == ParamType::IntList) {
+        auto value = as_integer(e);
+        if (!value) {
+          problem(at, "expected an integer, got " + describe_json(e));
+          ok = false;
+        } else if (in_range(static_cast<double>(*value), spec, at, e)) {
+          ints.push_back(*value);
+        } else {
+          ok = false;
+        }
+      } else {
+        if (!e.is_number()) {
+          problem(at, "expected a number, got " + describe_json(e));
+          ok = false;
+        } else if (in_range(e.get<double>(), spec, at, e)) {
+          numbers.push_back(e.get<double>());
+        } else {
+          ok = false;
+        }
+      }
+    }
+    if (!ok) return std::nullopt;
+    if (spec.type() == ParamType::IntList) return ParamValue(std::move(ints));
+    if (spec.type() == ParamType::FloatList) return ParamValue(std::move(numbers));
+    return ParamValue(std::move(strings));
+  }
+
+ private:
+  void problem(std::string pointer, std::string message) {
+    problems_.push_back({std::move(pointer), std::move(message)});
+  }
+  std::vector<Problem>& problems_;
+};
+
 class Validator {
  public:
   Validator(const json& document, Registry& registry, PackLoader& loader, std::string source, std::string base_dir)
@@ -220,150 +376,13 @@ class Validator {
   }
 
   void check_params(const json& n, const std::string& node_pointer, NodeDesc& node) {
-    const Schema& schema = node.plugin->params;
     const std::string pointer = node_pointer + "/params";
-    json given = json::object();
-    if (n.contains("params")) {
-      if (!n["params"].is_object()) {
-        problem(pointer, "expected an object of parameters, got " + describe_json(n["params"]));
-        return;
-      }
-      given = n["params"];
+    if (n.contains("params") && !n["params"].is_object()) {
+      problem(pointer, "expected an object of parameters, got " + describe_json(n["params"]));
+      return;
     }
-    for (const auto& item : given.items()) {
-      if (!schema.find(item.key())) {
-        const std::vector<std::string> names = schema.names();
-        problem(pointer + "/" + item.key(),
-                "plugin '" + node.plugin->name + "' has no parameter '" + item.key() + "'" +
-                    did_you_mean(item.key(), names) +
-                    (names.empty() ? "; it takes no parameters" : "; its parameters: " + join(names)));
-      }
-    }
-    std::map<std::string, ParamValue> values;
-    for (const ParamSpec& spec : schema.specs()) {
-      if (!given.contains(spec.name())) {
-        if (spec.required()) {
-          problem(pointer, "missing required parameter '" + spec.name() + "' (" + param_type_name(spec.type()) +
-                               ": " + spec.doc() + ")");
-        } else {
-          values.emplace(spec.name(), *spec.default_value());
-        }
-        continue;
-      }
-      std::optional<ParamValue> value = convert(given[spec.name()], spec, pointer + "/" + spec.name());
-      if (value) values.emplace(spec.name(), std::move(*value));
-    }
-    node.params = Params(std::move(values));
-  }
-
-  // Checks a number against a spec's bounds; `what` prefixes the message for list elements.
-  bool in_range(double v, const ParamSpec& spec, const std::string& pointer, const json& shown) {
-    if (v < spec.lower() || v > spec.upper()) {
-      problem(pointer, "expected " + std::string(param_type_name(spec.type())) + " in " +
-                           spec.describe_constraint() + ", got " + shown.dump());
-      return false;
-    }
-    return true;
-  }
-
-  std::optional<std::int64_t> as_integer(const json& v) {
-    if (v.is_number_integer()) return v.get<std::int64_t>();
-    if (v.is_number_float()) {
-      const double d = v.get<double>();
-      if (std::floor(d) == d && std::fabs(d) < 9e15) return static_cast<std::int64_t>(d);
-    }
-    return std::nullopt;
-  }
-
-  std::optional<ParamValue> convert(const json& v, const ParamSpec& spec, const std::string& pointer) {
-    const auto mistyped = [&](const std::string& expected) {
-      problem(pointer, "expected " + expected + ", got " + describe_json(v));
-      return std::nullopt;
-    };
-    switch (spec.type()) {
-      case ParamType::Bool:
-        if (!v.is_boolean()) return mistyped("a boolean (true or false)");
-        return ParamValue(v.get<bool>());
-      case ParamType::Int: {
-        auto i = as_integer(v);
-        if (!i) return mistyped("an integer");
-        if (!in_range(static_cast<double>(*i), spec, pointer, v)) return std::nullopt;
-        return ParamValue(*i);
-      }
-      case ParamType::Float:
-        if (!v.is_number()) return mistyped("a number");
-        if (!in_range(v.get<double>(), spec, pointer, v)) return std::nullopt;
-        return ParamValue(v.get<double>());
-      case ParamType::String:
-        if (!v.is_string()) return mistyped("a string");
-        return ParamValue(v.get<std::string>());
-      case ParamType::Choice: {
-        if (!v.is_string()) return mistyped("one of " + spec.describe_constraint());
-        const std::string s = v.get<std::string>();
-        if (std::find(spec.choices().begin(), spec.choices().end(), s) == spec.choices().end()) {
-          problem(pointer, "expected one of " + spec.describe_constraint() + ", got \"" + s + "\"" +
-                               did_you_mean(s, spec.choices()));
-          return std::nullopt;
-        }
-        return ParamValue(s);
-      }
-      case ParamType::IntList:
-      case ParamType::FloatList:
-      case ParamType::StringList:
-        return convert_list(v, spec, pointer);
-    }
-    return std::nullopt;
-  }
-
-  std::optional<ParamValue> convert_list(const json& v, const ParamSpec& spec, const std::string& pointer) {
-    if (!v.is_array()) {
-      problem(pointer, "expected a " + std::string(param_type_name(spec.type())) + " (" +
-                           spec.describe_constraint() + "), got " + describe_json(v));
-      return std::nullopt;
-    }
-    if (v.size() < spec.min_len() || v.size() > spec.max_len()) {
-      problem(pointer, "expected " + spec.describe_constraint() + ", got " + std::to_string(v.size()) + " value(s)");
-      return std::nullopt;
-    }
-    std::vector<std::int64_t> ints;
-    std::vector<double> numbers;
-    std::vector<std::string> strings;
-    bool ok = true;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const std::string at = pointer + "/" + std::to_string(i);
-      const json& e = v[i];
-      if (spec.type() == ParamType::StringList) {
-        if (!e.is_string()) {
-          problem(at, "expected a string, got " + describe_json(e));
-          ok = false;
-        } else {
-          strings.push_back(e.get<std::string>());
-        }
-      } else if (spec.type() == ParamType::IntList) {
-        auto value = as_integer(e);
-        if (!value) {
-          problem(at, "expected an integer, got " + describe_json(e));
-          ok = false;
-        } else if (in_range(static_cast<double>(*value), spec, at, e)) {
-          ints.push_back(*value);
-        } else {
-          ok = false;
-        }
-      } else {
-        if (!e.is_number()) {
-          problem(at, "expected a number, got " + describe_json(e));
-          ok = false;
-        } else if (in_range(e.get<double>(), spec, at, e)) {
-          numbers.push_back(e.get<double>());
-        } else {
-          ok = false;
-        }
-      }
-    }
-    if (!ok) return std::nullopt;
-    if (spec.type() == ParamType::IntList) return ParamValue(std::move(ints));
-    if (spec.type() == ParamType::FloatList) return ParamValue(std::move(numbers));
-    return ParamValue(std::move(strings));
+    ParamChecker checker(problems_);
+    node.params = checker.check(*node.plugin, n.contains("params") ? n["params"] : json::object(), pointer);
   }
 
   // --- edges ---
@@ -513,7 +532,7 @@ class Validator {
                                  "' already has an edge; each input takes one (add a stage that merges streams)");
           continue;
         }
-        if (in.kind != kAnyKind && in.kind != e.kind && !e.kind.empty()) {
+        if (!e.kind.empty() && !kind_accepts(in.kind, e.kind)) {
           const PortSpec& out_port = node.plugin->outputs[static_cast<std::size_t>(e.from_port)];
           problem(e.pointer, "kind mismatch: node '" + node.id + "' output '" + out_port.name + "' carries '" +
                                  e.kind + "' but node '" + target.id + "' (plugin " + target.plugin->name +
@@ -591,6 +610,14 @@ int Description::node_index(const std::string& id) const {
   for (std::size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].id == id) return static_cast<int>(i);
   return -1;
+}
+
+Params validate_params(const PluginInfo& plugin, const json& params, const std::string& source) {
+  std::vector<Problem> problems;
+  if (!params.is_object()) throw DescriptionError(source, "", "expected an object of parameters");
+  Params out = ParamChecker(problems).check(plugin, params, "");
+  if (!problems.empty()) throw DescriptionError(source, problems);
+  return out;
 }
 
 Description validate_description(const json& document, Registry& registry, PackLoader& loader,

@@ -37,6 +37,18 @@ const char* stop_reason_name(StopReason reason) {
   return "?";
 }
 
+bool kind_accepts(const std::string& accepted, const std::string& kind) {
+  if (accepted == kAnyKind || accepted == kind) return true;
+  std::size_t start = 0;
+  while (start <= accepted.size()) {
+    std::size_t bar = accepted.find('|', start);
+    if (bar == std::string::npos) bar = accepted.size();
+    if (accepted.compare(start, bar - start, kind) == 0) return true;
+    start = bar + 1;
+  }
+  return false;
+}
+
 Lease combine_leases(std::vector<Lease> leases) {
   return std::make_shared<const std::vector<Lease>>(std::move(leases));
 }

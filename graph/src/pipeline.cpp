@@ -239,6 +239,7 @@ class OrderedBody {
           }
           break;
         case Signal::Skip:
+          if (!run_->dropping()) stage.skipped(m);
           break;
         case Signal::EpochEnd:
           if (!run_->dropping()) stage.epoch_end(port, m.epoch, *emitter_);

@@ -31,6 +31,7 @@ void check_ports(const PluginInfo& info) {
     if (p.kind == kSameKind) fail("input '" + p.name + "' cannot have kind 'same'");
   }
   for (const PortSpec& p : info.outputs) {
+    if (p.kind.find('|') != std::string::npos) fail("output '" + p.name + "' must have one kind, not '" + p.kind + "'");
     if (p.kind == kAnyKind) fail("output '" + p.name + "' cannot have kind 'any' (use 'same' to pass the input kind on)");
     if (p.kind == kSameKind && info.inputs.empty()) fail("output '" + p.name + "' has kind 'same' but there is no input");
   }

@@ -18,7 +18,10 @@ std::string role_explained(Role role) {
 std::string kind_text(const PortSpec& port) {
   if (port.kind == kSameKind) return "same as input";
   if (port.kind == kAnyKind) return "any kind";
-  return port.kind;
+  std::string text = port.kind;
+  for (std::size_t bar = text.find('|'); bar != std::string::npos; bar = text.find('|', bar + 4))
+    text.replace(bar, 1, " or ");
+  return text;
 }
 
 std::string default_text(const ParamSpec& spec) {

@@ -37,6 +37,19 @@ Description describe(const std::string& json_text, const std::vector<std::string
   return validate_description(doc, test_registry(), loader, "test.json", fs::current_path().string());
 }
 
+std::unique_ptr<Stage> make_stage(const std::string& plugin, const std::string& params_json, std::uint64_t seed,
+                                  const std::string& device) {
+  const PluginInfo* info = test_registry().find(plugin);
+  if (!info) throw std::invalid_argument("no plugin " + plugin);
+  StageArgs args;
+  args.node_id = "n";
+  args.params = validate_params(*info, nlohmann::json::parse(params_json), plugin);
+  args.seed = seed;
+  args.device = device;
+  args.random = RandomStreams(seed, args.node_id);
+  return info->create(args);
+}
+
 TempDir::TempDir() {
   std::string pattern = (fs::temp_directory_path() / "flowrun-test-XXXXXX").string();
   if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");

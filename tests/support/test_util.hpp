@@ -9,6 +9,7 @@
 #include "flowrun/description.hpp"
 #include "flowrun/pack.hpp"
 #include "flowrun/registry.hpp"
+#include "flowrun/stage.hpp"
 
 namespace flowrun::testing {
 
@@ -17,6 +18,25 @@ Registry& test_registry();
 
 // Validates inline JSON (comments allowed) against test_registry().
 Description describe(const std::string& json_text, const std::vector<std::string>& overrides = {});
+
+// A stage of `plugin` built from `params_json` (validated), for calling directly.
+std::unique_ptr<Stage> make_stage(const std::string& plugin, const std::string& params_json = "{}",
+                                  std::uint64_t seed = 0, const std::string& device = "cpu");
+
+// Collects what an ordered stage emits.
+struct RecordingEmitter : Emitter {
+  struct Emitted {
+    int port;
+    std::shared_ptr<const Payload> payload;
+    std::uint64_t epoch, index;
+    Lease lease;
+  };
+  std::vector<Emitted> emitted;
+  void emit(int port, std::shared_ptr<const Payload> payload, std::uint64_t epoch, std::uint64_t index,
+            Lease lease) override {
+    emitted.push_back({port, std::move(payload), epoch, index, std::move(lease)});
+  }
+};
 
 class TempDir {
  public:

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "stages/batch/batch.hpp"
 #include "stages/core/number.hpp"
 
 namespace flowrun::testing {
@@ -168,6 +169,28 @@ class StopRecorder : public MapStage {
   }
 };
 
+// Records a fingerprint of every batch (without keeping the batch or its leases).
+class BatchFingerprints : public OrderedStage {
+ public:
+  using OrderedStage::OrderedStage;
+  void process(Message in, Emitter&) override {
+    const auto& b = in.as<Batch>();
+    BatchRecord r;
+    r.epoch = b.epoch;
+    r.size = b.images.size(0);
+    r.pixel_sum = b.images.to(at::kDouble).sum().item<double>();
+    for (std::int64_t i = 0; i < r.size; ++i) {
+      r.labels.push_back(b.labels.data_ptr<std::int64_t>()[i]);
+      r.indices.push_back(b.indices.data_ptr<std::int64_t>()[i]);
+    }
+    r.keys = b.keys;
+    r.dtype = std::string(b.images.dtype().name());
+    std::lock_guard<std::mutex> lock(g_stops_mutex);
+    records_.push_back(std::move(r));
+  }
+  std::vector<BatchRecord> records_;
+};
+
 template <typename StageType>
 std::function<std::unique_ptr<Stage>(const StageArgs&)> factory() {
   return [](const StageArgs& a) { return std::make_unique<StageType>(a); };
@@ -186,6 +209,10 @@ PluginInfo make(const std::string& name, Role role, std::vector<PortSpec> in, st
 }
 
 }  // namespace
+
+const std::vector<BatchRecord>& batch_records(Stage& stage) {
+  return dynamic_cast<BatchFingerprints&>(stage).records_;
+}
 
 LiveCounter& tracked_payloads() {
   static LiveCounter counter;
@@ -235,6 +262,8 @@ void register_toy_stages(Registry& r) {
   needs.params.number_list("mean", {0.5, 0.5, 0.5}, "three numbers").length(3).range(0, 1);
   needs.params.number("scale", 1.0, "a number").range(0, 1);
   r.add(std::move(needs));
+  r.add(make("test.batch_fingerprints", Role::Ordered, {{"in", kBatchKind, "batches"}}, {},
+             factory<BatchFingerprints>()));
   r.add(make("test.stop_recorder", Role::Map, {{"in", kAnyKind, "anything"}}, {{"out", kSameKind, "same"}},
              factory<StopRecorder>()));
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flowrun/registry.hpp"
+#include "flowrun/stage.hpp"
 
 namespace flowrun::testing {
 
@@ -23,6 +24,22 @@ struct LiveCounter {
   }
 };
 LiveCounter& tracked_payloads();
+
+// What test.batch_fingerprints saw of each batch.
+struct BatchRecord {
+  std::uint64_t epoch = 0;
+  std::int64_t size = 0;
+  double pixel_sum = 0;
+  std::vector<std::int64_t> labels;
+  std::vector<std::int64_t> indices;
+  std::vector<std::string> keys;
+  std::string dtype;
+  bool operator==(const BatchRecord& o) const {
+    return epoch == o.epoch && size == o.size && pixel_sum == o.pixel_sum && labels == o.labels &&
+           indices == o.indices && keys == o.keys && dtype == o.dtype;
+  }
+};
+const std::vector<BatchRecord>& batch_records(Stage& stage);  // of a test.batch_fingerprints stage
 
 // Stop reasons seen by test.stop_recorder stages, in call order.
 std::vector<std::string> recorded_stops();

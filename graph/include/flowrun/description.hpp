@@ -79,6 +79,10 @@ void apply_overrides(nlohmann::json& document, const std::vector<std::string>& o
 Description validate_description(const nlohmann::json& document, Registry& registry, PackLoader& loader,
                                  const std::string& source, const std::string& base_dir);
 
+// Checks parameters for one plugin outside a description (embedding, tests).
+// Throws DescriptionError with pointers relative to the params object.
+Params validate_params(const PluginInfo& plugin, const nlohmann::json& params, const std::string& source);
+
 // Convenience for the command line and tests: read + overrides + validate.
 Description load_description(const std::string& path, const std::vector<std::string>& overrides,
                              Registry& registry, PackLoader& loader);

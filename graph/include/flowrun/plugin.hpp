@@ -17,6 +17,9 @@ namespace flowrun {
 constexpr const char* kAnyKind = "any";   // input: accepts every kind
 constexpr const char* kSameKind = "same"; // output: whatever kind arrived on input 0
 
+// An input may accept several kinds, written "a|b" ("sample/image|sample/tensor").
+bool kind_accepts(const std::string& accepted, const std::string& kind);
+
 struct PortSpec {
   std::string name;
   std::string kind;

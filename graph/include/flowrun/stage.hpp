@@ -104,6 +104,9 @@ class OrderedStage : public Stage {
   using Stage::Stage;
   // A Data message, in stream order per input port (`in.port` says which).
   virtual void process(Message in, Emitter& out) = 0;
+  // An item that an upstream stage dropped (a corrupt file under the skip policy)
+  // would have come here, in stream order: lets a stage count and report skips.
+  virtual void skipped(const Message& in) {}
   // All items of `epoch` on input `port` have been processed. The runtime forwards
   // the epoch end to every output after this returns, when it came on port 0.
   virtual void epoch_end(int port, std::uint64_t epoch, Emitter& out) {}

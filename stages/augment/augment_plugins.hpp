@@ -1,0 +1,13 @@
+// CPU augmentation stages (per sample).
+#pragma once
+
+#include "flowrun/plugin.hpp"
+
+namespace flowrun {
+
+PluginInfo random_crop_plugin();
+PluginInfo center_crop_plugin();
+PluginInfo horizontal_flip_plugin();
+PluginInfo normalize_plugin();
+
+}  // namespace flowrun

@@ -1,0 +1,200 @@
+// Per-sample CPU augmentations, one plugin each, parameters named as torchvision
+// names them. Each stage chooses its random parameters from the item's own random
+// stream and calls the pure operations in image_ops.hpp.
+//
+//   {"id": "crop", "plugin": "random_crop", "params": {"size": [32], "padding": [4], "padding_mode": "reflect"}}
+//   {"id": "flip", "plugin": "horizontal_flip", "params": {"p": 0.5}}
+//   {"id": "norm", "plugin": "normalize", "params": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.247, 0.243, 0.261]}}
+#include <stdexcept>
+
+#include "stages/augment/augment_plugins.hpp"
+#include "stages/augment/image_ops.hpp"
+
+namespace flowrun {
+namespace {
+
+const std::vector<double> kImagenetMean = {0.485, 0.456, 0.406};
+const std::vector<double> kImagenetStd = {0.229, 0.224, 0.225};
+constexpr double kDefaultFlipProbability = 0.5;
+
+struct Size {
+  int height;
+  int width;
+};
+
+// torchvision's size convention: [s] is s x s, [h, w] is h x w.
+Size parse_size(const std::vector<std::int64_t>& v) {
+  return v.size() == 1 ? Size{static_cast<int>(v[0]), static_cast<int>(v[0])}
+                       : Size{static_cast<int>(v[0]), static_cast<int>(v[1])};
+}
+
+// Input and output share label and key; only the pixels change.
+std::shared_ptr<const Payload> with_image(const Message& in, Image image) {
+  auto out = std::make_shared<ImageSample>();
+  out->info = in.as<ImageSample>().info;
+  out->image = std::move(image);
+  return out;
+}
+
+class RandomCrop : public MapStage {
+ public:
+  explicit RandomCrop(const StageArgs& args)
+      : MapStage(args),
+        size_(parse_size(args.params.integer_list("size"))),
+        pad_if_needed_(args.params.boolean("pad_if_needed")),
+        mode_(parse_pad_mode(args.params.string("padding_mode"))) {
+    const auto& padding = args.params.integer_list("padding");
+    // torchvision: [p] all sides, [lr, tb], or [left, top, right, bottom].
+    if (padding.size() == 1) pad_ = {padding[0], padding[0], padding[0], padding[0]};
+    else if (padding.size() == 2) pad_ = {padding[0], padding[1], padding[0], padding[1]};
+    else if (padding.size() == 4) pad_ = {padding[0], padding[1], padding[2], padding[3]};
+    else if (!padding.empty()) throw std::invalid_argument("padding takes 1, 2 or 4 values, got " + std::to_string(padding.size()));
+    const auto& fill = args.params.integer_list("fill");
+    for (std::size_t k = 0; k < 3; ++k) fill_[k] = static_cast<std::uint8_t>(fill[k % fill.size()]);
+  }
+
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    const Image& image = in.as<ImageSample>().image;
+    // The padded image's extent, in source coordinates: [-pad_top, h + pad_bottom).
+    int top = -static_cast<int>(pad_[1]), left = -static_cast<int>(pad_[0]);
+    int height = image.height + static_cast<int>(pad_[1] + pad_[3]);
+    int width = image.width + static_cast<int>(pad_[0] + pad_[2]);
+    if (pad_if_needed_ && width < size_.width) {  // torchvision pads both sides by the shortfall
+      left -= size_.width - width;
+      width += 2 * (size_.width - width);
+    }
+    if (pad_if_needed_ && height < size_.height) {
+      top -= size_.height - height;
+      height += 2 * (size_.height - height);
+    }
+    if (height < size_.height || width < size_.width) {
+      throw std::runtime_error("image " + in.as<ImageSample>().info.key + " is " + std::to_string(height) + "x" +
+                               std::to_string(width) + " after padding, smaller than the crop " +
+                               std::to_string(size_.height) + "x" + std::to_string(size_.width) +
+                               "; set pad_if_needed or resize first");
+    }
+    Rng rng = item_rng(in);
+    const int i = static_cast<int>(rng.below(static_cast<std::uint64_t>(height - size_.height + 1)));
+    const int j = static_cast<int>(rng.below(static_cast<std::uint64_t>(width - size_.width + 1)));
+    return with_image(in, crop_padded(image, top + i, left + j, size_.height, size_.width, mode_, fill_));
+  }
+
+ private:
+  Size size_;
+  bool pad_if_needed_;
+  PadMode mode_;
+  std::array<std::int64_t, 4> pad_{0, 0, 0, 0};  // left, top, right, bottom
+  std::array<std::uint8_t, 3> fill_{0, 0, 0};
+};
+
+class CenterCrop : public MapStage {
+ public:
+  explicit CenterCrop(const StageArgs& args) : MapStage(args), size_(parse_size(args.params.integer_list("size"))) {}
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    return with_image(in, center_crop(in.as<ImageSample>().image, size_.height, size_.width));
+  }
+
+ private:
+  Size size_;
+};
+
+class HorizontalFlip : public MapStage {
+ public:
+  explicit HorizontalFlip(const StageArgs& args) : MapStage(args), p_(args.params.number("p")) {}
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    if (!item_rng(in).bernoulli(p_)) return in.payload;  // unchanged: pass the same payload on
+    return with_image(in, flip_horizontal(in.as<ImageSample>().image));
+  }
+
+ private:
+  double p_;
+};
+
+class Normalize : public MapStage {
+ public:
+  explicit Normalize(const StageArgs& args)
+      : MapStage(args), mean_(args.params.number_list("mean")), std_(args.params.number_list("std")) {
+    for (double s : std_)
+      if (s <= 0) throw std::invalid_argument("std values must be > 0");
+  }
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    return with_image(in, normalize(in.as<ImageSample>().image, mean_, std_));
+  }
+
+ private:
+  std::vector<double> mean_;
+  std::vector<double> std_;
+};
+
+void declare_size(Schema& s, const std::string& doc) {
+  s.required("size", ParamType::IntList, doc).min_length(1).max_length(2).range(1, 65535);
+}
+
+PluginInfo image_map(const std::string& name, const std::string& summary, const std::string& description) {
+  PluginInfo p;
+  p.name = name;
+  p.summary = summary;
+  p.description = description;
+  p.role = Role::Map;
+  p.inputs = {{"in", kImageSampleKind, "RGB images, uint8 HWC"}};
+  p.outputs = {{"out", kImageSampleKind, "transformed images, uint8 HWC"}};
+  return p;
+}
+
+}  // namespace
+
+PluginInfo random_crop_plugin() {
+  PluginInfo p = image_map(
+      "random_crop", "Crops a random window, after optional padding (torchvision RandomCrop)",
+      "Pads the image (padding, padding_mode, fill), then cuts a size window at a position drawn\n"
+      "uniformly from the item's random stream. The pixels of a given window match\n"
+      "torchvision's F.crop(F.pad(...)) exactly.\n"
+      "\n"
+      "  {\"id\": \"crop\", \"plugin\": \"random_crop\", \"params\": {\"size\": [32], \"padding\": [4]}}");
+  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
+  p.params.integer_list("padding", {}, "pixels added before cropping: [all], [left/right, top/bottom] or "
+                                       "[left, top, right, bottom]; [] = none").max_length(4).range(0, 65535);
+  p.params.boolean("pad_if_needed", false, "pad images smaller than size (by the shortfall on both sides)");
+  p.params.integer_list("fill", {0}, "constant padding value: [v] or [r, g, b]").min_length(1).max_length(3).range(0, 255);
+  p.params.choice("padding_mode", "constant", {"constant", "edge", "reflect", "symmetric"},
+                  "how padding pixels are made (as torchvision's padding_mode)");
+  p.create = [](const StageArgs& args) { return std::make_unique<RandomCrop>(args); };
+  return p;
+}
+
+PluginInfo center_crop_plugin() {
+  PluginInfo p = image_map("center_crop", "Crops the central window (torchvision CenterCrop)",
+                           "Cuts the central size window; a crop larger than the image pads with zeros first,\n"
+                           "as torchvision does.\n"
+                           "\n"
+                           "  {\"id\": \"crop\", \"plugin\": \"center_crop\", \"params\": {\"size\": [224]}}");
+  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
+  p.create = [](const StageArgs& args) { return std::make_unique<CenterCrop>(args); };
+  return p;
+}
+
+PluginInfo horizontal_flip_plugin() {
+  PluginInfo p = image_map("horizontal_flip", "Mirrors images left-right with probability p (RandomHorizontalFlip)",
+                           "  {\"id\": \"flip\", \"plugin\": \"horizontal_flip\", \"params\": {\"p\": 0.5}}");
+  p.params.number("p", kDefaultFlipProbability, "probability of flipping each image").range(0, 1);
+  p.create = [](const StageArgs& args) { return std::make_unique<HorizontalFlip>(args); };
+  return p;
+}
+
+PluginInfo normalize_plugin() {
+  PluginInfo p = image_map("normalize", "Scales to [0, 1], subtracts mean, divides by std; float32 CHW out",
+                           "torchvision's ToTensor followed by Normalize, computed in float32 the same way:\n"
+                           "((x / 255) - mean) / std per channel, laid out C x H x W.\n"
+                           "\n"
+                           "  {\"id\": \"norm\", \"plugin\": \"normalize\",\n"
+                           "   \"params\": {\"mean\": [0.4914, 0.4822, 0.4465], \"std\": [0.247, 0.243, 0.261]}}");
+  p.outputs = {{"out", kTensorSampleKind, "normalized images, float32 CHW"}};
+  p.params.number_list("mean", kImagenetMean, "per-channel mean, on the [0, 1] scale (default: ImageNet)")
+      .min_length(1).max_length(4).range(-10, 10);
+  p.params.number_list("std", kImagenetStd, "per-channel standard deviation, > 0 (default: ImageNet)")
+      .min_length(1).max_length(4).range(1e-6, 100);
+  p.create = [](const StageArgs& args) { return std::make_unique<Normalize>(args); };
+  return p;
+}
+
+}  // namespace flowrun

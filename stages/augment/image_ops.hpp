@@ -1,0 +1,36 @@
+// Pixel operations on uint8 HWC images, written to match torchvision.transforms.
+// functional on the same input (tests compare against fixtures written by
+// torchvision: tools/make_augment_fixtures.py). Pure functions: the stages around
+// them choose the random parameters.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "stages/data/sample.hpp"
+
+namespace flowrun {
+
+// torchvision's padding modes: constant (fill), edge (repeat the border pixel),
+// reflect (mirror without repeating the border), symmetric (mirror repeating it).
+enum class PadMode { Constant, Edge, Reflect, Symmetric };
+PadMode parse_pad_mode(const std::string& name);
+
+// The height x width window whose top-left corner is (top, left) in the source's
+// coordinates; parts outside the source are filled as `mode` says. Padding then
+// cropping in one pass: F.crop(F.pad(img, pad, fill, mode), top + pad_top, ...).
+Image crop_padded(const Image& src, int top, int left, int height, int width, PadMode mode,
+                  std::array<std::uint8_t, 3> fill = {0, 0, 0});
+
+// F.center_crop: rounds offsets half to even as Python's round() does; pads with 0
+// when the crop is larger than the image.
+Image center_crop(const Image& src, int height, int width);
+
+Image flip_horizontal(const Image& src);
+
+// F.to_tensor then F.normalize, in float32: ((x / 255) - mean) / std, CHW.
+Image normalize(const Image& src, const std::vector<double>& mean, const std::vector<double>& std);
+
+}  // namespace flowrun

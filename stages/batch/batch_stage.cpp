@@ -1,0 +1,173 @@
+// batch: stacks samples, in stream order, into one contiguous (N, C, H, W) tensor
+// plus labels and dataset indices. Sample k of an epoch's order lands in batch
+// k / batch_size whatever the thread count (skipped samples are not waited for:
+// later samples move up, the same way every run).
+//
+//   {"id": "batch", "plugin": "batch", "params": {"batch_size": 128, "drop_last": true}}
+//
+// The batch keeps its samples' in-flight leases until it is released downstream,
+// so prefetch bounds batches waiting for the train step too.
+#include <ATen/ops/empty.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "flowrun/logging.hpp"
+#include "stages/batch/batch.hpp"
+#include "stages/batch/batch_plugins.hpp"
+#include "stages/data/sample.hpp"
+
+namespace flowrun {
+
+std::string Batch::describe() const {
+  std::string shape;
+  for (std::int64_t d : images.sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(d);
+  return "batch " + std::to_string(step) + " epoch " + std::to_string(epoch) + " " + shape + " " +
+         std::string(images.dtype().name());
+}
+
+namespace {
+
+constexpr std::int64_t kDefaultBatchSize = 128;
+constexpr bool kDefaultDropLast = false;
+constexpr const char* kDefaultPin = "auto";
+
+class BatchStage : public OrderedStage {
+ public:
+  explicit BatchStage(const StageArgs& args)
+      : OrderedStage(args),
+        batch_size_(args.params.integer("batch_size")),
+        drop_last_(args.params.boolean("drop_last")) {
+    const std::string& pin = args.params.string("pin_memory");
+    pin_ = pin == "on" || (pin == "auto" && args.device.rfind("cuda", 0) == 0);
+  }
+
+  void process(Message in, Emitter& out) override {
+    const auto& sample = in.as<ImageSample>();
+    const Image& image = sample.image;
+    if (filled_ == 0) begin_batch(image, in.epoch);
+    if (image.height != height_ || image.width != width_ || image.channels != channels_ || image.type != type_) {
+      throw std::runtime_error("sample " + sample.info.key + " is " + std::to_string(image.height) + "x" +
+                               std::to_string(image.width) + "x" + std::to_string(image.channels) +
+                               " but this batch holds " + std::to_string(height_) + "x" + std::to_string(width_) +
+                               "x" + std::to_string(channels_) +
+                               " images: resize or crop to one size before batching");
+    }
+    copy_into_batch(image, filled_);
+    labels_[filled_] = sample.info.label;
+    indices_[filled_] = static_cast<std::int64_t>(in.index);
+    keys_.push_back(sample.info.key);
+    leases_.push_back(std::move(in.lease));
+    if (++filled_ == batch_size_) emit_batch(out);
+  }
+
+  void skipped(const Message& in) override { ++skipped_in_epoch_; }
+
+  void epoch_end(int, std::uint64_t epoch, Emitter& out) override {
+    if (filled_ > 0 && !drop_last_) emit_batch(out);
+    discard_partial();
+    if (skipped_in_epoch_ > 0) {
+      log::warn("[", node_id(), "] epoch ", epoch, ": ", skipped_in_epoch_, " sample(s) were skipped upstream");
+    }
+    skipped_in_epoch_ = 0;
+  }
+
+  void finish(Emitter& out) override {
+    if (filled_ > 0 && !drop_last_) emit_batch(out);
+    discard_partial();
+  }
+
+ private:
+  void begin_batch(const Image& first, std::uint64_t epoch) {
+    height_ = first.height;
+    width_ = first.width;
+    channels_ = first.channels;
+    type_ = first.type;
+    epoch_ = epoch;
+    const auto dtype = type_ == Image::Type::U8_HWC ? at::kByte : at::kFloat;
+    auto options = at::TensorOptions().dtype(dtype).pinned_memory(pin_);
+    images_ = at::empty({batch_size_, channels_, height_, width_}, options);
+    labels_tensor_ = at::empty({batch_size_}, at::TensorOptions().dtype(at::kLong).pinned_memory(pin_));
+    indices_tensor_ = at::empty({batch_size_}, at::TensorOptions().dtype(at::kLong));
+    labels_ = labels_tensor_.data_ptr<std::int64_t>();
+    indices_ = indices_tensor_.data_ptr<std::int64_t>();
+  }
+
+  // uint8 HWC is transposed to CHW on the way in; float CHW is copied as is.
+  void copy_into_batch(const Image& image, std::int64_t slot) {
+    const std::size_t plane = image.pixel_count();
+    if (type_ == Image::Type::F32_CHW) {
+      float* dst = images_.data_ptr<float>() + static_cast<std::size_t>(slot) * plane * channels_;
+      std::memcpy(dst, image.f32.data(), image.f32.size() * sizeof(float));
+      return;
+    }
+    std::uint8_t* dst = images_.data_ptr<std::uint8_t>() + static_cast<std::size_t>(slot) * plane * channels_;
+    const std::uint8_t* src = image.u8.data();
+    for (int c = 0; c < channels_; ++c) {
+      std::uint8_t* out = dst + plane * static_cast<std::size_t>(c);
+      for (std::size_t p = 0; p < plane; ++p) out[p] = src[p * channels_ + c];
+    }
+  }
+
+  void emit_batch(Emitter& out) {
+    auto batch = std::make_shared<Batch>();
+    const bool full = filled_ == batch_size_;
+    batch->images = full ? images_ : images_.narrow(0, 0, filled_);
+    batch->labels = full ? labels_tensor_ : labels_tensor_.narrow(0, 0, filled_);
+    batch->indices = full ? indices_tensor_ : indices_tensor_.narrow(0, 0, filled_);
+    batch->keys = std::move(keys_);
+    batch->epoch = epoch_;
+    batch->step = step_;
+    out.emit(0, batch, epoch_, step_, combine_leases(std::move(leases_)));
+    ++step_;
+    discard_partial();
+  }
+
+  void discard_partial() {
+    filled_ = 0;
+    keys_.clear();
+    leases_.clear();
+  }
+
+  std::int64_t batch_size_;
+  bool drop_last_;
+  bool pin_ = false;
+  int height_ = 0, width_ = 0, channels_ = 0;
+  Image::Type type_ = Image::Type::U8_HWC;
+  std::uint64_t epoch_ = 0;
+  std::uint64_t step_ = 0;
+  std::int64_t filled_ = 0;
+  std::uint64_t skipped_in_epoch_ = 0;
+  at::Tensor images_, labels_tensor_, indices_tensor_;
+  std::int64_t* labels_ = nullptr;
+  std::int64_t* indices_ = nullptr;
+  std::vector<std::string> keys_;
+  std::vector<Lease> leases_;
+};
+
+}  // namespace
+
+PluginInfo batch_plugin() {
+  PluginInfo p;
+  p.name = "batch";
+  p.summary = "Stacks samples in stream order into (N, C, H, W) tensors with labels and indices";
+  p.description =
+      "Ordered stage: receives samples in the epoch's order whatever the thread count, so batch\n"
+      "contents are reproducible. uint8 images give a uint8 batch (4x smaller to keep and to copy\n"
+      "to the device; normalize there), normalized float samples a float32 batch. An epoch's last\n"
+      "partial batch is emitted unless drop_last. With pin_memory, tensors are allocated in\n"
+      "page-locked memory for asynchronous host-to-device copies.\n"
+      "\n"
+      "  {\"id\": \"batch\", \"plugin\": \"batch\", \"params\": {\"batch_size\": 128, \"drop_last\": true}}";
+  p.role = Role::Ordered;
+  p.inputs = {{"in", kImageOrTensorKind, "images (uint8 HWC) or normalized samples (float32 CHW), all one size"}};
+  p.outputs = {{"out", kBatchKind, "batches: images, labels, dataset indices"}};
+  p.params.integer("batch_size", kDefaultBatchSize, "samples per batch").range(1, 1 << 20);
+  p.params.boolean("drop_last", kDefaultDropLast, "drop each epoch's last batch when it is not full");
+  p.params.choice("pin_memory", kDefaultPin, {"auto", "on", "off"},
+                  "page-locked batch memory: auto = when the device is CUDA");
+  p.create = [](const StageArgs& args) { return std::make_unique<BatchStage>(args); };
+  return p;
+}
+
+}  // namespace flowrun

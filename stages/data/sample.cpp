@@ -1,0 +1,25 @@
+#include "stages/data/sample.hpp"
+
+namespace flowrun {
+
+std::string EncodedSample::describe() const {
+  return "encoded " + info.key + " label " + std::to_string(info.label) + " (" + std::to_string(size) + " bytes)";
+}
+
+Image Image::u8_hwc(int height, int width, int channels) {
+  Image image;
+  image.type = Type::U8_HWC;
+  image.height = height;
+  image.width = width;
+  image.channels = channels;
+  image.u8.resize(static_cast<std::size_t>(height) * width * channels);
+  return image;
+}
+
+std::string ImageSample::describe() const {
+  return std::string(image.type == Image::Type::U8_HWC ? "image u8 " : "tensor f32 ") + std::to_string(image.height) +
+         "x" + std::to_string(image.width) + "x" + std::to_string(image.channels) + " label " +
+         std::to_string(info.label) + " " + info.key;
+}
+
+}  // namespace flowrun

@@ -1,0 +1,63 @@
+// Payloads of the image data path and their port kinds:
+//
+//   sample/encoded  EncodedSample  the file's bytes (JPEG, PNG) as stored, plus label and key
+//   sample/image    ImageSample    decoded pixels: uint8, H x W x C (HWC), RGB
+//   sample/tensor   ImageSample    normalized pixels: float32, C x H x W (CHW)
+//
+// Legend: N batch, C channels (3, RGB), H height, W width.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowrun/message.hpp"
+
+namespace flowrun {
+
+constexpr const char* kEncodedSampleKind = "sample/encoded";
+constexpr const char* kImageSampleKind = "sample/image";
+constexpr const char* kTensorSampleKind = "sample/tensor";
+constexpr const char* kImageOrTensorKind = "sample/image|sample/tensor";
+
+// Where a sample came from and what it is: travels with it through every stage.
+struct SampleInfo {
+  std::int64_t label = -1;
+  std::string key;  // path or tar member name, for messages
+};
+
+struct EncodedSample : Payload {
+  SampleInfo info;
+  const std::uint8_t* data = nullptr;  // points into `owner` (a file buffer or a mapped tar)
+  std::size_t size = 0;
+  std::shared_ptr<const void> owner;
+
+  std::string describe() const override;
+};
+
+// Pixels in one of two layouts; every CPU augmentation works on uint8 HWC, and
+// normalize turns them into float32 CHW.
+struct Image {
+  enum class Type { U8_HWC, F32_CHW };
+  Type type = Type::U8_HWC;
+  int height = 0;
+  int width = 0;
+  int channels = 3;
+  std::vector<std::uint8_t> u8;  // H*W*C, when U8_HWC
+  std::vector<float> f32;        // C*H*W, when F32_CHW
+
+  static Image u8_hwc(int height, int width, int channels = 3);
+  std::uint8_t* row(int y) { return u8.data() + static_cast<std::size_t>(y) * width * channels; }
+  const std::uint8_t* row(int y) const { return u8.data() + static_cast<std::size_t>(y) * width * channels; }
+  std::size_t pixel_count() const { return static_cast<std::size_t>(height) * width; }
+};
+
+struct ImageSample : Payload {
+  SampleInfo info;
+  Image image;
+
+  std::string describe() const override;
+};
+
+}  // namespace flowrun

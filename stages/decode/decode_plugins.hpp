@@ -1,0 +1,10 @@
+// Decoding stages.
+#pragma once
+
+#include "flowrun/plugin.hpp"
+
+namespace flowrun {
+
+PluginInfo jpeg_decode_plugin();
+
+}  // namespace flowrun

@@ -1,0 +1,160 @@
+#include "stages/sources/dataset_source.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+
+#include "flowrun/errors.hpp"
+#include "flowrun/logging.hpp"
+
+namespace flowrun {
+namespace {
+
+constexpr std::int64_t kDefaultEpochs = 1;
+constexpr bool kDefaultShuffle = true;
+constexpr const char* kDefaultSplit = "all";
+constexpr double kDefaultValFraction = 0.1;
+constexpr std::int64_t kDefaultSplitSeed = 0;
+constexpr std::int64_t kNoLimit = 0;
+constexpr std::int64_t kDefaultRank = 0;
+constexpr std::int64_t kDefaultWorldSize = 1;
+
+void shuffle_in_place(std::vector<std::uint64_t>& v, Rng& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);  // Fisher-Yates
+}
+
+}  // namespace
+
+void DatasetSource::declare_common_params(Schema& s) {
+  s.integer("epochs", kDefaultEpochs, "passes over the data").min(1);
+  s.boolean("shuffle", kDefaultShuffle, "new random order each epoch, drawn from (seed, node id, epoch)");
+  s.choice("split", kDefaultSplit, {"all", "train", "val"},
+           "which part to emit: everything, or one side of a stratified train/validation split");
+  s.number("val_fraction", kDefaultValFraction, "share of each class that goes to the 'val' side of the split")
+      .range(0, 0.99);
+  s.integer("split_seed", kDefaultSplitSeed, "seed of the split alone, so it stays fixed when the run's seed changes")
+      .min(0);
+  s.string_list("classes", {}, "class subset to keep, by name; [] = all (labels are renumbered in sorted order)");
+  s.integer("per_class_limit", kNoLimit, "keep at most this many samples per class (the first in sorted order); 0 = all")
+      .min(0);
+  s.integer("rank", kDefaultRank, "this process's rank in data-parallel training").min(0);
+  s.integer("world_size", kDefaultWorldSize,
+            "number of data-parallel processes: each rank gets a disjoint, equal-size share of every epoch")
+      .min(1);
+}
+
+DatasetSource::DatasetSource(const StageArgs& args)
+    : SourceStage(args),
+      epochs_(static_cast<std::uint64_t>(args.params.integer("epochs"))),
+      shuffle_(args.params.boolean("shuffle")),
+      split_(args.params.string("split")),
+      val_fraction_(args.params.number("val_fraction")),
+      split_seed_(static_cast<std::uint64_t>(args.params.integer("split_seed"))),
+      class_subset_(args.params.string_list("classes")),
+      per_class_limit_(args.params.integer("per_class_limit")),
+      rank_(static_cast<std::uint64_t>(args.params.integer("rank"))),
+      world_size_(static_cast<std::uint64_t>(args.params.integer("world_size"))) {
+  if (rank_ >= world_size_) {
+    throw std::invalid_argument("rank " + std::to_string(rank_) + " is not below world_size " +
+                                std::to_string(world_size_));
+  }
+}
+
+void DatasetSource::start() {
+  select(list_records());
+  std::map<std::int64_t, std::size_t> counts;
+  for (const DatasetRecord& r : records_) ++counts[r.label];
+  std::string table;
+  for (const auto& [label, count] : counts) {
+    table += (table.empty() ? "" : ", ") + classes_[static_cast<std::size_t>(label)] + " " + std::to_string(count);
+  }
+  log::info("source '", node_id(), "': ", records_.size(), " samples in ", classes_.size(), " classes (split ", split_,
+            world_size_ > 1 ? ", rank " + std::to_string(rank_) + "/" + std::to_string(world_size_) : "",
+            "): ", table);
+  if (records_.empty()) throw std::runtime_error("no samples left to emit (check the path, prefix, classes and split)");
+}
+
+void DatasetSource::select(std::vector<DatasetRecord> all) {
+  std::set<std::string> names;
+  for (const DatasetRecord& r : all) names.insert(r.class_name);
+  if (!class_subset_.empty()) {
+    for (const std::string& wanted : class_subset_) {
+      if (!names.count(wanted)) {
+        throw std::invalid_argument("class '" + wanted + "' is not in the dataset" +
+                                    did_you_mean(wanted, std::vector<std::string>(names.begin(), names.end())));
+      }
+    }
+    names = std::set<std::string>(class_subset_.begin(), class_subset_.end());
+  }
+  classes_.assign(names.begin(), names.end());
+  std::map<std::string, std::int64_t> label_of;
+  for (std::size_t i = 0; i < classes_.size(); ++i) label_of[classes_[i]] = static_cast<std::int64_t>(i);
+
+  // Group by class (records arrive sorted by key), apply the limit, then split.
+  std::vector<std::vector<DatasetRecord>> by_class(classes_.size());
+  for (DatasetRecord& r : all) {
+    auto it = label_of.find(r.class_name);
+    if (it == label_of.end()) continue;
+    r.label = it->second;
+    auto& bucket = by_class[static_cast<std::size_t>(r.label)];
+    if (per_class_limit_ == kNoLimit || static_cast<std::int64_t>(bucket.size()) < per_class_limit_)
+      bucket.push_back(std::move(r));
+  }
+  records_.clear();
+  for (std::size_t c = 0; c < by_class.size(); ++c) {
+    auto& bucket = by_class[c];
+    if (split_ == "all") {
+      for (auto& r : bucket) records_.push_back(std::move(r));
+      continue;
+    }
+    // Stratified: the same share of every class, chosen by split_seed alone.
+    std::vector<std::uint64_t> positions(bucket.size());
+    std::iota(positions.begin(), positions.end(), 0);
+    Rng rng(mix_key(mix_key(split_seed_, hash_name("split")), c));
+    shuffle_in_place(positions, rng);
+    const auto val_count = static_cast<std::size_t>(std::llround(val_fraction_ * static_cast<double>(bucket.size())));
+    std::vector<bool> in_val(bucket.size(), false);
+    for (std::size_t k = 0; k < val_count; ++k) in_val[positions[k]] = true;
+    for (std::size_t k = 0; k < bucket.size(); ++k)
+      if (in_val[k] == (split_ == "val")) records_.push_back(std::move(bucket[k]));
+  }
+}
+
+std::vector<std::uint64_t> DatasetSource::epoch_order(std::uint64_t epoch) const {
+  std::vector<std::uint64_t> order(records_.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle_) {
+    Rng rng = epoch_rng(epoch);
+    shuffle_in_place(order, rng);
+  }
+  if (world_size_ == 1) return order;
+  // Equal shares (the remainder is dropped) so every rank runs the same number of steps.
+  const std::size_t share = order.size() / world_size_;
+  std::vector<std::uint64_t> mine;
+  mine.reserve(share);
+  for (std::size_t k = 0; k < share; ++k) mine.push_back(order[k * world_size_ + rank_]);
+  return mine;
+}
+
+bool DatasetSource::next(SourceItem& item) {
+  if (epoch_ == epochs_) return false;
+  if (position_ == 0 && order_.empty()) order_ = epoch_order(epoch_);
+  if (position_ == order_.size()) {
+    item.signal = Signal::EpochEnd;
+    item.epoch = epoch_++;
+    position_ = 0;
+    order_.clear();
+    return true;
+  }
+  const std::uint64_t index = order_[position_++];
+  item.signal = Signal::Data;
+  item.epoch = epoch_;
+  item.index = index;
+  item.payload = read(records_[index]);
+  return true;
+}
+
+}  // namespace flowrun

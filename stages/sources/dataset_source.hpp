@@ -1,0 +1,63 @@
+// What every dataset source shares: class labels from sorted class names, an
+// optional class subset and per-class limit, a reproducible stratified
+// train/validation split, a fresh shuffle per epoch from (seed, epoch), disjoint
+// equal-size shards per rank for data-parallel training, and a per-class count
+// report at start. A concrete source only lists its records and reads one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowrun/schema.hpp"
+#include "flowrun/stage.hpp"
+
+namespace flowrun {
+
+struct DatasetRecord {
+  std::string key;              // path or member name: for messages and reports
+  std::string class_name;
+  std::int64_t label = -1;      // set by DatasetSource from the sorted class names
+  std::uint64_t locator = 0;    // source-specific: member number, record number...
+};
+
+class DatasetSource : public SourceStage {
+ public:
+  explicit DatasetSource(const StageArgs& args);
+  static void declare_common_params(Schema& schema);
+
+  void start() override;
+  bool next(SourceItem& item) override;
+
+  const std::vector<std::string>& classes() const { return classes_; }
+  const std::vector<DatasetRecord>& records() const { return records_; }  // after subset/limit/split
+  std::vector<std::uint64_t> epoch_order(std::uint64_t epoch) const;       // record positions this rank emits
+
+ protected:
+  // Every record of the dataset, in a deterministic order (sorted keys).
+  virtual std::vector<DatasetRecord> list_records() = 0;
+  // The payload for one record (EncodedSample or ImageSample).
+  virtual std::shared_ptr<const Payload> read(const DatasetRecord& record) = 0;
+
+ private:
+  void select(std::vector<DatasetRecord> all);
+
+  std::uint64_t epochs_;
+  bool shuffle_;
+  std::string split_;
+  double val_fraction_;
+  std::uint64_t split_seed_;
+  std::vector<std::string> class_subset_;
+  std::int64_t per_class_limit_;
+  std::uint64_t rank_;
+  std::uint64_t world_size_;
+
+  std::vector<std::string> classes_;
+  std::vector<DatasetRecord> records_;
+  std::uint64_t epoch_ = 0;
+  std::uint64_t position_ = 0;
+  std::vector<std::uint64_t> order_;
+};
+
+}  // namespace flowrun

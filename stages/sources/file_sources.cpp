@@ -1,0 +1,187 @@
+// The two sources of encoded image files in ImageFolder layout (<class>/<file>):
+//
+//   tar           members of one or more uncompressed tar files, read in place
+//                 {"id": "train", "plugin": "tar", "params": {"paths": ["cifar10-jpeg.tar"], "prefix": "train/"}}
+//   image_folder  files under a folder
+//                 {"id": "train", "plugin": "image_folder", "params": {"root": "data/train"}}
+//
+// Both emit sample/encoded: the bytes as stored, the label (index of the class in
+// sorted order) and the key (member name or path) that messages and reports show.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "flowrun/logging.hpp"
+#include "stages/data/sample.hpp"
+#include "stages/sources/dataset_source.hpp"
+#include "stages/sources/source_plugins.hpp"
+#include "stages/sources/tar_archive.hpp"
+
+namespace flowrun {
+namespace {
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kDefaultExtensions = {".jpg", ".jpeg", ".png"};
+
+bool has_extension(const std::string& name, const std::vector<std::string>& extensions) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const std::string& ext : extensions) {
+    if (lower.size() >= ext.size() && lower.compare(lower.size() - ext.size(), ext.size(), ext) == 0) return true;
+  }
+  return false;
+}
+
+void sort_by_key(std::vector<DatasetRecord>& records) {
+  std::sort(records.begin(), records.end(),
+            [](const DatasetRecord& a, const DatasetRecord& b) { return a.key < b.key; });
+}
+
+class TarSource : public DatasetSource {
+ public:
+  explicit TarSource(const StageArgs& args)
+      : DatasetSource(args),
+        paths_(args.params.string_list("paths")),
+        prefix_(args.params.string("prefix")),
+        extensions_(args.params.string_list("extensions")) {}
+
+ protected:
+  std::vector<DatasetRecord> list_records() override {
+    std::vector<DatasetRecord> records;
+    std::size_t unlabelled = 0;
+    for (const std::string& path : paths_) {
+      archives_.push_back(TarArchive::open(path));
+      const auto& members = archives_.back()->members();
+      for (std::size_t m = 0; m < members.size(); ++m) {
+        const std::string& name = members[m].name;
+        if (name.compare(0, prefix_.size(), prefix_) != 0 || !has_extension(name, extensions_)) continue;
+        const std::string relative = name.substr(prefix_.size());
+        const std::size_t slash = relative.find('/');
+        if (slash == std::string::npos || slash == 0) {
+          ++unlabelled;
+          continue;
+        }
+        DatasetRecord r;
+        r.key = name;
+        r.class_name = relative.substr(0, slash);
+        r.locator = located_.size();
+        located_.push_back({archives_.size() - 1, m});
+        records.push_back(std::move(r));
+      }
+    }
+    if (unlabelled > 0) {
+      log::warn("source '", node_id(), "': ", unlabelled, " members under '", prefix_,
+                "' are not inside a class folder and were left out");
+    }
+    sort_by_key(records);
+    return records;
+  }
+
+  std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
+    const auto [archive, member] = located_[record.locator];
+    const TarArchive& tar = *archives_[archive];
+    auto sample = std::make_shared<EncodedSample>();
+    sample->info = {record.label, record.key};
+    sample->data = tar.data(tar.members()[member]);
+    sample->size = tar.members()[member].size;
+    sample->owner = archives_[archive];  // the mapping lives as long as any sample from it
+    return sample;
+  }
+
+ private:
+  std::vector<std::string> paths_;
+  std::string prefix_;
+  std::vector<std::string> extensions_;
+  std::vector<std::shared_ptr<const TarArchive>> archives_;
+  std::vector<std::pair<std::size_t, std::size_t>> located_;  // (archive, member) per locator
+};
+
+class ImageFolderSource : public DatasetSource {
+ public:
+  explicit ImageFolderSource(const StageArgs& args)
+      : DatasetSource(args), root_(args.params.string("root")), extensions_(args.params.string_list("extensions")) {}
+
+ protected:
+  std::vector<DatasetRecord> list_records() override {
+    if (!fs::is_directory(root_)) throw std::runtime_error("root '" + root_ + "' is not a folder");
+    std::vector<DatasetRecord> records;
+    for (const auto& class_dir : fs::directory_iterator(root_)) {
+      if (!class_dir.is_directory()) continue;
+      const std::string class_name = class_dir.path().filename().string();
+      for (const auto& entry : fs::recursive_directory_iterator(class_dir.path())) {
+        if (!entry.is_regular_file() || !has_extension(entry.path().filename().string(), extensions_)) continue;
+        DatasetRecord r;
+        r.key = entry.path().string();
+        r.class_name = class_name;
+        records.push_back(std::move(r));
+      }
+    }
+    sort_by_key(records);
+    return records;
+  }
+
+  std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
+    std::ifstream in(record.key, std::ios::binary | std::ios::ate);
+    if (!in) throw std::runtime_error("cannot read " + record.key);
+    auto bytes = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(in.tellg()));
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+    auto sample = std::make_shared<EncodedSample>();
+    sample->info = {record.label, record.key};
+    sample->data = bytes->data();
+    sample->size = bytes->size();
+    sample->owner = std::move(bytes);
+    return sample;
+  }
+
+ private:
+  std::string root_;
+  std::vector<std::string> extensions_;
+};
+
+}  // namespace
+
+PluginInfo tar_source_plugin() {
+  PluginInfo p;
+  p.name = "tar";
+  p.summary = "Encoded images in ImageFolder layout read straight from uncompressed tar files";
+  p.description =
+      "Indexes the members of one or more uncompressed tar files once (ustar, GNU long names and\n"
+      "pax headers), then reads each image in place from a memory mapping: no extraction, no\n"
+      "copy. Members under `prefix` are laid out as <class>/<file>; classes sorted by name give\n"
+      "the labels. Shuffling, the stratified split and rank sharding are common to all sources.\n"
+      "\n"
+      "  {\"id\": \"train\", \"plugin\": \"tar\",\n"
+      "   \"params\": {\"paths\": [\"../shared/data/cifar10-jpeg.tar\"], \"prefix\": \"train/\"}}";
+  p.role = Role::Source;
+  p.outputs = {{"out", kEncodedSampleKind, "one encoded image per item, with label and member name"}};
+  p.params.required("paths", ParamType::StringList, "tar files (shards) to read, relative to the working folder")
+      .min_length(1);
+  p.params.string("prefix", "", "only members whose name starts with this, e.g. \"train/\"; stripped before the class");
+  p.params.string_list("extensions", kDefaultExtensions, "file endings to keep (case-insensitive)");
+  DatasetSource::declare_common_params(p.params);
+  p.create = [](const StageArgs& args) { return std::make_unique<TarSource>(args); };
+  return p;
+}
+
+PluginInfo image_folder_source_plugin() {
+  PluginInfo p;
+  p.name = "image_folder";
+  p.summary = "Encoded images from a folder in ImageFolder layout (root/<class>/<file>)";
+  p.description =
+      "Lists the files under each class folder of `root` (recursively), sorted by path; classes\n"
+      "sorted by name give the labels, as torchvision's ImageFolder does. Each file is read when\n"
+      "its turn comes.\n"
+      "\n"
+      "  {\"id\": \"train\", \"plugin\": \"image_folder\", \"params\": {\"root\": \"data/train\"}}";
+  p.role = Role::Source;
+  p.outputs = {{"out", kEncodedSampleKind, "one encoded image per item, with label and path"}};
+  p.params.required("root", ParamType::String, "folder holding one sub-folder per class");
+  p.params.string_list("extensions", kDefaultExtensions, "file endings to keep (case-insensitive)");
+  DatasetSource::declare_common_params(p.params);
+  p.create = [](const StageArgs& args) { return std::make_unique<ImageFolderSource>(args); };
+  return p;
+}
+
+}  // namespace flowrun

@@ -1,0 +1,11 @@
+// Dataset sources (one per storage format).
+#pragma once
+
+#include "flowrun/plugin.hpp"
+
+namespace flowrun {
+
+PluginInfo tar_source_plugin();
+PluginInfo image_folder_source_plugin();
+
+}  // namespace flowrun

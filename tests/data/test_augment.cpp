@@ -1,0 +1,139 @@
+// CPU augmentations: the deterministic operations match torchvision exactly on the
+// fixtures written by tools/make_augment_fixtures.py; the random stages are checked
+// statistically and for determinism per item.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "flowrun/errors.hpp"
+#include "stages/augment/image_ops.hpp"
+#include "support/test_util.hpp"
+
+namespace flowrun::testing {
+namespace {
+
+const char* const kRegenerate = "regenerate with: .venv/bin/python tools/make_augment_fixtures.py";
+
+Image image_from(const nlohmann::json& c) {
+  const auto shape = c["input_shape"].get<std::vector<int>>();
+  Image image = Image::u8_hwc(shape[0], shape[1], shape[2]);
+  image.u8 = c["input"].get<std::vector<std::uint8_t>>();
+  return image;
+}
+
+Image apply(const std::string& op, const nlohmann::json& p, const Image& in) {
+  if (op == "pad_crop") {
+    const auto pad = p["padding"].get<std::vector<int>>();  // left, top, right, bottom
+    const auto fill = static_cast<std::uint8_t>(p["fill"].get<int>());
+    return crop_padded(in, p["top"].get<int>() - pad[1], p["left"].get<int>() - pad[0], p["height"], p["width"],
+                       parse_pad_mode(p["mode"]), {fill, fill, fill});
+  }
+  if (op == "center_crop") return center_crop(in, p["size"][0], p["size"][1]);
+  if (op == "hflip") return flip_horizontal(in);
+  if (op == "normalize") return normalize(in, p["mean"].get<std::vector<double>>(), p["std"].get<std::vector<double>>());
+  throw std::invalid_argument("unknown fixture op " + op);
+}
+
+TEST(AugmentOps, MatchTorchvisionOnItsOwnOutput) {
+  const auto doc = nlohmann::json::parse(read_file(source_dir() + "/tests/fixtures/augment_torchvision.json"));
+  std::map<std::string, int> checked;
+  for (const auto& c : doc["cases"]) {
+    const std::string op = c["op"];
+    const Image out = apply(op, c["params"], image_from(c));
+    const auto shape = c["output_shape"].get<std::vector<int>>();
+    const std::string where = op + " " + c["params"].dump();
+    if (c["dtype"] == "f32") {
+      ASSERT_EQ(out.type, Image::Type::F32_CHW) << where;
+      ASSERT_EQ((std::vector<int>{out.channels, out.height, out.width}), shape) << where;
+      const auto expected = c["output"].get<std::vector<double>>();
+      for (std::size_t i = 0; i < expected.size(); ++i)
+        ASSERT_EQ(out.f32[i], static_cast<float>(expected[i])) << where << " at " << i << "; " << kRegenerate;
+    } else {
+      ASSERT_EQ((std::vector<int>{out.height, out.width, out.channels}), shape) << where;
+      const auto expected = c["output"].get<std::vector<int>>();
+      for (std::size_t i = 0; i < expected.size(); ++i)
+        ASSERT_LE(std::abs(int(out.u8[i]) - expected[i]), 1) << where << " at " << i << "; " << kRegenerate;
+    }
+    ++checked[op];
+  }
+  EXPECT_EQ(checked["pad_crop"], 72);
+  EXPECT_EQ(checked["center_crop"], 12);
+  EXPECT_EQ(checked["hflip"], 3);
+  EXPECT_EQ(checked["normalize"], 3);
+}
+
+std::shared_ptr<ImageSample> numbered_image(int h, int w) {
+  auto s = std::make_shared<ImageSample>();
+  s->image = Image::u8_hwc(h, w, 3);
+  for (std::size_t i = 0; i < s->image.u8.size(); ++i) s->image.u8[i] = static_cast<std::uint8_t>(i / 3);
+  s->info = {4, "numbered"};
+  return s;
+}
+
+Message item(std::shared_ptr<const Payload> payload, std::uint64_t index, std::uint64_t epoch = 0) {
+  Message m;
+  m.payload = std::move(payload);
+  m.index = index;
+  m.epoch = epoch;
+  return m;
+}
+
+TEST(RandomCrop, OffsetsAreUniformAndFixedPerItem) {
+  // 10x10 image, padding 2 -> 14x14, crop 10: offsets 0..4 each way, 25 windows.
+  auto stage = make_stage("random_crop", R"({"size": [10], "padding": [2]})", 7);
+  auto& crop = dynamic_cast<MapStage&>(*stage);
+  auto input = numbered_image(10, 10);
+  std::map<std::vector<std::uint8_t>, int> windows;  // every offset gives a different picture
+  const int n = 25000;
+  for (int i = 0; i < n; ++i) {
+    const auto out = crop.process(item(input, static_cast<std::uint64_t>(i)));
+    const auto& image = dynamic_cast<const ImageSample&>(*out);
+    EXPECT_EQ(image.info.label, 4);
+    ++windows[image.image.u8];
+  }
+  EXPECT_EQ(windows.size(), 25u);
+  for (const auto& [pixels, count] : windows) EXPECT_NEAR(count, n / 25, n / 25 * 0.15);
+  // The same item gives the same window on every call (and so on every thread).
+  const auto a = crop.process(item(input, 123, 2)), b = crop.process(item(input, 123, 2));
+  EXPECT_EQ(dynamic_cast<const ImageSample&>(*a).image.u8, dynamic_cast<const ImageSample&>(*b).image.u8);
+}
+
+TEST(RandomCrop, RefusesImagesSmallerThanTheCropUnlessPaddingIsAllowed) {
+  auto strict = make_stage("random_crop", R"({"size": [12]})");
+  EXPECT_THROW(dynamic_cast<MapStage&>(*strict).process(item(numbered_image(10, 10), 0)), std::runtime_error);
+  auto lenient = make_stage("random_crop", R"({"size": [12], "pad_if_needed": true})");
+  const auto out = dynamic_cast<MapStage&>(*lenient).process(item(numbered_image(10, 10), 0));
+  EXPECT_EQ(dynamic_cast<const ImageSample&>(*out).image.height, 12);
+}
+
+TEST(HorizontalFlip, FlipsAtTheRequestedRate) {
+  auto stage = make_stage("horizontal_flip", R"({"p": 0.3})", 3);
+  auto& flip = dynamic_cast<MapStage&>(*stage);
+  auto input = numbered_image(2, 5);
+  int flipped = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const auto out = flip.process(item(input, static_cast<std::uint64_t>(i)));
+    flipped += out.get() != input.get();
+  }
+  EXPECT_NEAR(flipped / double(n), 0.3, 0.015);
+}
+
+TEST(Normalize, RefusesFloatInputAndNonPositiveStd) {
+  try {
+    make_stage("normalize", R"({"std": [0.2, 0, 0.2]})");
+    FAIL();
+  } catch (const DescriptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("/std/1: expected each value in [1e-06, 100], got 0"), std::string::npos)
+        << e.what();
+  }
+  auto stage = make_stage("normalize");
+  const auto once = dynamic_cast<MapStage&>(*stage).process(item(numbered_image(2, 2), 0));
+  EXPECT_THROW(dynamic_cast<MapStage&>(*stage).process(item(once, 0)), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace flowrun::testing

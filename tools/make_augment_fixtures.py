@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/augment_torchvision.json: small random uint8 images and what
+torchvision.transforms.functional makes of them, for the C++ tests to compare against
+(tests/data/test_augment.cpp). Regenerate after changing a case:
+
+    .venv/bin/pip install torchvision==0.26.0 pillow   # once
+    .venv/bin/python tools/make_augment_fixtures.py
+
+The file records the torch and torchvision versions that wrote it.
+"""
+import json
+import pathlib
+
+import numpy as np
+import torch
+import torchvision
+import torchvision.transforms.functional as F
+from PIL import Image
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "augment_torchvision.json"
+
+
+def hwc(t):  # uint8 CHW tensor -> nested HWC list
+    return t.permute(1, 2, 0).contiguous().flatten().tolist()
+
+
+def main():
+    rng = np.random.default_rng(2026)
+    images = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in [(6, 7), (5, 9), (8, 8)]]
+    cases = []
+
+    def add(op, params, image, output, output_shape, dtype="u8"):
+        cases.append({"op": op, "params": params, "input_shape": list(image.shape), "input": image.flatten().tolist(),
+                      "output_shape": output_shape, "dtype": dtype, "output": output})
+
+    for image in images:
+        t = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+        h, w = image.shape[:2]
+        for mode in ["constant", "edge", "reflect", "symmetric"]:
+            for padding in ([3, 3, 3, 3], [1, 2, 3, 4]):
+                padded = F.pad(t, padding, fill=17, padding_mode=mode)
+                for top, left in [(0, 0), (2, 3), (padded.shape[1] - h, padded.shape[2] - w)]:
+                    out = F.crop(padded, top, left, h, w)
+                    add("pad_crop", {"padding": padding, "mode": mode, "fill": 17, "top": top, "left": left,
+                                     "height": h, "width": w}, image, hwc(out), [h, w, 3])
+        for size in ([4, 5], [3, 3], [h + 3, w + 2], [h, w + 1]):
+            out = F.center_crop(t, size)
+            add("center_crop", {"size": size}, image, hwc(out), [size[0], size[1], 3])
+        add("hflip", {}, image, hwc(F.hflip(t)), [h, w, 3])
+        mean, std = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+        out = F.normalize(F.to_tensor(Image.fromarray(image)), mean, std)
+        add("normalize", {"mean": mean, "std": std}, image, [float(v) for v in out.flatten().tolist()],
+            [3, h, w], "f32")
+
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    document = {"generator": "tools/make_augment_fixtures.py", "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "cases": cases}
+    OUT.write_text(json.dumps(document, separators=(",", ":")) + "\n")
+    print(f"wrote {len(cases)} cases to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
