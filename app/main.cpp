@@ -10,6 +10,7 @@
 #include "device.hpp"
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
+#include "flowrun/memory.hpp"
 #include "flowrun/pack.hpp"
 #include "flowrun/pipeline.hpp"
 #include "flowrun/registry.hpp"
@@ -230,6 +231,7 @@ int dispatch(const Args& args) {
 
 int main_impl(int argc, char** argv) {
   SignalWatcher::block_signals();
+  keep_freed_memory();
   Args args;
   try {
     args = parse_args(argc, argv);

@@ -13,6 +13,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(counter_source_plugin());
   registry.add(identity_plugin());
   registry.add(collect_plugin());
+  registry.add(discard_plugin());
 
   registry.add(tar_source_plugin());
   registry.add(image_folder_source_plugin());

@@ -9,6 +9,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 
@@ -193,30 +194,35 @@ class SourceBody {
   bool ended_ = false;
 };
 
-// function_node body of a per-item stage: Data in, Data or Skip out, same seq.
-class MapBody {
+// function_node body of a chain of per-item stages joined one to one (usually just
+// one stage): Data in, Data or Skip out, same seq. Running a chain in one TBB node
+// saves a task spawn and a queue hop per item per stage; each stage keeps its own
+// counters.
+class MapChainBody {
  public:
-  MapBody(NodeRuntime& node, RunState& run) : node_(&node), run_(&run) {}
+  MapChainBody(std::vector<NodeRuntime*> chain, RunState& run) : chain_(std::move(chain)), run_(&run) {}
 
   Message operator()(Message m) const {
     m.port = 0;
     if (m.signal != Signal::Data) return m;
-    std::shared_ptr<const Payload> out;
-    if (!run_->dropping()) {
-      call_stage(*node_, *run_, [&] { out = static_cast<MapStage&>(*node_->stage).process(m); });
-      ++node_->items;
-    }
-    if (out) {
+    for (NodeRuntime* node : chain_) {
+      std::shared_ptr<const Payload> out;
+      if (!run_->dropping()) {
+        call_stage(*node, *run_, [&] { out = static_cast<MapStage&>(*node->stage).process(m); });
+        ++node->items;
+      }
+      if (!out) {
+        m.signal = Signal::Skip;
+        m.payload.reset();
+        return m;
+      }
       m.payload = std::move(out);
-    } else {
-      m.signal = Signal::Skip;
-      m.payload.reset();
     }
     return m;
   }
 
  private:
-  NodeRuntime* node_;
+  std::vector<NodeRuntime*> chain_;
   RunState* run_;
 };
 
@@ -285,7 +291,8 @@ struct Pipeline::Impl {
   void create_stages();
   void build(flow::graph& g);
   void build_source(flow::graph& g, NodeRuntime& node);
-  void build_map(flow::graph& g, NodeRuntime& node);
+  void build_map_chain(flow::graph& g, const std::vector<int>& chain);
+  std::vector<std::vector<int>> map_chains() const;
   void build_ordered(flow::graph& g, NodeRuntime& node);
   void start_stages();
   void stop_stages(StopReason reason);
@@ -338,13 +345,42 @@ void Pipeline::Impl::build_source(flow::graph& g, NodeRuntime& node) {
   node.owned.push_back(std::move(limiter));
 }
 
-void Pipeline::Impl::build_map(flow::graph& g, NodeRuntime& node) {
+void Pipeline::Impl::build_map_chain(flow::graph& g, const std::vector<int>& chain) {
+  NodeRuntime& head = *nodes[static_cast<std::size_t>(chain.front())];
+  NodeRuntime& tail = *nodes[static_cast<std::size_t>(chain.back())];
   std::size_t concurrency = flow::unlimited;
-  if (node.desc->concurrency > 0) concurrency = static_cast<std::size_t>(node.desc->concurrency);
-  auto fn = std::make_unique<flow::function_node<Message, Message>>(g, concurrency, MapBody(node, run));
-  node.inputs.push_back(fn.get());
-  node.outputs.push_back(fn.get());
-  node.owned.push_back(std::move(fn));
+  if (head.desc->concurrency > 0) concurrency = static_cast<std::size_t>(head.desc->concurrency);
+  std::vector<NodeRuntime*> members;
+  for (int i : chain) members.push_back(nodes[static_cast<std::size_t>(i)].get());
+  auto fn = std::make_unique<flow::function_node<Message, Message>>(g, concurrency, MapChainBody(members, run));
+  head.inputs.push_back(fn.get());
+  tail.outputs.push_back(fn.get());
+  head.owned.push_back(std::move(fn));
+}
+
+// Map stages joined one to one (the first's only edge goes to the second, with the
+// same concurrency) run as one chain. Returns the chains, each in stream order.
+std::vector<std::vector<int>> Pipeline::Impl::map_chains() const {
+  const std::size_t n = nodes.size();
+  std::vector<int> out_edges(n, 0), next(n, -1), has_prev(n, 0);
+  for (const EdgeDesc& e : description.edges) ++out_edges[static_cast<std::size_t>(e.from_node)];
+  const auto is_map = [&](int i) { return description.nodes[static_cast<std::size_t>(i)].plugin->role == Role::Map; };
+  for (const EdgeDesc& e : description.edges) {
+    const auto from = static_cast<std::size_t>(e.from_node), to = static_cast<std::size_t>(e.to_node);
+    if (!std::getenv("FLOWRUN_NO_FUSE") && is_map(e.from_node) && is_map(e.to_node) && out_edges[from] == 1 &&
+        description.nodes[from].concurrency == description.nodes[to].concurrency) {
+      next[from] = e.to_node;
+      has_prev[to] = 1;
+    }
+  }
+  std::vector<std::vector<int>> chains;
+  for (int i : description.topological_order) {
+    if (!is_map(i) || has_prev[static_cast<std::size_t>(i)]) continue;
+    std::vector<int> chain;
+    for (int k = i; k >= 0; k = next[static_cast<std::size_t>(k)]) chain.push_back(k);
+    chains.push_back(std::move(chain));
+  }
+  return chains;
 }
 
 void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
@@ -382,13 +418,16 @@ void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
 
 void Pipeline::Impl::build(flow::graph& g) {
   for (auto& node : nodes) {
-    switch (node->desc->plugin->role) {
-      case Role::Source: build_source(g, *node); break;
-      case Role::Map: build_map(g, *node); break;
-      case Role::Ordered: build_ordered(g, *node); break;
-    }
+    if (node->desc->plugin->role == Role::Source) build_source(g, *node);
+    if (node->desc->plugin->role == Role::Ordered) build_ordered(g, *node);
+  }
+  std::vector<int> chained_to(nodes.size(), -1);  // inside a chain: the next member
+  for (const std::vector<int>& chain : map_chains()) {
+    build_map_chain(g, chain);
+    for (std::size_t k = 0; k + 1 < chain.size(); ++k) chained_to[static_cast<std::size_t>(chain[k])] = chain[k + 1];
   }
   for (const EdgeDesc& edge : description.edges) {
+    if (chained_to[static_cast<std::size_t>(edge.from_node)] == edge.to_node) continue;  // inside one TBB node
     flow::make_edge(*nodes[edge.from_node]->outputs[edge.from_port],
                     *nodes[edge.to_node]->inputs[edge.to_port]);
   }

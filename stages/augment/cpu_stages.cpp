@@ -68,7 +68,7 @@ class RandomCrop : public MapStage {
       height += 2 * (size_.height - height);
     }
     if (height < size_.height || width < size_.width) {
-      throw std::runtime_error("image " + in.as<ImageSample>().info.key + " is " + std::to_string(height) + "x" +
+      throw std::runtime_error("image " + in.as<ImageSample>().info.key() + " is " + std::to_string(height) + "x" +
                                std::to_string(width) + " after padding, smaller than the crop " +
                                std::to_string(size_.height) + "x" + std::to_string(size_.width) +
                                "; set pad_if_needed or resize first");
@@ -113,17 +113,13 @@ class HorizontalFlip : public MapStage {
 class Normalize : public MapStage {
  public:
   explicit Normalize(const StageArgs& args)
-      : MapStage(args), mean_(args.params.number_list("mean")), std_(args.params.number_list("std")) {
-    for (double s : std_)
-      if (s <= 0) throw std::invalid_argument("std values must be > 0");
-  }
+      : MapStage(args), table_(args.params.number_list("mean"), args.params.number_list("std")) {}
   std::shared_ptr<const Payload> process(const Message& in) override {
-    return with_image(in, normalize(in.as<ImageSample>().image, mean_, std_));
+    return with_image(in, normalize(in.as<ImageSample>().image, table_));
   }
 
  private:
-  std::vector<double> mean_;
-  std::vector<double> std_;
+  NormalizeTable table_;
 };
 
 void declare_size(Schema& s, const std::string& doc) {

@@ -1,5 +1,6 @@
 #include "stages/augment/image_ops.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -50,26 +51,28 @@ Image crop_padded(const Image& src, int top, int left, int height, int width, Pa
   require_u8(src, "crop");
   const int c = src.channels;
   Image out = Image::u8_hwc(height, width, c);
-  std::vector<int> columns(static_cast<std::size_t>(width));
-  bool columns_inside = left >= 0 && left + width <= src.width;
-  for (int x = 0; x < width; ++x) columns[static_cast<std::size_t>(x)] = source_index(left + x, src.width, mode);
+  // Columns [inside_begin, inside_end) of the window map straight onto source columns.
+  const int inside_begin = std::clamp(-left, 0, width);
+  const int inside_end = std::clamp(src.width - left, inside_begin, width);
+  std::uint8_t fill_pixel[4] = {fill[0], fill[1], fill[2], fill[0]};
+  const auto put_outside = [&](std::uint8_t* dst, const std::uint8_t* row, int x) {
+    const int sx = source_index(left + x, src.width, mode);
+    const std::uint8_t* from = sx < 0 ? fill_pixel : row + static_cast<std::size_t>(sx) * c;
+    for (int k = 0; k < c; ++k) dst[x * c + k] = sx < 0 ? fill_pixel[k % 3] : from[k];
+  };
   for (int y = 0; y < height; ++y) {
     std::uint8_t* dst = out.row(y);
     const int sy = source_index(top + y, src.height, mode);
-    if (sy < 0) {
+    if (sy < 0) {  // a constant-padding row
       for (int x = 0; x < width; ++x)
-        for (int k = 0; k < c; ++k) dst[x * c + k] = fill[static_cast<std::size_t>(k % 3)];
+        for (int k = 0; k < c; ++k) dst[x * c + k] = fill_pixel[k % 3];
       continue;
     }
     const std::uint8_t* row = src.row(sy);
-    if (columns_inside) {
-      std::memcpy(dst, row + static_cast<std::size_t>(left) * c, static_cast<std::size_t>(width) * c);
-      continue;
-    }
-    for (int x = 0; x < width; ++x) {
-      const int sx = columns[static_cast<std::size_t>(x)];
-      for (int k = 0; k < c; ++k) dst[x * c + k] = sx < 0 ? fill[static_cast<std::size_t>(k % 3)] : row[sx * c + k];
-    }
+    for (int x = 0; x < inside_begin; ++x) put_outside(dst, row, x);
+    std::memcpy(dst + static_cast<std::size_t>(inside_begin) * c, row + static_cast<std::size_t>(left + inside_begin) * c,
+                static_cast<std::size_t>(inside_end - inside_begin) * c);
+    for (int x = inside_end; x < width; ++x) put_outside(dst, row, x);
   }
   return out;
 }
@@ -87,18 +90,38 @@ Image center_crop(const Image& src, int height, int width) {
 Image flip_horizontal(const Image& src) {
   require_u8(src, "horizontal_flip");
   Image out = Image::u8_hwc(src.height, src.width, src.channels);
-  const int c = src.channels;
+  const int c = src.channels, w = src.width;
   for (int y = 0; y < src.height; ++y) {
     const std::uint8_t* in = src.row(y);
     std::uint8_t* dst = out.row(y);
-    for (int x = 0; x < src.width; ++x) std::memcpy(dst + x * c, in + (src.width - 1 - x) * c, static_cast<std::size_t>(c));
+    if (c == 3) {
+      for (int x = 0; x < w; ++x) {
+        const std::uint8_t* from = in + (w - 1 - x) * 3;
+        dst[x * 3] = from[0];
+        dst[x * 3 + 1] = from[1];
+        dst[x * 3 + 2] = from[2];
+      }
+      continue;
+    }
+    for (int x = 0; x < w; ++x)
+      for (int k = 0; k < c; ++k) dst[x * c + k] = in[(w - 1 - x) * c + k];
   }
   return out;
 }
 
-Image normalize(const Image& src, const std::vector<double>& mean, const std::vector<double>& std) {
+NormalizeTable::NormalizeTable(const std::vector<double>& mean, const std::vector<double>& std) {
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    // The same float32 operations as to_tensor (x / 255) then normalize ((v - m) / s).
+    const float m = static_cast<float>(mean[k % mean.size()]);
+    const float s = static_cast<float>(std[k % std.size()]);
+    for (int v = 0; v < 256; ++v) values[k][static_cast<std::size_t>(v)] = (static_cast<float>(v) / 255.0f - m) / s;
+  }
+}
+
+Image normalize(const Image& src, const NormalizeTable& table) {
   require_u8(src, "normalize");
   const int c = src.channels;
+  if (c > 4) throw std::invalid_argument("normalize handles at most 4 channels");
   Image out;
   out.type = Image::Type::F32_CHW;
   out.height = src.height;
@@ -106,19 +129,28 @@ Image normalize(const Image& src, const std::vector<double>& mean, const std::ve
   out.channels = c;
   out.f32.resize(src.u8.size());
   const std::size_t plane = src.pixel_count();
+  if (c == 3) {  // the common case in one pass over the pixels
+    const float *t0 = table.values[0].data(), *t1 = table.values[1].data(), *t2 = table.values[2].data();
+    float *d0 = out.f32.data(), *d1 = d0 + plane, *d2 = d1 + plane;
+    const std::uint8_t* in = src.u8.data();
+    for (std::size_t p = 0; p < plane; ++p, in += 3) {
+      d0[p] = t0[in[0]];
+      d1[p] = t1[in[1]];
+      d2[p] = t2[in[2]];
+    }
+    return out;
+  }
   for (int k = 0; k < c; ++k) {
-    // The result depends on the byte value alone: a 256-entry table computed with
-    // the same float32 operations as to_tensor (x / 255) then normalize ((v - m) / s)
-    // gives identical values at a fraction of the cost.
-    const float m = static_cast<float>(mean[static_cast<std::size_t>(k) % mean.size()]);
-    const float s = static_cast<float>(std[static_cast<std::size_t>(k) % std.size()]);
-    float table[256];
-    for (int v = 0; v < 256; ++v) table[v] = (static_cast<float>(v) / 255.0f - m) / s;
+    const float* lut = table.values[static_cast<std::size_t>(k)].data();
     float* dst = out.f32.data() + plane * static_cast<std::size_t>(k);
     const std::uint8_t* in = src.u8.data() + k;
-    for (std::size_t p = 0; p < plane; ++p) dst[p] = table[in[p * c]];
+    for (std::size_t p = 0; p < plane; ++p) dst[p] = lut[in[p * c]];
   }
   return out;
+}
+
+Image normalize(const Image& src, const std::vector<double>& mean, const std::vector<double>& std) {
+  return normalize(src, NormalizeTable(mean, std));
 }
 
 }  // namespace flowrun

@@ -11,5 +11,6 @@ namespace flowrun {
 PluginInfo counter_source_plugin();
 PluginInfo identity_plugin();
 PluginInfo collect_plugin();
+PluginInfo discard_plugin();
 
 }  // namespace flowrun

@@ -2,8 +2,13 @@
 
 namespace flowrun {
 
+const std::string& SampleInfo::key() const {
+  static const std::string none;
+  return shared_key ? *shared_key : none;
+}
+
 std::string EncodedSample::describe() const {
-  return "encoded " + info.key + " label " + std::to_string(info.label) + " (" + std::to_string(size) + " bytes)";
+  return "encoded " + info.key() + " label " + std::to_string(info.label) + " (" + std::to_string(size) + " bytes)";
 }
 
 Image Image::u8_hwc(int height, int width, int channels) {
@@ -19,7 +24,7 @@ Image Image::u8_hwc(int height, int width, int channels) {
 std::string ImageSample::describe() const {
   return std::string(image.type == Image::Type::U8_HWC ? "image u8 " : "tensor f32 ") + std::to_string(image.height) +
          "x" + std::to_string(image.width) + "x" + std::to_string(image.channels) + " label " +
-         std::to_string(info.label) + " " + info.key;
+         std::to_string(info.label) + " " + info.key();
 }
 
 }  // namespace flowrun

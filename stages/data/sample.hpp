@@ -23,8 +23,16 @@ constexpr const char* kImageOrTensorKind = "sample/image|sample/tensor";
 
 // Where a sample came from and what it is: travels with it through every stage.
 struct SampleInfo {
+  SampleInfo() = default;
+  SampleInfo(std::int64_t label_, std::string key_)
+      : label(label_), shared_key(std::make_shared<const std::string>(std::move(key_))) {}
+  SampleInfo(std::int64_t label_, std::shared_ptr<const std::string> key_) : label(label_), shared_key(std::move(key_)) {}
+
+  // Path or tar member name, for messages. Shared, not copied, from stage to stage.
+  const std::string& key() const;
+
   std::int64_t label = -1;
-  std::string key;  // path or tar member name, for messages
+  std::shared_ptr<const std::string> shared_key;
 };
 
 struct EncodedSample : Payload {

@@ -33,9 +33,9 @@ class DecodeStage : public MapStage {
     try {
       out->image = decode_image(encoded.data, encoded.size, options_);
     } catch (const DecodeError& e) {
-      if (!skip_) throw std::runtime_error("cannot decode " + encoded.info.key + ": " + e.what());
+      if (!skip_) throw std::runtime_error("cannot decode " + encoded.info.key() + ": " + e.what());
       ++skipped_;
-      log::warn("[", node_id(), "] skipping ", encoded.info.key, ": ", e.what());
+      log::warn("[", node_id(), "] skipping ", encoded.info.key(), ": ", e.what());
       return nullptr;
     }
     return out;

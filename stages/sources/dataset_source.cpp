@@ -99,6 +99,7 @@ void DatasetSource::select(std::vector<DatasetRecord> all) {
     auto it = label_of.find(r.class_name);
     if (it == label_of.end()) continue;
     r.label = it->second;
+    r.shared_key = std::make_shared<const std::string>(r.key);
     auto& bucket = by_class[static_cast<std::size_t>(r.label)];
     if (per_class_limit_ == kNoLimit || static_cast<std::int64_t>(bucket.size()) < per_class_limit_)
       bucket.push_back(std::move(r));

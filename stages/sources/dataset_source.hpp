@@ -17,6 +17,7 @@ namespace flowrun {
 
 struct DatasetRecord {
   std::string key;              // path or member name: for messages and reports
+  std::shared_ptr<const std::string> shared_key;  // the same, shared by every sample made from it
   std::string class_name;
   std::int64_t label = -1;      // set by DatasetSource from the sorted class names
   std::uint64_t locator = 0;    // source-specific: member number, record number...

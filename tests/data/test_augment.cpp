@@ -69,7 +69,7 @@ std::shared_ptr<ImageSample> numbered_image(int h, int w) {
   auto s = std::make_shared<ImageSample>();
   s->image = Image::u8_hwc(h, w, 3);
   for (std::size_t i = 0; i < s->image.u8.size(); ++i) s->image.u8[i] = static_cast<std::uint8_t>(i / 3);
-  s->info = {4, "numbered"};
+  s->info = SampleInfo(4, "numbered");
   return s;
 }
 

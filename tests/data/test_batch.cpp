@@ -3,6 +3,8 @@
 // mixed sizes.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "stages/batch/batch.hpp"
 #include "stages/data/sample.hpp"
 #include "support/test_util.hpp"
@@ -16,7 +18,7 @@ Message make_sample(int h, int w, std::int64_t label, std::uint64_t index, Lease
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       for (int c = 0; c < 3; ++c) s->image.u8[(y * w + x) * 3 + c] = static_cast<std::uint8_t>(c * 100 + y * w + x);
-  s->info = {label, "s" + std::to_string(index)};
+  s->info = SampleInfo(label, "s" + std::to_string(index));
   Message m;
   m.payload = s;
   m.index = index;
@@ -82,6 +84,23 @@ TEST(Batch, HoldsTheSamplesLeasesUntilReleased) {
   out.emitted.clear();
   EXPECT_TRUE(wa.expired());
   EXPECT_TRUE(wb.expired());
+}
+
+TEST(Batch, RecyclesBufferMemoryOnlyAfterBatchesAreReleased) {
+  auto stage = make_stage("batch", R"({"batch_size": 2})");
+  auto& batch = dynamic_cast<OrderedStage&>(*stage);
+  RecordingEmitter out;
+  for (int i = 0; i < 8; ++i) batch.process(make_sample(1, 1, i, static_cast<std::uint64_t>(i)), out);
+  ASSERT_EQ(out.emitted.size(), 4u);
+  std::set<const void*> held;
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(held.insert(batch_at(out, i).images.data_ptr()).second) << "a held batch's memory was reused";
+    EXPECT_EQ(batch_at(out, i).labels.data_ptr<std::int64_t>()[1], static_cast<std::int64_t>(2 * i + 1));
+  }
+  out.emitted.clear();  // the consumer lets go of every batch
+  batch.process(make_sample(1, 1, 0, 8), out);
+  batch.process(make_sample(1, 1, 0, 9), out);
+  EXPECT_EQ(held.count(batch_at(out, 0).images.data_ptr()), 1u) << "released memory should be recycled";
 }
 
 TEST(Batch, MixedSizesNameTheSample) {

@@ -1,0 +1,151 @@
+// Loader throughput: runs a data-path description (default pipelines/cifar10_loader.json:
+// tar -> jpeg_decode -> random_crop -> horizontal_flip -> normalize -> batch -> discard)
+// several times and prints the median images/s and the process's peak resident
+// memory; or, with --decode-only, the rate of bare TurboJPEG decoding of the same
+// files on the same number of threads (the ceiling a loader can approach).
+// bench/compare_loaders.py runs it beside torchvision's DataLoader and prints ratios.
+//
+//   flowrun_loader_bench --tar ../shared/data/cifar10-jpeg.tar --threads 2 [--limit 500] [--repeat 5]
+#include <sys/resource.h>
+#include <turbojpeg.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flowrun/errors.hpp"
+#include "flowrun/logging.hpp"
+#include "flowrun/memory.hpp"
+#include "flowrun/pack.hpp"
+#include "flowrun/pipeline.hpp"
+#include "flowrun/registry.hpp"
+#include "stages/builtin.hpp"
+#include "stages/sources/tar_archive.hpp"
+
+namespace {
+
+struct Options {
+  std::string pipeline = FLOWRUN_SOURCE_DIR "/pipelines/cifar10_loader.json";
+  std::string tar = FLOWRUN_SOURCE_DIR "/../shared/data/cifar10-jpeg.tar";
+  std::string prefix = "train/";
+  int threads = 2;
+  int repeat = 5;
+  int limit = 0;  // per class; 0 = all
+  bool decode_only = false;
+  std::vector<std::string> sets;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+void run_pipeline(const Options& o) {
+  std::vector<double> rates, seconds;
+  std::uint64_t images = 0;
+  for (int r = 0; r < o.repeat; ++r) {
+    flowrun::Registry registry;
+    flowrun::register_builtin_stages(registry);
+    flowrun::PackLoader loader;
+    std::vector<std::string> sets = {"nodes.train.params.paths=[\"" + o.tar + "\"]",
+                                     "threads=" + std::to_string(o.threads),
+                                     "nodes.train.params.per_class_limit=" + std::to_string(o.limit)};
+    sets.insert(sets.end(), o.sets.begin(), o.sets.end());
+    flowrun::Pipeline pipeline(flowrun::load_description(o.pipeline, sets, registry, loader));
+    const flowrun::RunReport report = pipeline.run();
+    images = report.nodes.front().items;
+    seconds.push_back(report.seconds);
+    rates.push_back(static_cast<double>(images) / report.seconds);
+  }
+  std::printf("flowrun_pipeline threads=%d images=%llu runs=%d median_s=%.3f images_per_s=%.0f peak_rss_mb=%.1f\n",
+              o.threads, static_cast<unsigned long long>(images), o.repeat, median(seconds), median(rates),
+              peak_rss_mb());
+}
+
+// Bare TurboJPEG: each thread decodes a strided share into its own reused buffer.
+void run_decode_only(const Options& o) {
+  const auto tar = flowrun::TarArchive::open(o.tar);
+  std::vector<const flowrun::TarArchive::Member*> files;
+  for (const auto& m : tar->members())
+    if (m.name.compare(0, o.prefix.size(), o.prefix) == 0) files.push_back(&m);
+  std::vector<double> rates;
+  for (int r = 0; r < o.repeat; ++r) {
+    std::atomic<int> failures{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> workers;
+    for (int t = 0; t < o.threads; ++t) {
+      workers.emplace_back([&, t] {
+        tjhandle tj = tjInitDecompress();
+        std::vector<unsigned char> buffer;
+        for (std::size_t i = static_cast<std::size_t>(t); i < files.size(); i += static_cast<std::size_t>(o.threads)) {
+          const auto& m = *files[i];
+          int w = 0, h = 0, sub = 0, cs = 0;
+          if (tjDecompressHeader3(tj, tar->data(m), m.size, &w, &h, &sub, &cs) != 0) {
+            ++failures;
+            continue;
+          }
+          buffer.resize(static_cast<std::size_t>(w) * h * 3);
+          if (tjDecompress2(tj, tar->data(m), m.size, buffer.data(), w, 0, h, TJPF_RGB, 0) != 0) ++failures;
+        }
+        tjDestroy(tj);
+      });
+    }
+    for (auto& w : workers) w.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(static_cast<double>(files.size()) / s);
+    if (failures) std::fprintf(stderr, "%d files failed to decode\n", failures.load());
+  }
+  std::printf("turbojpeg_decode_only threads=%d images=%zu runs=%d images_per_s=%.0f\n", o.threads, files.size(),
+              o.repeat, median(rates));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--pipeline") o.pipeline = value();
+    else if (a == "--tar") o.tar = value();
+    else if (a == "--threads") o.threads = std::stoi(value());
+    else if (a == "--repeat") o.repeat = std::stoi(value());
+    else if (a == "--limit") o.limit = std::stoi(value());
+    else if (a == "--set") o.sets.push_back(value());
+    else if (a == "--decode-only") o.decode_only = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: flowrun_loader_bench [--pipeline P.json] [--tar T] [--threads N] [--repeat R] "
+                   "[--limit PER_CLASS] [--set PATH=VALUE]... [--decode-only]\n");
+      return 2;
+    }
+  }
+  flowrun::configure_logging("warn");
+  if (!std::getenv("FLOWRUN_DEFAULT_MALLOC")) flowrun::keep_freed_memory();
+  try {
+    if (o.decode_only) run_decode_only(o);
+    else run_pipeline(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flowrun_loader_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
