@@ -46,13 +46,25 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// Resident memory right now (VmRSS), to tell the libraries' share from the loader's.
+double current_rss_mb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::atof(line + 6);
+  std::fclose(f);
+  return kb / 1024.0;
+}
+
 double peak_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-void run_pipeline(const Options& o) {
+void run_pipeline(const Options& o, double baseline_rss) {
   std::vector<double> rates, seconds;
   std::uint64_t images = 0;
   for (int r = 0; r < o.repeat; ++r) {
@@ -69,9 +81,11 @@ void run_pipeline(const Options& o) {
     seconds.push_back(report.seconds);
     rates.push_back(static_cast<double>(images) / report.seconds);
   }
-  std::printf("flowrun_pipeline threads=%d images=%llu runs=%d median_s=%.3f images_per_s=%.0f peak_rss_mb=%.1f\n",
-              o.threads, static_cast<unsigned long long>(images), o.repeat, median(seconds), median(rates),
-              peak_rss_mb());
+  std::printf(
+      "flowrun_pipeline threads=%d images=%llu runs=%d median_s=%.3f images_per_s=%.0f peak_rss_mb=%.1f "
+      "baseline_rss_mb=%.1f\n",
+      o.threads, static_cast<unsigned long long>(images), o.repeat, median(seconds), median(rates), peak_rss_mb(),
+      baseline_rss);
 }
 
 // Bare TurboJPEG: each thread decodes a strided share into its own reused buffer.
@@ -138,11 +152,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const double baseline_rss = current_rss_mb();  // LibTorch and the other libraries, loaded
   flowrun::configure_logging("warn");
   if (!std::getenv("FLOWRUN_DEFAULT_MALLOC")) flowrun::keep_freed_memory();
   try {
     if (o.decode_only) run_decode_only(o);
-    else run_pipeline(o);
+    else run_pipeline(o, baseline_rss);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flowrun_loader_bench: %s\n", e.what());
     return 1;

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""flowrun's loader against torchvision's, side by side, on the same machine and files.
+
+Runs, in one go:
+  - torchvision ImageFolder + DataLoader (num_workers 0, 1, 2) with the same transforms as
+    pipelines/cifar10_loader.json: RandomCrop(32, padding=4), RandomHorizontalFlip,
+    ToTensor, Normalize, batches of 128, over the 50,000 CIFAR-10 training JPEGs;
+  - flowrun's loader (build/flowrun_loader_bench) on the same files read from the tar;
+  - bare TurboJPEG decoding of the same files on the same thread count (the ceiling);
+  - flowrun's loader over 5,000 images, to compare peak memory with the 50,000 run;
+and prints every figure (medians) and the ratios.
+
+    .venv/bin/pip install torchvision==0.26.0 pillow   # once
+    .venv/bin/python bench/compare_loaders.py [--threads 2] [--runs 3]
+"""
+import argparse
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def torchvision_rate(folder, workers, threads, runs):
+    import torch
+    import torchvision
+    import torchvision.transforms as T
+    from torchvision.datasets import ImageFolder
+
+    torch.set_num_threads(threads)
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    dataset = ImageFolder(folder, transform=transform)
+    rates = []
+    for _ in range(runs):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=True, num_workers=workers)
+        start = time.perf_counter()
+        images = sum(batch[0].shape[0] for batch in loader)
+        rates.append(images / (time.perf_counter() - start))
+    return statistics.median(rates), torchvision.__version__
+
+
+def bench(args, *extra):
+    command = [str(args.bench), "--tar", str(args.tar), "--threads", str(args.threads), *extra]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
+    return dict(field.split("=") for field in out.split()[1:])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tar", type=pathlib.Path, default=ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar")
+    parser.add_argument("--bench", type=pathlib.Path, default=ROOT / "build" / "flowrun_loader_bench")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3, help="torchvision epochs per setting (median)")
+    args = parser.parse_args()
+
+    print(f"machine: {os.cpu_count()} cores; {args.threads} threads for every loader; files: {args.tar}")
+    flowrun = bench(args, "--repeat", "7")
+    decode = bench(args, "--repeat", "7", "--decode-only")
+    small = bench(args, "--repeat", "3", "--limit", "500")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(args.tar) as tar:
+            tar.extractall(tmp, members=[m for m in tar.getmembers() if m.name.startswith("train/")])
+        tv = {w: torchvision_rate(os.path.join(tmp, "train"), w, args.threads, args.runs) for w in (0, 1, 2)}
+
+    best_workers = max(tv, key=lambda w: tv[w][0])
+    best = tv[best_workers][0]
+    rate = float(flowrun["images_per_s"])
+    print(f"\n{'loader':58} {'images/s':>10}")
+    for w, (r, version) in tv.items():
+        print(f"{'torchvision ' + version + ' DataLoader, num_workers=' + str(w):58} {r:10.0f}")
+    print(f"{'TurboJPEG decode only (' + decode['threads'] + ' threads)':58} {float(decode['images_per_s']):10.0f}")
+    print(f"{'flowrun (tar -> decode -> crop -> flip -> normalize -> batch)':58} {rate:10.0f}")
+    print(f"\nflowrun / best torchvision (num_workers={best_workers}): {rate / best:.1f}x   (target >= 10x)")
+    print(f"flowrun / TurboJPEG decode only:            {rate / float(decode['images_per_s']):.0%}   (target >= 60%)")
+    print(f"peak resident memory: {small['peak_rss_mb']} MB for {small['images']} images, "
+          f"{flowrun['peak_rss_mb']} MB for {flowrun['images']} images "
+          f"(libraries alone: {flowrun['baseline_rss_mb']} MB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
