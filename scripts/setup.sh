@@ -13,7 +13,7 @@ VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
   libtbb-dev libturbojpeg0-dev libpng-dev libhdf5-dev libspdlog-dev
-  nlohmann-json3-dev libgtest-dev libcurl4-openssl-dev
+  nlohmann-json3-dev libgtest-dev libcurl4-openssl-dev zlib1g-dev
 )
 
 missing=()

@@ -17,6 +17,7 @@ void register_builtin_stages(Registry& registry) {
 
   registry.add(tar_source_plugin());
   registry.add(image_folder_source_plugin());
+  registry.add(cifar10_source_plugin());
   registry.add(jpeg_decode_plugin());
   registry.add(random_crop_plugin());
   registry.add(center_crop_plugin());

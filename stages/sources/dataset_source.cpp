@@ -77,9 +77,15 @@ void DatasetSource::start() {
   if (records_.empty()) throw std::runtime_error("no samples left to emit (check the path, prefix, classes and split)");
 }
 
-void DatasetSource::select(std::vector<DatasetRecord> all) {
+std::vector<std::string> DatasetSource::list_classes(const std::vector<DatasetRecord>& records) const {
   std::set<std::string> names;
-  for (const DatasetRecord& r : all) names.insert(r.class_name);
+  for (const DatasetRecord& r : records) names.insert(r.class_name);
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+void DatasetSource::select(std::vector<DatasetRecord> all) {
+  const std::vector<std::string> listed = list_classes(all);
+  std::set<std::string> names(listed.begin(), listed.end());
   if (!class_subset_.empty()) {
     for (const std::string& wanted : class_subset_) {
       if (!names.count(wanted)) {

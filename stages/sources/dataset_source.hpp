@@ -38,6 +38,9 @@ class DatasetSource : public SourceStage {
  protected:
   // Every record of the dataset, in a deterministic order (sorted keys).
   virtual std::vector<DatasetRecord> list_records() = 0;
+  // Every class of the dataset, even one with no records (labels must not shift when
+  // a class is missing from a subset of files). Default: the classes the records name.
+  virtual std::vector<std::string> list_classes(const std::vector<DatasetRecord>& records) const;
   // The payload for one record (EncodedSample or ImageSample).
   virtual std::shared_ptr<const Payload> read(const DatasetRecord& record) = 0;
 

@@ -121,6 +121,15 @@ class ImageFolderSource : public DatasetSource {
     return records;
   }
 
+  // Every class folder counts, as in torchvision's ImageFolder, even one without images.
+  std::vector<std::string> list_classes(const std::vector<DatasetRecord>&) const override {
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(root_))
+      if (entry.is_directory()) names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
   std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
     std::ifstream in(record.key, std::ios::binary | std::ios::ate);
     if (!in) throw std::runtime_error("cannot read " + record.key);

@@ -85,6 +85,18 @@ std::shared_ptr<const TarArchive> TarArchive::open(const std::string& path) {
   return archive;
 }
 
+std::shared_ptr<const TarArchive> TarArchive::from_bytes(std::vector<std::uint8_t> bytes, const std::string& name) {
+  std::shared_ptr<TarArchive> archive(new TarArchive(std::move(bytes), name));
+  archive->index();
+  return archive;
+}
+
+TarArchive::TarArchive(std::vector<std::uint8_t> bytes, std::string name)
+    : path_(std::move(name)), owned_(std::move(bytes)) {
+  base_ = owned_.data();
+  size_ = owned_.size();
+}
+
 TarArchive::TarArchive(std::string path) : path_(std::move(path)) {
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot open tar file " + path_ + ": " + std::strerror(errno));
@@ -101,12 +113,13 @@ TarArchive::TarArchive(std::string path) : path_(std::move(path)) {
       throw std::runtime_error("cannot map tar file " + path_ + ": " + std::strerror(errno));
     }
     base_ = static_cast<const std::uint8_t*>(mapped);
+    mapped_ = true;
   }
   ::close(fd);  // the mapping stays valid
 }
 
 TarArchive::~TarArchive() {
-  if (base_) munmap(const_cast<std::uint8_t*>(base_), size_);
+  if (mapped_) munmap(const_cast<std::uint8_t*>(base_), size_);
 }
 
 void TarArchive::index() {

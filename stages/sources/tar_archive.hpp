@@ -21,6 +21,8 @@ class TarArchive : public std::enable_shared_from_this<TarArchive> {
   // Maps and indexes `path`. Throws std::runtime_error naming the file and the
   // offset for anything that is not a well-formed tar (bad checksum, truncation).
   static std::shared_ptr<const TarArchive> open(const std::string& path);
+  // The same over bytes already in memory (a decompressed .tar.gz); `name` is for messages.
+  static std::shared_ptr<const TarArchive> from_bytes(std::vector<std::uint8_t> bytes, const std::string& name);
   ~TarArchive();
   TarArchive(const TarArchive&) = delete;
   TarArchive& operator=(const TarArchive&) = delete;
@@ -31,12 +33,15 @@ class TarArchive : public std::enable_shared_from_this<TarArchive> {
 
  private:
   explicit TarArchive(std::string path);
+  TarArchive(std::vector<std::uint8_t> bytes, std::string name);
   void index();
 
   std::string path_;
   const std::uint8_t* base_ = nullptr;
   std::size_t size_ = 0;
   std::vector<Member> members_;
+  std::vector<std::uint8_t> owned_;  // from_bytes: the data itself (no mapping)
+  bool mapped_ = false;
 };
 
 }  // namespace flowrun
