@@ -19,6 +19,8 @@ void register_builtin_stages(Registry& registry) {
   registry.add(image_folder_source_plugin());
   registry.add(cifar10_source_plugin());
   registry.add(jpeg_decode_plugin());
+  registry.add(resize_plugin());
+  registry.add(random_resized_crop_plugin());
   registry.add(random_crop_plugin());
   registry.add(center_crop_plugin());
   registry.add(horizontal_flip_plugin());

@@ -52,6 +52,18 @@ def main():
         add("normalize", {"mean": mean, "std": std}, image, [float(v) for v in out.flatten().tolist()],
             [3, h, w], "f32")
 
+    # Resizing, on PIL images as torchvision's classic pipeline does (PIL's resampling).
+    big = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in [(37, 53), (24, 24)]]
+    for image in big:
+        pil = Image.fromarray(image)
+        for name, mode in [("bilinear", F.InterpolationMode.BILINEAR), ("bicubic", F.InterpolationMode.BICUBIC)]:
+            for size in ([16], [11, 30], [64], [40, 47], [60, 20], [30, 70]):
+                out = np.asarray(F.resize(pil, size, interpolation=mode))
+                add("resize", {"size": size, "interpolation": name}, image, out.flatten().tolist(), list(out.shape))
+            out = np.asarray(F.resized_crop(pil, 3, 5, 17, 13, [20, 20], interpolation=mode))
+            add("resized_crop", {"top": 3, "left": 5, "height": 17, "width": 13, "size": [20, 20],
+                                 "interpolation": name}, image, out.flatten().tolist(), list(out.shape))
+
     OUT.parent.mkdir(parents=True, exist_ok=True)
     document = {"generator": "tools/make_augment_fixtures.py", "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "cases": cases}

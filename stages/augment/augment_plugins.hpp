@@ -5,6 +5,8 @@
 
 namespace flowrun {
 
+PluginInfo resize_plugin();
+PluginInfo random_resized_crop_plugin();
 PluginInfo random_crop_plugin();
 PluginInfo center_crop_plugin();
 PluginInfo horizontal_flip_plugin();

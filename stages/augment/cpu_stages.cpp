@@ -5,10 +5,12 @@
 //   {"id": "crop", "plugin": "random_crop", "params": {"size": [32], "padding": [4], "padding_mode": "reflect"}}
 //   {"id": "flip", "plugin": "horizontal_flip", "params": {"p": 0.5}}
 //   {"id": "norm", "plugin": "normalize", "params": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.247, 0.243, 0.261]}}
+#include <cmath>
 #include <stdexcept>
 
 #include "stages/augment/augment_plugins.hpp"
 #include "stages/augment/image_ops.hpp"
+#include "stages/augment/resample.hpp"
 
 namespace flowrun {
 namespace {
@@ -122,6 +124,52 @@ class Normalize : public MapStage {
   NormalizeTable table_;
 };
 
+class Resize : public MapStage {
+ public:
+  explicit Resize(const StageArgs& args)
+      : MapStage(args),
+        size_(args.params.integer_list("size")),
+        interpolation_(parse_interpolation(args.params.string("interpolation"))) {}
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    const Image& image = in.as<ImageSample>().image;
+    int h = 0, w = 0;
+    resized_shape(image.height, image.width, size_, h, w);
+    if (h == image.height && w == image.width) return in.payload;
+    return with_image(in, resize(image, h, w, interpolation_));
+  }
+
+ private:
+  std::vector<std::int64_t> size_;
+  Interpolation interpolation_;
+};
+
+class RandomResizedCrop : public MapStage {
+ public:
+  explicit RandomResizedCrop(const StageArgs& args)
+      : MapStage(args),
+        size_(parse_size(args.params.integer_list("size"))),
+        scale_(args.params.number_list("scale")),
+        ratio_(args.params.number_list("ratio")),
+        interpolation_(parse_interpolation(args.params.string("interpolation"))) {
+    if (scale_[0] > scale_[1] || ratio_[0] > ratio_[1]) {
+      throw std::invalid_argument("scale and ratio must be [low, high] with low <= high");
+    }
+  }
+
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    const Image& image = in.as<ImageSample>().image;
+    Rng rng = item_rng(in);
+    const CropWindow win = random_resized_crop_window(image.height, image.width, scale_, ratio_, rng);
+    const Image cropped = crop_padded(image, win.top, win.left, win.height, win.width, PadMode::Constant);
+    return with_image(in, resize(cropped, size_.height, size_.width, interpolation_));
+  }
+
+ private:
+  Size size_;
+  std::vector<double> scale_, ratio_;
+  Interpolation interpolation_;
+};
+
 void declare_size(Schema& s, const std::string& doc) {
   s.required("size", ParamType::IntList, doc).min_length(1).max_length(2).range(1, 65535);
 }
@@ -155,6 +203,36 @@ PluginInfo random_crop_plugin() {
   p.params.choice("padding_mode", "constant", {"constant", "edge", "reflect", "symmetric"},
                   "how padding pixels are made (as torchvision's padding_mode)");
   p.create = [](const StageArgs& args) { return std::make_unique<RandomCrop>(args); };
+  return p;
+}
+
+PluginInfo resize_plugin() {
+  PluginInfo p = image_map("resize", "Resizes images, antialiased, as PIL and torchvision do (Resize)",
+                           "[s] scales the shorter side to s keeping the aspect ratio (the longer side becomes\n"
+                           "int(s * long / short)); [h, w] resizes to exactly that. Shrinking widens the filter\n"
+                           "(antialiasing), as PIL does; values match torchvision on PIL images within one grey level.\n"
+                           "\n"
+                           "  {\"id\": \"resize\", \"plugin\": \"resize\", \"params\": {\"size\": [256]}}");
+  declare_size(p.params, "[s]: shorter side to s, keeping the aspect ratio; [height, width]: exactly");
+  p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
+  p.create = [](const StageArgs& args) { return std::make_unique<Resize>(args); };
+  return p;
+}
+
+PluginInfo random_resized_crop_plugin() {
+  PluginInfo p = image_map(
+      "random_resized_crop", "Crops a random area and aspect ratio, then resizes (RandomResizedCrop)",
+      "Draws a window covering a `scale` share of the image with an aspect ratio drawn\n"
+      "log-uniformly from `ratio` (10 attempts, then a central fallback), exactly as torchvision's\n"
+      "get_params does, from the item's own random stream; then crops and resizes it to size.\n"
+      "\n"
+      "  {\"id\": \"crop\", \"plugin\": \"random_resized_crop\", \"params\": {\"size\": [224]}}");
+  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
+  p.params.number_list("scale", {0.08, 1.0}, "[low, high] share of the image's area to keep").length(2).range(0, 1);
+  p.params.number_list("ratio", {3.0 / 4.0, 4.0 / 3.0}, "[low, high] aspect ratio (width / height) of the window")
+      .length(2).range(1e-3, 1e3);
+  p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
+  p.create = [](const StageArgs& args) { return std::make_unique<RandomResizedCrop>(args); };
   return p;
 }
 

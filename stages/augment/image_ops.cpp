@@ -109,6 +109,28 @@ Image flip_horizontal(const Image& src) {
   return out;
 }
 
+CropWindow random_resized_crop_window(int H, int W, const std::vector<double>& scale, const std::vector<double>& ratio,
+                                      Rng& rng) {
+  const double area = static_cast<double>(H) * W;
+  const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * rng.uniform(scale[0], scale[1]);
+    const double aspect = std::exp(rng.uniform(log_lo, log_hi));
+    const int w = static_cast<int>(std::nearbyint(std::sqrt(target * aspect)));
+    const int h = static_cast<int>(std::nearbyint(std::sqrt(target / aspect)));
+    if (0 < w && w <= W && 0 < h && h <= H) {
+      const int top = static_cast<int>(rng.below(static_cast<std::uint64_t>(H - h + 1)));
+      const int left = static_cast<int>(rng.below(static_cast<std::uint64_t>(W - w + 1)));
+      return {top, left, h, w};
+    }
+  }
+  const double in_ratio = static_cast<double>(W) / H;
+  int w = W, h = H;
+  if (in_ratio < ratio[0]) h = static_cast<int>(std::nearbyint(w / ratio[0]));
+  else if (in_ratio > ratio[1]) w = static_cast<int>(std::nearbyint(h * ratio[1]));
+  return {(H - h) / 2, (W - w) / 2, h, w};
+}
+
 NormalizeTable::NormalizeTable(const std::vector<double>& mean, const std::vector<double>& std) {
   for (std::size_t k = 0; k < values.size(); ++k) {
     // The same float32 operations as to_tensor (x / 255) then normalize ((v - m) / s).

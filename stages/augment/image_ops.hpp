@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "flowrun/rng.hpp"
 #include "stages/data/sample.hpp"
 
 namespace flowrun {
@@ -29,6 +30,15 @@ Image crop_padded(const Image& src, int top, int left, int height, int width, Pa
 Image center_crop(const Image& src, int height, int width);
 
 Image flip_horizontal(const Image& src);
+
+struct CropWindow {
+  int top, left, height, width;
+};
+// torchvision's RandomResizedCrop.get_params, draw for draw: up to 10 attempts at an
+// area share drawn from scale and a log-uniform aspect ratio from ratio (rounded half
+// to even, as Python does), then the central crop with the ratio clamped.
+CropWindow random_resized_crop_window(int height, int width, const std::vector<double>& scale,
+                                      const std::vector<double>& ratio, Rng& rng);
 
 // F.to_tensor then F.normalize, in float32: ((x / 255) - mean) / std, CHW. The result
 // depends on the byte value alone, so it is a table lookup per channel, computed

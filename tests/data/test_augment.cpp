@@ -10,6 +10,7 @@
 
 #include "flowrun/errors.hpp"
 #include "stages/augment/image_ops.hpp"
+#include "stages/augment/resample.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {
@@ -33,6 +34,15 @@ Image apply(const std::string& op, const nlohmann::json& p, const Image& in) {
   }
   if (op == "center_crop") return center_crop(in, p["size"][0], p["size"][1]);
   if (op == "hflip") return flip_horizontal(in);
+  if (op == "resize") {
+    int h = 0, w = 0;
+    resized_shape(in.height, in.width, p["size"].get<std::vector<std::int64_t>>(), h, w);
+    return resize(in, h, w, parse_interpolation(p["interpolation"]));
+  }
+  if (op == "resized_crop") {
+    const Image cropped = crop_padded(in, p["top"], p["left"], p["height"], p["width"], PadMode::Constant);
+    return resize(cropped, p["size"][0], p["size"][1], parse_interpolation(p["interpolation"]));
+  }
   if (op == "normalize") return normalize(in, p["mean"].get<std::vector<double>>(), p["std"].get<std::vector<double>>());
   throw std::invalid_argument("unknown fixture op " + op);
 }
@@ -63,6 +73,8 @@ TEST(AugmentOps, MatchTorchvisionOnItsOwnOutput) {
   EXPECT_EQ(checked["center_crop"], 12);
   EXPECT_EQ(checked["hflip"], 3);
   EXPECT_EQ(checked["normalize"], 3);
+  EXPECT_EQ(checked["resize"], 24);
+  EXPECT_EQ(checked["resized_crop"], 4);
 }
 
 std::shared_ptr<ImageSample> numbered_image(int h, int w) {
@@ -79,6 +91,39 @@ Message item(std::shared_ptr<const Payload> payload, std::uint64_t index, std::u
   m.index = index;
   m.epoch = epoch;
   return m;
+}
+
+TEST(RandomResizedCrop, AreaAndAspectFollowTorchvisionsDistribution) {
+  // On a large image the first attempt nearly always fits: the kept area share is
+  // uniform in scale and the log aspect ratio uniform in log(ratio).
+  const std::vector<double> scale = {0.2, 0.6}, ratio = {0.75, 4.0 / 3.0};
+  const int n = 20000;
+  double area_sum = 0, log_ratio_sum = 0, log_ratio_sq = 0;
+  int below_mid = 0;
+  for (int i = 0; i < n; ++i) {
+    Rng rng = RandomStreams(9, "rrc").for_item(0, static_cast<std::uint64_t>(i));
+    const CropWindow w = random_resized_crop_window(1000, 1000, scale, ratio, rng);
+    ASSERT_GE(w.top, 0);
+    ASSERT_LE(w.top + w.height, 1000);
+    ASSERT_LE(w.left + w.width, 1000);
+    const double share = w.height * w.width / 1e6;
+    area_sum += share;
+    below_mid += share < 0.4;
+    const double lr = std::log(static_cast<double>(w.width) / w.height);
+    log_ratio_sum += lr;
+    log_ratio_sq += lr * lr;
+  }
+  EXPECT_NEAR(area_sum / n, 0.4, 0.005);      // mean of U(0.2, 0.6)
+  EXPECT_NEAR(below_mid / double(n), 0.5, 0.02);
+  const double span = std::log(4.0 / 3.0) - std::log(0.75);
+  EXPECT_NEAR(log_ratio_sum / n, 0.0, 0.005);  // symmetric range
+  EXPECT_NEAR(log_ratio_sq / n, span * span / 12, 0.003);  // variance of a uniform
+  // A thin image forces the fallback: the central crop with the ratio clamped.
+  Rng rng(1);
+  const CropWindow thin = random_resized_crop_window(10, 1000, {0.9, 1.0}, ratio, rng);
+  EXPECT_EQ(thin.height, 10);
+  EXPECT_EQ(thin.width, 13);  // round(10 * 4/3)
+  EXPECT_EQ(thin.left, (1000 - 13) / 2);
 }
 
 TEST(RandomCrop, OffsetsAreUniformAndFixedPerItem) {
