@@ -27,14 +27,19 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def torchvision_rate(folder, workers, threads, runs):
+def torchvision_rate(folder, workers, threads, runs, size):
     import torch
     import torchvision
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
     torch.set_num_threads(threads)
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    if size == 32:
+        transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                               T.Normalize(MEAN, STD)])
+    else:
+        transform = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ToTensor(),
+                               T.Normalize((0.5,) * 3, (0.5,) * 3)])
     dataset = ImageFolder(folder, transform=transform)
     rates = []
     for _ in range(runs):
@@ -57,17 +62,33 @@ def main():
     parser.add_argument("--bench", type=pathlib.Path, default=ROOT / "build" / "flowrun_loader_bench")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3, help="torchvision epochs per setting (median)")
+    parser.add_argument("--size", type=int, default=32, choices=[32, 224],
+                        help="32: crop+flip+normalize at CIFAR size; 224: random_resized_crop to 224 (ViT-B/16)")
+    parser.add_argument("--per-class", type=int, default=0,
+                        help="images per class for every loader (0 = all 5,000); 224 defaults to 500")
     args = parser.parse_args()
+    if args.size == 224 and args.per_class == 0:
+        args.per_class = 500
+    pipeline = ROOT / "pipelines" / ("cifar10_loader.json" if args.size == 32 else "cifar10_loader_224.json")
 
     print(f"machine: {os.cpu_count()} cores; {args.threads} threads for every loader; files: {args.tar}")
-    flowrun = bench(args, "--repeat", "7")
+    limit = ["--limit", str(args.per_class)]
+    flowrun = bench(args, "--pipeline", str(pipeline), "--repeat", "7", *limit)
     decode = bench(args, "--repeat", "7", "--decode-only")
-    small = bench(args, "--repeat", "3", "--limit", "500")
+    small = bench(args, "--pipeline", str(pipeline), "--repeat", "3", "--limit", "500")
 
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(args.tar) as tar:
-            tar.extractall(tmp, members=[m for m in tar.getmembers() if m.name.startswith("train/")])
-        tv = {w: torchvision_rate(os.path.join(tmp, "train"), w, args.threads, args.runs) for w in (0, 1, 2)}
+            kept, members = {}, []
+            for m in tar.getmembers():
+                if not m.name.startswith("train/") or not m.isfile():
+                    continue
+                cls = m.name.split("/")[1]
+                kept[cls] = kept.get(cls, 0) + 1
+                if args.per_class == 0 or kept[cls] <= args.per_class:
+                    members.append(m)
+            tar.extractall(tmp, members=members)
+        tv = {w: torchvision_rate(os.path.join(tmp, "train"), w, args.threads, args.runs, args.size) for w in (0, 1, 2)}
 
     best_workers = max(tv, key=lambda w: tv[w][0])
     best = tv[best_workers][0]
@@ -76,9 +97,12 @@ def main():
     for w, (r, version) in tv.items():
         print(f"{'torchvision ' + version + ' DataLoader, num_workers=' + str(w):58} {r:10.0f}")
     print(f"{'TurboJPEG decode only (' + decode['threads'] + ' threads)':58} {float(decode['images_per_s']):10.0f}")
-    print(f"{'flowrun (tar -> decode -> crop -> flip -> normalize -> batch)':58} {rate:10.0f}")
-    print(f"\nflowrun / best torchvision (num_workers={best_workers}): {rate / best:.1f}x   (target >= 10x)")
-    print(f"flowrun / TurboJPEG decode only:            {rate / float(decode['images_per_s']):.0%}   (target >= 60%)")
+    print(f"{'flowrun (' + pipeline.name + ')':58} {rate:10.0f}")
+    target = "10x" if args.size == 32 else "5x"
+    print(f"\nimages per run: {flowrun['images']}")
+    print(f"flowrun / best torchvision (num_workers={best_workers}): {rate / best:.1f}x   (target >= {target})")
+    if args.size == 32:
+        print(f"flowrun / TurboJPEG decode only:            {rate / float(decode['images_per_s']):.0%}   (target >= 60%)")
     print(f"peak resident memory: {small['peak_rss_mb']} MB for {small['images']} images, "
           f"{flowrun['peak_rss_mb']} MB for {flowrun['images']} images "
           f"(libraries alone: {flowrun['baseline_rss_mb']} MB)")

@@ -69,6 +69,25 @@ TEST(Batch, DropLastAndFloatSamples) {
   EXPECT_EQ(batch_at(out, 0).images.data_ptr<float>()[12 * 3], 3.0f);
 }
 
+TEST(Batch, NormalizingWhileBatchingEqualsTheNormalizeStage) {
+  auto fused = make_stage("batch", R"({"batch_size": 3, "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]})");
+  auto plain = make_stage("batch", R"({"batch_size": 3})");
+  auto norm = make_stage("normalize", R"({"mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]})");
+  RecordingEmitter fused_out, plain_out;
+  for (int i = 0; i < 3; ++i) {
+    Message m = make_sample(4, 5, i, static_cast<std::uint64_t>(i));
+    Message normalized = m;
+    normalized.payload = dynamic_cast<MapStage&>(*norm).process(m);
+    dynamic_cast<OrderedStage&>(*fused).process(m, fused_out);
+    dynamic_cast<OrderedStage&>(*plain).process(normalized, plain_out);
+  }
+  const Batch& a = batch_at(fused_out, 0);
+  const Batch& b = batch_at(plain_out, 0);
+  ASSERT_EQ(a.images.dtype(), at::kFloat);
+  ASSERT_TRUE(a.images.equal(b.images)) << "fused normalization must give the same floats";
+  EXPECT_THROW(make_stage("batch", R"({"mean": [0.5]})"), std::invalid_argument);
+}
+
 TEST(Batch, HoldsTheSamplesLeasesUntilReleased) {
   auto stage = make_stage("batch", R"({"batch_size": 2})");
   auto& batch = dynamic_cast<OrderedStage&>(*stage);
