@@ -11,5 +11,6 @@ PluginInfo random_crop_plugin();
 PluginInfo center_crop_plugin();
 PluginInfo horizontal_flip_plugin();
 PluginInfo normalize_plugin();
+PluginInfo random_erasing_plugin();
 
 }  // namespace flowrun

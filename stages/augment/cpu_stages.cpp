@@ -5,6 +5,7 @@
 //   {"id": "crop", "plugin": "random_crop", "params": {"size": [32], "padding": [4], "padding_mode": "reflect"}}
 //   {"id": "flip", "plugin": "horizontal_flip", "params": {"p": 0.5}}
 //   {"id": "norm", "plugin": "normalize", "params": {"mean": [0.4914, 0.4822, 0.4465], "std": [0.247, 0.243, 0.261]}}
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -170,6 +171,68 @@ class RandomResizedCrop : public MapStage {
   Interpolation interpolation_;
 };
 
+// torchvision's RandomErasing: with probability p, a window of a `scale` share of
+// the area and an aspect ratio drawn log-uniformly from `ratio` (10 attempts, else
+// nothing) is overwritten with `value` or with standard-normal noise. Works on uint8
+// images and on normalized float samples (where it usually goes, after normalize).
+class RandomErasing : public MapStage {
+ public:
+  explicit RandomErasing(const StageArgs& args)
+      : MapStage(args),
+        p_(args.params.number("p")),
+        scale_(args.params.number_list("scale")),
+        ratio_(args.params.number_list("ratio")),
+        value_(args.params.number_list("value")),
+        noise_(args.params.boolean("random_value")) {
+    if (scale_[0] > scale_[1] || ratio_[0] > ratio_[1]) {
+      throw std::invalid_argument("scale and ratio must be [low, high] with low <= high");
+    }
+  }
+
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    Rng rng = item_rng(in);
+    if (!rng.bernoulli(p_)) return in.payload;
+    const Image& image = in.as<ImageSample>().image;
+    const double area = static_cast<double>(image.height) * image.width;
+    const double log_lo = std::log(ratio_[0]), log_hi = std::log(ratio_[1]);
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double erase = area * rng.uniform(scale_[0], scale_[1]);
+      const double aspect = std::exp(rng.uniform(log_lo, log_hi));
+      const int h = static_cast<int>(std::nearbyint(std::sqrt(erase * aspect)));
+      const int w = static_cast<int>(std::nearbyint(std::sqrt(erase / aspect)));
+      if (!(h < image.height && w < image.width)) continue;
+      const int top = static_cast<int>(rng.below(static_cast<std::uint64_t>(image.height - h + 1)));
+      const int left = static_cast<int>(rng.below(static_cast<std::uint64_t>(image.width - w + 1)));
+      Image out = image;
+      erase_window(out, top, left, h, w, rng);
+      return with_image(in, std::move(out));
+    }
+    return in.payload;  // no window fitted: unchanged, as torchvision
+  }
+
+ private:
+  void erase_window(Image& image, int top, int left, int h, int w, Rng& rng) const {
+    for (int c = 0; c < image.channels; ++c) {
+      const double fill = value_[static_cast<std::size_t>(c) % value_.size()];
+      for (int y = top; y < top + h; ++y) {
+        for (int x = left; x < left + w; ++x) {
+          const double v = noise_ ? rng.normal() : fill;
+          if (image.type == Image::Type::F32_CHW) {
+            image.f32[(static_cast<std::size_t>(c) * image.height + y) * image.width + x] = static_cast<float>(v);
+          } else {
+            image.u8[(static_cast<std::size_t>(y) * image.width + x) * image.channels + c] =
+                static_cast<std::uint8_t>(std::clamp(std::nearbyint(v), 0.0, 255.0));
+          }
+        }
+      }
+    }
+  }
+
+  double p_;
+  std::vector<double> scale_, ratio_, value_;
+  bool noise_;
+};
+
 void declare_size(Schema& s, const std::string& doc) {
   s.required("size", ParamType::IntList, doc).min_length(1).max_length(2).range(1, 65535);
 }
@@ -233,6 +296,30 @@ PluginInfo random_resized_crop_plugin() {
       .length(2).range(1e-3, 1e3);
   p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
   p.create = [](const StageArgs& args) { return std::make_unique<RandomResizedCrop>(args); };
+  return p;
+}
+
+PluginInfo random_erasing_plugin() {
+  PluginInfo p;
+  p.name = "random_erasing";
+  p.summary = "Erases a random rectangle with probability p (torchvision RandomErasing)";
+  p.description =
+      "With probability p, overwrites a window covering a `scale` share of the image, aspect ratio\n"
+      "log-uniform in `ratio` (10 attempts, else unchanged), with `value` per channel or, with\n"
+      "random_value, standard-normal noise per pixel (timm's 'pixel' mode). Usually placed after\n"
+      "normalize, on float samples; on uint8 images values are rounded and clamped to [0, 255].\n"
+      "\n"
+      "  {\"id\": \"erase\", \"plugin\": \"random_erasing\", \"params\": {\"p\": 0.25, \"random_value\": true}}";
+  p.role = Role::Map;
+  p.inputs = {{"in", kImageOrTensorKind, "uint8 images or normalized float samples"}};
+  p.outputs = {{"out", kSameKind, "the same kind, with a rectangle erased"}};
+  p.params.number("p", 0.5, "probability of erasing each sample").range(0, 1);
+  p.params.number_list("scale", {0.02, 0.33}, "[low, high] share of the area to erase").length(2).range(0, 1);
+  p.params.number_list("ratio", {0.3, 3.3}, "[low, high] aspect ratio of the erased window").length(2).range(1e-3, 1e3);
+  p.params.number_list("value", {0.0}, "fill value, one per channel or one for all").min_length(1).max_length(4)
+      .range(-1000, 1000);
+  p.params.boolean("random_value", false, "fill with standard-normal noise per pixel instead of value");
+  p.create = [](const StageArgs& args) { return std::make_unique<RandomErasing>(args); };
   return p;
 }
 

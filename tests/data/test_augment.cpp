@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -165,6 +166,41 @@ TEST(HorizontalFlip, FlipsAtTheRequestedRate) {
     flipped += out.get() != input.get();
   }
   EXPECT_NEAR(flipped / double(n), 0.3, 0.015);
+}
+
+TEST(RandomErasing, ErasesAtRateAndWithinScale) {
+  auto stage = make_stage("random_erasing", R"({"p": 0.4, "scale": [0.1, 0.2], "value": [7]})", 11);
+  auto& erase = dynamic_cast<MapStage&>(*stage);
+  auto input = numbered_image(40, 40);
+  for (auto& v : input->image.u8) v = 200;
+  int erased = 0;
+  double share_sum = 0;
+  const int n = 4000;
+  for (int i = 0; i < n; ++i) {
+    const auto out = erase.process(item(input, static_cast<std::uint64_t>(i)));
+    if (out.get() == input.get()) continue;
+    ++erased;
+    const auto& px = dynamic_cast<const ImageSample&>(*out).image.u8;
+    const auto sevens = std::count(px.begin(), px.end(), 7);
+    EXPECT_EQ(sevens % 3, 0);  // whole pixels, every channel
+    share_sum += static_cast<double>(sevens) / 3 / 1600;
+  }
+  EXPECT_NEAR(erased / double(n), 0.4, 0.03);
+  const double mean_share = share_sum / erased;
+  EXPECT_GT(mean_share, 0.1);
+  EXPECT_LT(mean_share, 0.2);
+  // Float samples with noise: the window holds normal values, the rest is untouched.
+  auto noisy = make_stage("random_erasing", R"({"p": 1, "random_value": true})", 3);
+  auto& noisy_erase = dynamic_cast<MapStage&>(*noisy);
+  auto norm = make_stage("normalize");
+  const auto normalized = dynamic_cast<MapStage&>(*norm).process(item(input, 0));
+  const auto out = noisy_erase.process(item(normalized, 5));
+  const auto& before = dynamic_cast<const ImageSample&>(*normalized).image.f32;
+  const auto& after = dynamic_cast<const ImageSample&>(*out).image.f32;
+  std::size_t changed = 0;
+  for (std::size_t i = 0; i < before.size(); ++i) changed += before[i] != after[i];
+  EXPECT_GT(changed, 0u);
+  EXPECT_LT(changed, before.size() / 2);
 }
 
 TEST(Normalize, RefusesFloatInputAndNonPositiveStd) {
