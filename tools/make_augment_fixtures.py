@@ -64,6 +64,17 @@ def main():
             add("resized_crop", {"top": 3, "left": 5, "height": 17, "width": 13, "size": [20, 20],
                                  "interpolation": name}, image, out.flatten().tolist(), list(out.shape))
 
+    # Colour adjustments, on uint8 tensors (torchvision's tensor implementation).
+    for image in images + big[:1]:
+        t = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+        h, w = image.shape[:2]
+        for op, fn, factors in [("brightness", F.adjust_brightness, [0.0, 0.6, 1.0, 1.7]),
+                                ("contrast", F.adjust_contrast, [0.0, 0.5, 1.4]),
+                                ("saturation", F.adjust_saturation, [0.0, 0.3, 1.8]),
+                                ("hue", F.adjust_hue, [-0.5, -0.2, 0.05, 0.37])]:
+            for factor in factors:
+                add(op, {"factor": factor}, image, hwc(fn(t, factor)), [h, w, 3])
+
     OUT.parent.mkdir(parents=True, exist_ok=True)
     document = {"generator": "tools/make_augment_fixtures.py", "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "cases": cases}

@@ -12,5 +12,6 @@ PluginInfo center_crop_plugin();
 PluginInfo horizontal_flip_plugin();
 PluginInfo normalize_plugin();
 PluginInfo random_erasing_plugin();
+PluginInfo color_jitter_plugin();
 
 }  // namespace flowrun

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "stages/augment/augment_plugins.hpp"
+#include "stages/augment/color_ops.hpp"
 #include "stages/augment/image_ops.hpp"
 #include "stages/augment/resample.hpp"
 
@@ -233,6 +234,55 @@ class RandomErasing : public MapStage {
   bool noise_;
 };
 
+// torchvision's ColorJitter: the four adjustments in a random order, each with a
+// factor drawn uniformly from its range ([f] means [max(0, 1 - f), 1 + f]; hue [h]
+// means [-h, h]); an adjustment whose range is [0] is off.
+class ColorJitter : public MapStage {
+ public:
+  explicit ColorJitter(const StageArgs& args)
+      : MapStage(args),
+        ranges_{factor_range(args.params.number_list("brightness"), "brightness"),
+                factor_range(args.params.number_list("contrast"), "contrast"),
+                factor_range(args.params.number_list("saturation"), "saturation"),
+                hue_range(args.params.number_list("hue"))} {}
+
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    Rng rng = item_rng(in);
+    int order[4] = {0, 1, 2, 3};
+    for (int i = 3; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<std::uint64_t>(i + 1))]);
+    double factors[4];
+    for (int k = 0; k < 4; ++k) factors[k] = ranges_[k].active ? rng.uniform(ranges_[k].lo, ranges_[k].hi) : 0;
+    Image image = in.as<ImageSample>().image;
+    for (int k : order) {
+      if (!ranges_[k].active) continue;
+      switch (k) {
+        case 0: image = adjust_brightness(image, factors[k]); break;
+        case 1: image = adjust_contrast(image, factors[k]); break;
+        case 2: image = adjust_saturation(image, factors[k]); break;
+        case 3: image = adjust_hue(image, factors[k]); break;
+      }
+    }
+    return with_image(in, std::move(image));
+  }
+
+ private:
+  struct Range {
+    bool active = false;
+    double lo = 0, hi = 0;
+  };
+  static Range factor_range(const std::vector<double>& v, const char* name) {
+    if (v.size() == 1) return v[0] == 0 ? Range{} : Range{true, std::max(0.0, 1 - v[0]), 1 + v[0]};
+    if (v[0] > v[1]) throw std::invalid_argument(std::string(name) + " range must be [low, high] with low <= high");
+    return Range{true, v[0], v[1]};
+  }
+  static Range hue_range(const std::vector<double>& v) {
+    if (v.size() == 1) return v[0] == 0 ? Range{} : Range{true, -v[0], v[0]};
+    if (v[0] > v[1]) throw std::invalid_argument("hue range must be [low, high] with low <= high");
+    return Range{true, v[0], v[1]};
+  }
+  Range ranges_[4];
+};
+
 void declare_size(Schema& s, const std::string& doc) {
   s.required("size", ParamType::IntList, doc).min_length(1).max_length(2).range(1, 65535);
 }
@@ -296,6 +346,28 @@ PluginInfo random_resized_crop_plugin() {
       .length(2).range(1e-3, 1e3);
   p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
   p.create = [](const StageArgs& args) { return std::make_unique<RandomResizedCrop>(args); };
+  return p;
+}
+
+PluginInfo color_jitter_plugin() {
+  PluginInfo p = image_map(
+      "color_jitter", "Random brightness, contrast, saturation and hue, in random order (ColorJitter)",
+      "Applies the four adjustments in an order drawn per item, each with a factor drawn uniformly\n"
+      "from its range: [f] means [max(0, 1 - f), 1 + f] (hue: [-h, h]), [low, high] is used as\n"
+      "given, [0] turns an adjustment off. The adjustments match torchvision's functional ones on\n"
+      "uint8 tensors within one grey level (tests/fixtures).\n"
+      "\n"
+      "  {\"id\": \"jitter\", \"plugin\": \"color_jitter\",\n"
+      "   \"params\": {\"brightness\": [0.4], \"contrast\": [0.4], \"saturation\": [0.4], \"hue\": [0.1]}}");
+  p.params.number_list("brightness", {0.0}, "[f] or [low, high] brightness factor; [0] = off").min_length(1)
+      .max_length(2).range(0, 100);
+  p.params.number_list("contrast", {0.0}, "[f] or [low, high] contrast factor; [0] = off").min_length(1)
+      .max_length(2).range(0, 100);
+  p.params.number_list("saturation", {0.0}, "[f] or [low, high] saturation factor; [0] = off").min_length(1)
+      .max_length(2).range(0, 100);
+  p.params.number_list("hue", {0.0}, "[h] or [low, high] hue shift, within [-0.5, 0.5]; [0] = off").min_length(1)
+      .max_length(2).range(-0.5, 0.5);
+  p.create = [](const StageArgs& args) { return std::make_unique<ColorJitter>(args); };
   return p;
 }
 

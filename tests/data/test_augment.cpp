@@ -6,10 +6,12 @@
 #include <cmath>
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "flowrun/errors.hpp"
+#include "stages/augment/color_ops.hpp"
 #include "stages/augment/image_ops.hpp"
 #include "stages/augment/resample.hpp"
 #include "support/test_util.hpp"
@@ -35,6 +37,10 @@ Image apply(const std::string& op, const nlohmann::json& p, const Image& in) {
   }
   if (op == "center_crop") return center_crop(in, p["size"][0], p["size"][1]);
   if (op == "hflip") return flip_horizontal(in);
+  if (op == "brightness") return adjust_brightness(in, p["factor"]);
+  if (op == "contrast") return adjust_contrast(in, p["factor"]);
+  if (op == "saturation") return adjust_saturation(in, p["factor"]);
+  if (op == "hue") return adjust_hue(in, p["factor"]);
   if (op == "resize") {
     int h = 0, w = 0;
     resized_shape(in.height, in.width, p["size"].get<std::vector<std::int64_t>>(), h, w);
@@ -76,6 +82,8 @@ TEST(AugmentOps, MatchTorchvisionOnItsOwnOutput) {
   EXPECT_EQ(checked["normalize"], 3);
   EXPECT_EQ(checked["resize"], 24);
   EXPECT_EQ(checked["resized_crop"], 4);
+  EXPECT_EQ(checked["brightness"], 16);
+  EXPECT_EQ(checked["hue"], 16);
 }
 
 std::shared_ptr<ImageSample> numbered_image(int h, int w) {
@@ -201,6 +209,44 @@ TEST(RandomErasing, ErasesAtRateAndWithinScale) {
   for (std::size_t i = 0; i < before.size(); ++i) changed += before[i] != after[i];
   EXPECT_GT(changed, 0u);
   EXPECT_LT(changed, before.size() / 2);
+}
+
+TEST(ColorJitter, BrightnessFactorsAreUniformInTheirRange) {
+  // Brightness alone on a flat grey image: the output level is 100 * factor, so the
+  // factor's distribution can be read off the pixels.
+  auto stage = make_stage("color_jitter", R"({"brightness": [0.5]})", 21);
+  auto& jitter = dynamic_cast<MapStage&>(*stage);
+  auto input = numbered_image(4, 4);
+  for (auto& v : input->image.u8) v = 100;
+  const int n = 20000;
+  double sum = 0;
+  int below_one = 0, lo = 255, hi = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto out = jitter.process(item(input, static_cast<std::uint64_t>(i)));
+    const int level = dynamic_cast<const ImageSample&>(*out).image.u8[0];
+    sum += level;
+    below_one += level < 100;
+    lo = std::min(lo, level);
+    hi = std::max(hi, level);
+  }
+  EXPECT_NEAR(sum / n, 100 * 1.0 - 0.5, 1.0);  // mean factor 1 (truncation takes off half a level)
+  EXPECT_NEAR(below_one / double(n), 0.5, 0.02);
+  EXPECT_EQ(lo, 50);
+  EXPECT_EQ(hi, 149);
+}
+
+TEST(ColorJitter, OrderIsRandomPerItem) {
+  // Contrast to a flat grey, then brightness, differs from brightness then contrast;
+  // both orders must occur.
+  auto stage = make_stage("color_jitter", R"({"brightness": [2.0, 2.0], "contrast": [0.0, 0.0]})", 4);
+  auto& jitter = dynamic_cast<MapStage&>(*stage);
+  auto input = numbered_image(4, 4);
+  std::set<int> results;
+  for (int i = 0; i < 200; ++i) {
+    const auto out = jitter.process(item(input, static_cast<std::uint64_t>(i)));
+    results.insert(dynamic_cast<const ImageSample&>(*out).image.u8[0]);
+  }
+  EXPECT_EQ(results.size(), 2u);
 }
 
 TEST(Normalize, RefusesFloatInputAndNonPositiveStd) {
