@@ -25,6 +25,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(center_crop_plugin());
   registry.add(horizontal_flip_plugin());
   registry.add(color_jitter_plugin());
+  registry.add(randaugment_plugin());
   registry.add(normalize_plugin());
   registry.add(random_erasing_plugin());
   registry.add(batch_plugin());

@@ -75,9 +75,31 @@ def main():
             for factor in factors:
                 add(op, {"factor": factor}, image, hwc(fn(t, factor)), [h, w, 3])
 
+    # RandAugment: every operation through torchvision's own _apply_op on uint8 tensors,
+    # at magnitudes from its own table (both signs), and the table itself.
+    from torchvision.transforms import autoaugment as AA
+    ra = torchvision.transforms.RandAugment()
+    table = []
+    for h, w in [(13, 17), (32, 32)]:
+        space = ra._augmentation_space(31, (h, w))
+        for name, (magnitudes, signed) in space.items():
+            values = [float(magnitudes[b].item()) if magnitudes.ndim > 0 else 0.0 for b in (0, 9, 15, 30)]
+            table.append({"op": name, "height": h, "width": w, "bins": 31, "at": [0, 9, 15, 30], "values": values})
+    for image in [rng.integers(0, 256, size=(13, 17, 3), dtype=np.uint8),
+                  rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)]:
+        t = torch.from_numpy(image).permute(2, 0, 1).contiguous()
+        h, w = image.shape[:2]
+        space = ra._augmentation_space(31, (h, w))
+        for name, (magnitudes, signed) in space.items():
+            for b in (9, 30):
+                magnitude = float(magnitudes[b].item()) if magnitudes.ndim > 0 else 0.0
+                for sign in ((1.0, -1.0) if signed else (1.0,)):
+                    out = AA._apply_op(t, name, magnitude * sign, interpolation=F.InterpolationMode.NEAREST, fill=None)
+                    add("randaugment_op", {"op": name, "magnitude": magnitude * sign}, image, hwc(out), [h, w, 3])
+
     OUT.parent.mkdir(parents=True, exist_ok=True)
     document = {"generator": "tools/make_augment_fixtures.py", "torch": torch.__version__,
-                "torchvision": torchvision.__version__, "cases": cases}
+                "torchvision": torchvision.__version__, "cases": cases, "randaugment_table": table}
     OUT.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     print(f"wrote {len(cases)} cases to {OUT}")
 

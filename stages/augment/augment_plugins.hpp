@@ -13,5 +13,6 @@ PluginInfo horizontal_flip_plugin();
 PluginInfo normalize_plugin();
 PluginInfo random_erasing_plugin();
 PluginInfo color_jitter_plugin();
+PluginInfo randaugment_plugin();
 
 }  // namespace flowrun

@@ -13,6 +13,7 @@
 #include "flowrun/errors.hpp"
 #include "stages/augment/color_ops.hpp"
 #include "stages/augment/image_ops.hpp"
+#include "stages/augment/randaugment.hpp"
 #include "stages/augment/resample.hpp"
 #include "support/test_util.hpp"
 
@@ -28,6 +29,12 @@ Image image_from(const nlohmann::json& c) {
   return image;
 }
 
+RandAugmentOp op_by_name(const std::string& name) {
+  for (int i = 0; i < kRandAugmentOps; ++i)
+    if (name == randaugment_op_name(static_cast<RandAugmentOp>(i))) return static_cast<RandAugmentOp>(i);
+  throw std::invalid_argument("unknown RandAugment op " + name);
+}
+
 Image apply(const std::string& op, const nlohmann::json& p, const Image& in) {
   if (op == "pad_crop") {
     const auto pad = p["padding"].get<std::vector<int>>();  // left, top, right, bottom
@@ -37,6 +44,7 @@ Image apply(const std::string& op, const nlohmann::json& p, const Image& in) {
   }
   if (op == "center_crop") return center_crop(in, p["size"][0], p["size"][1]);
   if (op == "hflip") return flip_horizontal(in);
+  if (op == "randaugment_op") return apply_randaugment_step(in, {op_by_name(p["op"]), p["magnitude"]});
   if (op == "brightness") return adjust_brightness(in, p["factor"]);
   if (op == "contrast") return adjust_contrast(in, p["factor"]);
   if (op == "saturation") return adjust_saturation(in, p["factor"]);
@@ -84,6 +92,40 @@ TEST(AugmentOps, MatchTorchvisionOnItsOwnOutput) {
   EXPECT_EQ(checked["resized_crop"], 4);
   EXPECT_EQ(checked["brightness"], 16);
   EXPECT_EQ(checked["hue"], 16);
+  EXPECT_EQ(checked["randaugment_op"], 2 * (9 * 2 * 2 + 5 * 2));  // per image: 9 signed ops x 2 bins x 2 signs, 5 others x 2 bins
+}
+
+TEST(RandAugment, MagnitudeTableMatchesTorchvision) {
+  const auto doc = nlohmann::json::parse(read_file(source_dir() + "/tests/fixtures/augment_torchvision.json"));
+  int checked = 0;
+  for (const auto& row : doc["randaugment_table"]) {
+    const RandAugmentOp op = op_by_name(row["op"]);
+    for (std::size_t k = 0; k < row["at"].size(); ++k) {
+      const double expected = row["values"][k];
+      const double mine = randaugment_magnitude(op, row["at"][k], row["bins"], row["height"], row["width"]);
+      EXPECT_EQ(static_cast<float>(mine), static_cast<float>(expected)) << row["op"] << " bin " << row["at"][k];
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2 * 14 * 4);
+}
+
+TEST(RandAugment, OperationsAndSignsAreDrawnUniformly) {
+  std::vector<int> counts(kRandAugmentOps, 0);
+  int negative = 0, signed_ops = 0;
+  const int n = 28000;
+  for (int i = 0; i < n / 2; ++i) {
+    Rng rng = RandomStreams(1, "ra").for_item(0, static_cast<std::uint64_t>(i));
+    for (const RandAugmentStep& step : randaugment_plan(2, 9, 31, 32, 32, rng)) {
+      ++counts[static_cast<std::size_t>(step.op)];
+      if (step.op == RandAugmentOp::Rotate) {
+        ++signed_ops;
+        negative += step.magnitude < 0;
+      }
+    }
+  }
+  for (int c : counts) EXPECT_NEAR(c, n / 14, n / 14 * 0.1);
+  EXPECT_NEAR(negative / double(signed_ops), 0.5, 0.05);
 }
 
 std::shared_ptr<ImageSample> numbered_image(int h, int w) {
