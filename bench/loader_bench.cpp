@@ -2,7 +2,8 @@
 // tar -> jpeg_decode -> random_crop -> horizontal_flip -> normalize -> batch -> discard)
 // several times and prints the median images/s and the process's peak resident
 // memory; or, with --decode-only, the rate of bare TurboJPEG decoding of the same
-// files on the same number of threads (the ceiling a loader can approach).
+// files on the same number of threads (the ceiling a loader can approach); or, with
+// --interleave-decode-only, both alternately and the median of the per-round ratios.
 // bench/compare_loaders.py runs it beside torchvision's DataLoader and prints ratios.
 //
 //   flowrun_loader_bench --tar ../shared/data/cifar10-jpeg.tar --threads 2 [--limit 500] [--repeat 5]
@@ -38,6 +39,7 @@ struct Options {
   int repeat = 5;
   int limit = 0;  // per class; 0 = all
   bool decode_only = false;
+  bool interleave_decode = false;  // alternate pipeline and decode-only runs, print the ratio
   std::vector<std::string> sets;
 };
 
@@ -64,10 +66,9 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-void run_pipeline(const Options& o, double baseline_rss) {
-  std::vector<double> rates, seconds;
-  std::uint64_t images = 0;
-  for (int r = 0; r < o.repeat; ++r) {
+// One pass of the pipeline over the data: (images, seconds).
+std::pair<std::uint64_t, double> pipeline_once(const Options& o) {
+  {
     flowrun::Registry registry;
     flowrun::register_builtin_stages(registry);
     flowrun::PackLoader loader;
@@ -77,9 +78,32 @@ void run_pipeline(const Options& o, double baseline_rss) {
     sets.insert(sets.end(), o.sets.begin(), o.sets.end());
     flowrun::Pipeline pipeline(flowrun::load_description(o.pipeline, sets, registry, loader));
     const flowrun::RunReport report = pipeline.run();
-    images = report.nodes.front().items;
-    seconds.push_back(report.seconds);
-    rates.push_back(static_cast<double>(images) / report.seconds);
+    return {report.nodes.front().items, report.seconds};
+  }
+}
+
+double decode_only_once(const Options& o);
+
+void run_pipeline(const Options& o, double baseline_rss) {
+  std::vector<double> rates, seconds, decode_rates, ratios;
+  std::uint64_t images = 0;
+  for (int r = 0; r < o.repeat; ++r) {
+    const auto [n, s] = pipeline_once(o);
+    images = n;
+    seconds.push_back(s);
+    rates.push_back(static_cast<double>(n) / s);
+    if (o.interleave_decode) {
+      // Alternating with the ceiling makes each ratio compare runs seconds apart: this
+      // VM's speed drifts by tens of percent over minutes.
+      decode_rates.push_back(decode_only_once(o));
+      ratios.push_back(rates.back() / decode_rates.back());
+    }
+  }
+  if (o.interleave_decode) {
+    std::printf("turbojpeg_decode_only threads=%d runs=%d images_per_s=%.0f\n", o.threads, o.repeat,
+                median(decode_rates));
+    std::printf("ratio_to_decode_only median=%.3f min=%.3f max=%.3f\n", median(ratios),
+                *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
   }
   std::printf(
       "flowrun_pipeline threads=%d images=%llu runs=%d median_s=%.3f images_per_s=%.0f peak_rss_mb=%.1f "
@@ -89,40 +113,45 @@ void run_pipeline(const Options& o, double baseline_rss) {
 }
 
 // Bare TurboJPEG: each thread decodes a strided share into its own reused buffer.
-void run_decode_only(const Options& o) {
-  const auto tar = flowrun::TarArchive::open(o.tar);
-  std::vector<const flowrun::TarArchive::Member*> files;
-  for (const auto& m : tar->members())
-    if (m.name.compare(0, o.prefix.size(), o.prefix) == 0) files.push_back(&m);
-  std::vector<double> rates;
-  for (int r = 0; r < o.repeat; ++r) {
-    std::atomic<int> failures{0};
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::thread> workers;
-    for (int t = 0; t < o.threads; ++t) {
-      workers.emplace_back([&, t] {
-        tjhandle tj = tjInitDecompress();
-        std::vector<unsigned char> buffer;
-        for (std::size_t i = static_cast<std::size_t>(t); i < files.size(); i += static_cast<std::size_t>(o.threads)) {
-          const auto& m = *files[i];
-          int w = 0, h = 0, sub = 0, cs = 0;
-          if (tjDecompressHeader3(tj, tar->data(m), m.size, &w, &h, &sub, &cs) != 0) {
-            ++failures;
-            continue;
-          }
-          buffer.resize(static_cast<std::size_t>(w) * h * 3);
-          if (tjDecompress2(tj, tar->data(m), m.size, buffer.data(), w, 0, h, TJPF_RGB, 0) != 0) ++failures;
+// Returns images/s of one pass.
+double decode_only_once(const Options& o) {
+  static const auto tar = flowrun::TarArchive::open(o.tar);
+  static std::vector<const flowrun::TarArchive::Member*> files = [&] {
+    std::vector<const flowrun::TarArchive::Member*> list;
+    for (const auto& m : tar->members())
+      if (m.name.compare(0, o.prefix.size(), o.prefix) == 0) list.push_back(&m);
+    return list;
+  }();
+  std::atomic<int> failures{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < o.threads; ++t) {
+    workers.emplace_back([&, t] {
+      tjhandle tj = tjInitDecompress();
+      std::vector<unsigned char> buffer;
+      for (std::size_t i = static_cast<std::size_t>(t); i < files.size(); i += static_cast<std::size_t>(o.threads)) {
+        const auto& m = *files[i];
+        int w = 0, h = 0, sub = 0, cs = 0;
+        if (tjDecompressHeader3(tj, tar->data(m), m.size, &w, &h, &sub, &cs) != 0) {
+          ++failures;
+          continue;
         }
-        tjDestroy(tj);
-      });
-    }
-    for (auto& w : workers) w.join();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(static_cast<double>(files.size()) / s);
-    if (failures) std::fprintf(stderr, "%d files failed to decode\n", failures.load());
+        buffer.resize(static_cast<std::size_t>(w) * h * 3);
+        if (tjDecompress2(tj, tar->data(m), m.size, buffer.data(), w, 0, h, TJPF_RGB, 0) != 0) ++failures;
+      }
+      tjDestroy(tj);
+    });
   }
-  std::printf("turbojpeg_decode_only threads=%d images=%zu runs=%d images_per_s=%.0f\n", o.threads, files.size(),
-              o.repeat, median(rates));
+  for (auto& w : workers) w.join();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (failures) std::fprintf(stderr, "%d files failed to decode\n", failures.load());
+  return static_cast<double>(files.size()) / s;
+}
+
+void run_decode_only(const Options& o) {
+  std::vector<double> rates;
+  for (int r = 0; r < o.repeat; ++r) rates.push_back(decode_only_once(o));
+  std::printf("turbojpeg_decode_only threads=%d runs=%d images_per_s=%.0f\n", o.threads, o.repeat, median(rates));
 }
 
 }  // namespace
@@ -145,10 +174,11 @@ int main(int argc, char** argv) {
     else if (a == "--limit") o.limit = std::stoi(value());
     else if (a == "--set") o.sets.push_back(value());
     else if (a == "--decode-only") o.decode_only = true;
+    else if (a == "--interleave-decode-only") o.interleave_decode = true;
     else {
       std::fprintf(stderr,
                    "usage: flowrun_loader_bench [--pipeline P.json] [--tar T] [--threads N] [--repeat R] "
-                   "[--limit PER_CLASS] [--set PATH=VALUE]... [--decode-only]\n");
+                   "[--limit PER_CLASS] [--set PATH=VALUE]... [--decode-only | --interleave-decode-only]\n");
       return 2;
     }
   }
