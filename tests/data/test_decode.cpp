@@ -7,7 +7,10 @@
 #include <cmath>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
 #include "stages/decode/image_decode.hpp"
+#include "support/test_util.hpp"
 
 namespace flowrun {
 namespace {
@@ -96,6 +99,26 @@ TEST(Decode, CmykJpegIsConvertedToRgb) {
   ASSERT_EQ(image.channels, 3);
   EXPECT_LT(image.u8[(4 * w + 2) * 3], 20);     // black stripe
   EXPECT_GT(image.u8[(4 * w + 13) * 3], 235);   // white paper
+}
+
+TEST(Decode, PillowWrittenJpegsDecodeAsPillowDecodesThem) {
+  // CMYK (Adobe, inverted), grayscale and progressive 4:2:0 files that Pillow wrote, and
+  // what Pillow's convert("RGB") gives: tools/make_decode_fixtures.py.
+  const std::string dir = flowrun::testing::source_dir() + "/tests/fixtures/decode/";
+  const auto expected = nlohmann::json::parse(flowrun::testing::read_file(dir + "expected.json"));
+  int checked = 0;
+  for (const auto& [name, file] : expected["files"].items()) {
+    const std::string bytes = flowrun::testing::read_file(dir + name);
+    const Image image = decode_image(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), {});
+    const auto shape = file["shape"].get<std::vector<int>>();
+    ASSERT_EQ((std::vector<int>{image.height, image.width, image.channels}), shape) << name;
+    const auto rgb = file["rgb"].get<std::vector<int>>();
+    for (std::size_t i = 0; i < rgb.size(); ++i)
+      ASSERT_LE(std::abs(int(image.u8[i]) - rgb[i]), 1) << name << " at " << i
+                                                        << "; regenerate with tools/make_decode_fixtures.py";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3);
 }
 
 TEST(Decode, PngRgbGrayAndAlphaAreExact) {
