@@ -28,10 +28,17 @@ def main():
     rng = np.random.default_rng(2026)
     images = [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in [(6, 7), (5, 9), (8, 8)]]
     cases = []
+    inputs = []  # each input image once; cases refer to it by position
 
     def add(op, params, image, output, output_shape, dtype="u8"):
-        cases.append({"op": op, "params": params, "input_shape": list(image.shape), "input": image.flatten().tolist(),
-                      "output_shape": output_shape, "dtype": dtype, "output": output})
+        for k, known in enumerate(inputs):
+            if known.shape == image.shape and np.array_equal(known, image):
+                break
+        else:
+            inputs.append(image)
+            k = len(inputs) - 1
+        cases.append({"op": op, "params": params, "input": k, "output_shape": output_shape, "dtype": dtype,
+                      "output": output})
 
     for image in images:
         t = torch.from_numpy(image).permute(2, 0, 1).contiguous()
@@ -80,13 +87,13 @@ def main():
     from torchvision.transforms import autoaugment as AA
     ra = torchvision.transforms.RandAugment()
     table = []
-    for h, w in [(13, 17), (32, 32)]:
+    for h, w in [(13, 17), (16, 20)]:
         space = ra._augmentation_space(31, (h, w))
         for name, (magnitudes, signed) in space.items():
             values = [float(magnitudes[b].item()) if magnitudes.ndim > 0 else 0.0 for b in (0, 9, 15, 30)]
             table.append({"op": name, "height": h, "width": w, "bins": 31, "at": [0, 9, 15, 30], "values": values})
     for image in [rng.integers(0, 256, size=(13, 17, 3), dtype=np.uint8),
-                  rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)]:
+                  rng.integers(0, 256, size=(16, 20, 3), dtype=np.uint8)]:
         t = torch.from_numpy(image).permute(2, 0, 1).contiguous()
         h, w = image.shape[:2]
         space = ra._augmentation_space(31, (h, w))
@@ -99,7 +106,9 @@ def main():
 
     OUT.parent.mkdir(parents=True, exist_ok=True)
     document = {"generator": "tools/make_augment_fixtures.py", "torch": torch.__version__,
-                "torchvision": torchvision.__version__, "cases": cases, "randaugment_table": table}
+                "torchvision": torchvision.__version__,
+                "inputs": [{"shape": list(i.shape), "pixels": i.flatten().tolist()} for i in inputs],
+                "cases": cases, "randaugment_table": table}
     OUT.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     print(f"wrote {len(cases)} cases to {OUT}")
 

@@ -22,10 +22,10 @@ namespace {
 
 const char* const kRegenerate = "regenerate with: .venv/bin/python tools/make_augment_fixtures.py";
 
-Image image_from(const nlohmann::json& c) {
-  const auto shape = c["input_shape"].get<std::vector<int>>();
+Image image_from(const nlohmann::json& input) {
+  const auto shape = input["shape"].get<std::vector<int>>();
   Image image = Image::u8_hwc(shape[0], shape[1], shape[2]);
-  image.u8 = c["input"].get<std::vector<std::uint8_t>>();
+  image.u8 = input["pixels"].get<std::vector<std::uint8_t>>();
   return image;
 }
 
@@ -67,7 +67,7 @@ TEST(AugmentOps, MatchTorchvisionOnItsOwnOutput) {
   std::map<std::string, int> checked;
   for (const auto& c : doc["cases"]) {
     const std::string op = c["op"];
-    const Image out = apply(op, c["params"], image_from(c));
+    const Image out = apply(op, c["params"], image_from(doc["inputs"][c["input"].get<std::size_t>()]));
     const auto shape = c["output_shape"].get<std::vector<int>>();
     const std::string where = op + " " + c["params"].dump();
     if (c["dtype"] == "f32") {
