@@ -40,18 +40,24 @@ void Collect::process(Message in, Emitter&) {
 void Collect::epoch_end(int, std::uint64_t epoch, Emitter&) { record({"epoch_end", epoch, 0, ""}); }
 
 void Collect::stop(StopReason reason) {
-  if (dropped_ > 0) log::warn("collect '", node_id(), "': ", dropped_, " items beyond max_items were not recorded");
+  std::uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    dropped = dropped_;
+  }
+  if (dropped > 0) log::warn("collect '", node_id(), "': ", dropped, " items beyond max_items were not recorded");
   if (path_.empty()) return;
   AtomicFile file(path_);
   std::string text;
-  for (const CollectedItem& item : items()) {
+  const std::vector<CollectedItem> recorded = items();
+  for (const CollectedItem& item : recorded) {
     nlohmann::json line = {{"signal", item.signal}, {"epoch", item.epoch}, {"index", item.index}};
     if (item.signal == "data") line["payload"] = item.payload;
     text += line.dump() + "\n";
   }
   file.write(text);
   file.commit();
-  log::info("collect '", node_id(), "': wrote ", items_.size(), " records to ", path_, " (run ",
+  log::info("collect '", node_id(), "': wrote ", recorded.size(), " records to ", path_, " (run ",
             stop_reason_name(reason), ")");
 }
 

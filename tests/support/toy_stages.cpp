@@ -185,8 +185,7 @@ class BatchFingerprints : public OrderedStage {
     }
     r.keys = b.keys;
     r.dtype = std::string(b.images.dtype().name());
-    std::lock_guard<std::mutex> lock(g_stops_mutex);
-    records_.push_back(std::move(r));
+    records_.push_back(std::move(r));  // ordered stages are called one at a time
   }
   std::vector<BatchRecord> records_;
 };
