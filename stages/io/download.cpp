@@ -10,6 +10,7 @@
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
 #include "stages/io/md5.hpp"
+#include "stages/io/sha256.hpp"
 
 namespace flowrun {
 namespace {
@@ -17,6 +18,7 @@ namespace {
 struct Transfer {
   AtomicFile* file = nullptr;
   Md5 md5;
+  Sha256 sha256;
   std::string url;
   std::chrono::steady_clock::time_point last_report = std::chrono::steady_clock::now();
   std::string write_error;
@@ -32,6 +34,7 @@ std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user)
     return 0;  // makes curl stop with CURLE_WRITE_ERROR
   }
   t->md5.update(data, bytes);
+  t->sha256.update(data, bytes);
   return bytes;
 }
 
@@ -87,8 +90,13 @@ void download_file(const std::string& url, const std::string& path, const Downlo
     throw std::runtime_error("download of " + url + " has MD5 " + md5 + ", expected " + options.expected_md5 +
                              " (corrupted or changed at the source); nothing was kept");
   }
+  const std::string sha256 = transfer.sha256.hex_digest();
+  if (!options.expected_sha256.empty() && sha256 != options.expected_sha256) {
+    throw std::runtime_error("download of " + url + " has SHA-256 " + sha256 + ", expected " +
+                             options.expected_sha256 + " (corrupted or changed at the source); nothing was kept");
+  }
   file.commit();
-  log::info("downloaded ", url, " (MD5 ", md5, ")");
+  log::info("downloaded ", url, " (MD5 ", md5, ", SHA-256 ", sha256, ")");
 }
 
 }  // namespace flowrun

@@ -9,7 +9,8 @@
 namespace flowrun {
 
 struct DownloadOptions {
-  std::string expected_md5;  // lower-case hex; "" = no check
+  std::string expected_md5;     // lower-case hex; "" = no check
+  std::string expected_sha256;  // lower-case hex; "" = no check
   long timeout_s = 0;        // whole transfer; 0 = none
   long connect_timeout_s = 30;
 };

@@ -11,7 +11,9 @@
 #include "flowrun/errors.hpp"
 #include "stages/core/collect.hpp"
 #include "stages/data/sample.hpp"
+#include "stages/io/download.hpp"
 #include "stages/io/md5.hpp"
+#include "stages/io/sha256.hpp"
 #include "stages/sources/dataset_source.hpp"
 #include "support/http_server.hpp"
 #include "support/test_util.hpp"
@@ -75,6 +77,40 @@ TEST(Md5, KnownVectors) {
   EXPECT_EQ(md5("abc"), "900150983cd24fb0d6963f7d28e17f72");
   EXPECT_EQ(md5("The quick brown fox jumps over the lazy dog"), "9e107d9d372bb6826bd81d3542a419d6");
   EXPECT_EQ(md5(std::string(1000, 'a')), "cabe45dcc9ae5b66ba86600cca6b8ba8");
+}
+
+TEST(Sha256, KnownVectors) {
+  const auto sha = [](const std::string& s) {
+    Sha256 h;
+    h.update(s.data(), s.size());
+    return h.hex_digest();
+  };
+  EXPECT_EQ(sha(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Download, Sha256MismatchKeepsNothing) {
+  TempDir root;
+  LocalHttpServer server;
+  server.serve("/weights.safetensors", "not the published bytes");
+  DownloadOptions options;
+  options.expected_sha256 = std::string(64, '0');
+  try {
+    download_file(server.url("/weights.safetensors"), root.path() + "/weights.safetensors", options);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("SHA-256"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(root.path()));
+  Sha256 h;
+  h.update("published", 9);
+  server.serve("/ok.bin", "published");
+  options.expected_sha256 = h.hex_digest();
+  download_file(server.url("/ok.bin"), root.path() + "/ok.bin", options);
+  EXPECT_EQ(read_file(root.path() + "/ok.bin"), "published");
 }
 
 TEST(Cifar10, ReadsTheExtractedFolderAsHwcImages) {
