@@ -1,10 +1,14 @@
 #include "stages/io/download.hpp"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <vector>
 #include <stdexcept>
 
 #include "flowrun/atomic_file.hpp"
@@ -15,8 +19,12 @@
 namespace flowrun {
 namespace {
 
+// Where the bytes go: an AtomicFile (all or nothing) or, when resuming, PATH.part
+// opened for appending.
 struct Transfer {
   AtomicFile* file = nullptr;
+  std::FILE* part = nullptr;
+  std::uint64_t resumed_from = 0;  // bytes already in PATH.part when the request went out
   Md5 md5;
   Sha256 sha256;
   std::string url;
@@ -28,7 +36,11 @@ std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user)
   auto* t = static_cast<Transfer*>(user);
   const std::size_t bytes = size * count;
   try {
-    t->file->write(std::string(data, bytes));
+    if (t->part) {
+      if (std::fwrite(data, 1, bytes, t->part) != bytes) throw std::runtime_error("cannot write the partial download");
+    } else {
+      t->file->write(std::string(data, bytes));
+    }
   } catch (const std::exception& e) {
     t->write_error = e.what();
     return 0;  // makes curl stop with CURLE_WRITE_ERROR
@@ -36,6 +48,20 @@ std::size_t on_data(char* data, std::size_t size, std::size_t count, void* user)
   t->md5.update(data, bytes);
   t->sha256.update(data, bytes);
   return bytes;
+}
+
+// Hashes what a previous attempt left in PATH.part; returns its size.
+std::uint64_t hash_existing(const std::string& part, Transfer& t) {
+  std::FILE* in = std::fopen(part.c_str(), "rb");
+  if (!in) return 0;
+  std::vector<char> chunk(1 << 20);
+  std::uint64_t total = 0;
+  for (std::size_t n; (n = std::fread(chunk.data(), 1, chunk.size(), in)) > 0; total += n) {
+    t.md5.update(chunk.data(), n);
+    t.sha256.update(chunk.data(), n);
+  }
+  std::fclose(in);
+  return total;
 }
 
 int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
@@ -57,12 +83,27 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
 
 void download_file(const std::string& url, const std::string& path, const DownloadOptions& options) {
   std::filesystem::create_directories(std::filesystem::absolute(path).parent_path());
-  AtomicFile file(path);  // removed again unless committed
+  const std::string part_path = path + ".part";
+  std::unique_ptr<AtomicFile> file;
   Transfer transfer;
-  transfer.file = &file;
   transfer.url = url;
+  if (options.resume) {
+    transfer.resumed_from = hash_existing(part_path, transfer);
+    transfer.part = std::fopen(part_path.c_str(), "ab");
+    if (!transfer.part) throw std::runtime_error("cannot write " + part_path);
+  } else {
+    file = std::make_unique<AtomicFile>(path);  // removed again unless committed
+    transfer.file = file.get();
+  }
+  const auto close_part = [&] {
+    if (transfer.part) std::fclose(transfer.part);
+    transfer.part = nullptr;
+  };
   CURL* curl = curl_easy_init();
-  if (!curl) throw std::runtime_error("cannot start libcurl to download " + url);
+  if (!curl) {
+    close_part();
+    throw std::runtime_error("cannot start libcurl to download " + url);
+  }
   char error[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -76,26 +117,46 @@ void download_file(const std::string& url, const std::string& path, const Downlo
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, options.connect_timeout_s);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, options.timeout_s);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "flowrun");
-  log::info("downloading ", url, " to ", path);
+  if (transfer.resumed_from > 0) {
+    curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(transfer.resumed_from));
+    log::info("resuming ", url, " from byte ", transfer.resumed_from, " (", part_path, ")");
+  } else {
+    log::info("downloading ", url, " to ", path);
+  }
   const CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
+  close_part();
   if (rc != CURLE_OK) {
     std::string why = !transfer.write_error.empty() ? transfer.write_error : (error[0] ? error : curl_easy_strerror(rc));
-    throw std::runtime_error("download of " + url + " failed: " + why);
+    if (options.resume && rc == CURLE_RANGE_ERROR && transfer.resumed_from > 0) {
+      // The server cannot continue a transfer: drop what we had and fetch it whole.
+      log::warn(url, " cannot be resumed (the server ignores byte ranges): starting over");
+      std::remove(part_path.c_str());
+      return download_file(url, path, options);
+    }
+    throw std::runtime_error("download of " + url + " failed: " + why +
+                             (options.resume ? "; what arrived is kept in " + part_path + ", run again to resume" : ""));
   }
   const std::string md5 = transfer.md5.hex_digest();
-  if (!options.expected_md5.empty() && md5 != options.expected_md5) {
-    throw std::runtime_error("download of " + url + " has MD5 " + md5 + ", expected " + options.expected_md5 +
-                             " (corrupted or changed at the source); nothing was kept");
-  }
   const std::string sha256 = transfer.sha256.hex_digest();
-  if (!options.expected_sha256.empty() && sha256 != options.expected_sha256) {
-    throw std::runtime_error("download of " + url + " has SHA-256 " + sha256 + ", expected " +
-                             options.expected_sha256 + " (corrupted or changed at the source); nothing was kept");
+  const auto mismatch = [&](const char* kind, const std::string& got, const std::string& want) {
+    if (options.resume) std::remove(part_path.c_str());
+    throw std::runtime_error("download of " + url + " has " + kind + " " + got + ", expected " + want +
+                             " (corrupted or changed at the source); nothing was kept");
+  };
+  if (!options.expected_md5.empty() && md5 != options.expected_md5) mismatch("MD5", md5, options.expected_md5);
+  if (!options.expected_sha256.empty() && sha256 != options.expected_sha256)
+    mismatch("SHA-256", sha256, options.expected_sha256);
+  if (options.resume) {
+    const int fd = ::open(part_path.c_str(), O_RDONLY);  // on disk before it takes the final name
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+    if (std::rename(part_path.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + part_path);
+  } else {
+    file->commit();
   }
-  file.commit();
   log::info("downloaded ", url, " (MD5 ", md5, ", SHA-256 ", sha256, ")");
 }
 

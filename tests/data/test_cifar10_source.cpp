@@ -113,6 +113,54 @@ TEST(Download, Sha256MismatchKeepsNothing) {
   EXPECT_EQ(read_file(root.path() + "/ok.bin"), "published");
 }
 
+std::string pseudo_random_bytes(std::size_t n) {
+  std::string bytes(n, '\0');
+  Rng rng(77);
+  for (auto& c : bytes) c = static_cast<char>(rng.below(256));
+  return bytes;
+}
+
+TEST(Download, ResumesABrokenTransferFromWhereItStopped) {
+  TempDir root;
+  LocalHttpServer server;
+  const std::string weights = pseudo_random_bytes(300000);
+  server.serve("/w.bin", weights, /*break_after=*/120000);
+  Sha256 h;
+  h.update(weights.data(), weights.size());
+  DownloadOptions options;
+  options.resume = true;
+  options.expected_sha256 = h.hex_digest();
+  const std::string path = root.path() + "/w.bin";
+  try {
+    download_file(server.url("/w.bin"), path, options);
+    FAIL() << "the transfer was cut; it should fail";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("run again to resume"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(path)) << "a partial file must never take the final name";
+  EXPECT_EQ(fs::file_size(path + ".part"), 120000u);
+  download_file(server.url("/w.bin"), path, options);  // a range request for the rest
+  EXPECT_EQ(read_file(path), weights);
+  EXPECT_FALSE(fs::exists(path + ".part"));
+}
+
+TEST(Download, StartsOverWhenTheServerIgnoresTheRange) {
+  TempDir root;
+  LocalHttpServer server;
+  const std::string weights = pseudo_random_bytes(50000);
+  server.serve("/w.bin", weights);
+  server.honour_ranges(false);
+  const std::string path = root.path() + "/w.bin";
+  std::ofstream(path + ".part", std::ios::binary) << weights.substr(0, 1000) << "garbage";
+  Sha256 h;
+  h.update(weights.data(), weights.size());
+  DownloadOptions options;
+  options.resume = true;
+  options.expected_sha256 = h.hex_digest();
+  download_file(server.url("/w.bin"), path, options);
+  EXPECT_EQ(read_file(path), weights);
+}
+
 TEST(Cifar10, ReadsTheExtractedFolderAsHwcImages) {
   TempDir dir;
   make_release(dir.path(), 4);

@@ -33,9 +33,10 @@ LocalHttpServer::~LocalHttpServer() {
   close(listener_);
 }
 
-void LocalHttpServer::serve(const std::string& path, std::string bytes) {
+void LocalHttpServer::serve(const std::string& path, std::string bytes, std::size_t break_after) {
   std::lock_guard<std::mutex> lock(mutex_);
   files_[path] = std::move(bytes);
+  break_after_[path] = break_after;
 }
 
 std::string LocalHttpServer::url(const std::string& path) const {
@@ -68,16 +69,33 @@ void LocalHttpServer::answer(int client) {
   const std::string path = request.substr(start, request.find(' ', start) - start);
   std::string body;
   std::string status = "404 Not Found";
+  std::string extra_headers;
+  std::size_t content_length = 0;
+  std::size_t send_limit = std::string::npos;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = files_.find(path);
     if (it != files_.end()) {
       body = it->second;
       status = "200 OK";
+      content_length = body.size();
+      const std::size_t range = request.find("Range: bytes=");
+      if (range != std::string::npos && ranges_) {
+        const std::size_t from = std::stoul(request.substr(range + 13));
+        status = "206 Partial Content";
+        extra_headers = "Content-Range: bytes " + std::to_string(from) + "-" + std::to_string(body.size() - 1) + "/" +
+                        std::to_string(body.size()) + "\r\n";
+        body = body.substr(std::min(from, body.size()));
+        content_length = body.size();
+      } else {
+        send_limit = break_after_[path];
+      }
     }
   }
-  const std::string head = "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
-                           "\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
+  if (send_limit < body.size()) body.resize(send_limit);  // announce everything, send part, hang up
+  const std::string head = "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(content_length) +
+                           "\r\n" + extra_headers +
+                           "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
   const std::string response = head + body;
   std::size_t sent = 0;
   while (sent < response.size()) {

@@ -18,7 +18,10 @@ class LocalHttpServer {
   LocalHttpServer(const LocalHttpServer&) = delete;
   LocalHttpServer& operator=(const LocalHttpServer&) = delete;
 
-  void serve(const std::string& path, std::string bytes);
+  // `break_after`: a full (non-range) response stops after that many body bytes and
+  // the connection closes, as a dropped transfer would.
+  void serve(const std::string& path, std::string bytes, std::size_t break_after = std::string::npos);
+  void honour_ranges(bool yes) { ranges_ = yes; }  // answer "Range: bytes=N-" with 206
   std::string url(const std::string& path) const;
   int requests() const { return requests_; }
 
@@ -32,6 +35,8 @@ class LocalHttpServer {
   std::atomic<int> requests_{0};
   std::mutex mutex_;
   std::map<std::string, std::string> files_;
+  std::map<std::string, std::size_t> break_after_;
+  std::atomic<bool> ranges_{true};
   std::thread thread_;
 };
 
