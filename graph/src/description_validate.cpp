@@ -244,7 +244,7 @@ class Validator {
                     std::int64_t& target, const std::string& meaning) {
     if (!obj.contains(key)) return false;
     const json& v = obj[key];
-    if (!v.is_number_integer() || (v.is_number_integer() && v.get<std::int64_t>() < lo)) {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < lo) {
       problem(pointer + "/" + key, "expected an integer >= " + std::to_string(lo) + " (" + meaning + "), got " +
                                        describe_json(v));
       return false;

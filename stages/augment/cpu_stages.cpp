@@ -32,14 +32,6 @@ Size parse_size(const std::vector<std::int64_t>& v) {
                        : Size{static_cast<int>(v[0]), static_cast<int>(v[1])};
 }
 
-// Input and output share label and key; only the pixels change.
-std::shared_ptr<const Payload> with_image(const Message& in, Image image) {
-  auto out = std::make_shared<ImageSample>();
-  out->info = in.as<ImageSample>().info;
-  out->image = std::move(image);
-  return out;
-}
-
 class RandomCrop : public MapStage {
  public:
   explicit RandomCrop(const StageArgs& args)

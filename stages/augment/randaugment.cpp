@@ -55,10 +55,7 @@ class RandAugment : public MapStage {
     const auto plan = randaugment_plan(num_ops_, magnitude_, bins_, sample.image.height, sample.image.width, rng);
     Image image = sample.image;
     for (const RandAugmentStep& step : plan) image = apply_randaugment_step(image, step);
-    auto out = std::make_shared<ImageSample>();
-    out->info = sample.info;
-    out->image = std::move(image);
-    return out;
+    return with_image(in, std::move(image));
   }
 
  private:

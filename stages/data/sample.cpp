@@ -27,4 +27,11 @@ std::string ImageSample::describe() const {
          std::to_string(info.label) + " " + info.key();
 }
 
+std::shared_ptr<const Payload> with_image(const Message& in, Image image) {
+  auto out = std::make_shared<ImageSample>();
+  out->info = in.as<ImageSample>().info;
+  out->image = std::move(image);
+  return out;
+}
+
 }  // namespace flowrun

@@ -68,4 +68,8 @@ struct ImageSample : Payload {
   std::string describe() const override;
 };
 
+// A new sample with the label and key of `in` (an ImageSample) and other pixels: what
+// every augmentation returns.
+std::shared_ptr<const Payload> with_image(const Message& in, Image image);
+
 }  // namespace flowrun

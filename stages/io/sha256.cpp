@@ -47,27 +47,11 @@ void Sha256::block(const std::uint8_t* p) {
 }
 
 void Sha256::update(const void* data, std::size_t size) {
-  const auto* p = static_cast<const std::uint8_t*>(data);
-  length_ += size;
-  while (size > 0) {
-    const std::size_t take = std::min(size, 64 - buffered_);
-    std::memcpy(buffer_ + buffered_, p, take);
-    buffered_ += take, p += take, size -= take;
-    if (buffered_ == 64) {
-      block(buffer_);
-      buffered_ = 0;
-    }
-  }
+  blocks_.feed(data, size, [this](const std::uint8_t* p) { block(p); });
 }
 
 std::string Sha256::hex_digest() {
-  const std::uint64_t bits = length_ * 8;
-  const std::uint8_t pad = 0x80, zero = 0;
-  update(&pad, 1);
-  while (buffered_ != 56) update(&zero, 1);
-  std::uint8_t length_bytes[8];
-  for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<std::uint8_t>(bits >> (56 - 8 * i));
-  update(length_bytes, 8);
+  blocks_.finish(/*big_endian_length=*/true, [this](const std::uint8_t* p) { block(p); });
   char hex[65];
   for (int i = 0; i < 8; ++i) std::snprintf(hex + 8 * i, 9, "%08x", state_[i]);
   return std::string(hex, 64);

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "stages/io/block_buffer.hpp"
+
 namespace flowrun {
 
 class Sha256 {
@@ -17,9 +19,7 @@ class Sha256 {
  private:
   void block(const std::uint8_t* p);
   std::uint32_t state_[8];
-  std::uint64_t length_ = 0;
-  std::uint8_t buffer_[64];
-  std::size_t buffered_ = 0;
+  BlockBuffer blocks_;
 };
 
 }  // namespace flowrun
