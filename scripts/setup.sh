@@ -7,6 +7,8 @@
 set -euo pipefail
 
 TORCH_VERSION="2.11.0"   # pinned; the GPU device machine runs the same release
+# transformers loads flowrun's exported ViTs in a test (tools/check_hf_export.py).
+TRANSFORMERS_VERSION="5.24.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
 
@@ -35,5 +37,9 @@ fi
 if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   echo "setup: installing torch==$TORCH_VERSION into $VENV (LibTorch for the C++ build; large download the first time)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import transformers, sys; sys.exit(transformers.__version__ != '$TRANSFORMERS_VERSION')" 2>/dev/null; then
+  echo "setup: installing transformers==$TRANSFORMERS_VERSION into $VENV (for the export check)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "transformers==$TRANSFORMERS_VERSION"
 fi
 echo "setup: ok (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), $(cmake --version | head -1))"

@@ -6,6 +6,7 @@
 #include "stages/core/core_stages.hpp"
 #include "stages/decode/decode_plugins.hpp"
 #include "stages/sources/source_plugins.hpp"
+#include "stages/train/train_plugins.hpp"
 
 namespace flowrun {
 
@@ -29,6 +30,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(normalize_plugin());
   registry.add(random_erasing_plugin());
   registry.add(batch_plugin());
+  registry.add(train_plugin());
 }
 
 }  // namespace flowrun

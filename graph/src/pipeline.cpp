@@ -357,6 +357,7 @@ void Pipeline::Impl::create_stages() {
     args.device = device;
     args.threads = threads;
     args.random = RandomStreams(description.seed, desc.id);
+    for (const std::string& kind : desc.input_kinds) args.inputs_connected.push_back(!kind.empty());
     try {
       node->stage = desc.plugin->create(args);
     } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 //   images   (N, C, H, W) uint8 (from sample/image) or float32 (from sample/tensor)
 //   labels   (N) int64
 //   indices  (N) int64 dataset indices of the samples
+//   targets  (N, classes) float32 soft targets, when a Mixup/CutMix stage made them;
+//            otherwise undefined and `labels` are the targets
 // Includes only ATen's Tensor class, not <torch/torch.h>.
 #pragma once
 
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "flowrun/message.hpp"
+#include "stages/data/sample.hpp"
 
 namespace flowrun {
 
@@ -21,9 +24,12 @@ struct Batch : Payload {
   at::Tensor images;
   at::Tensor labels;
   at::Tensor indices;
+  at::Tensor targets;
   std::vector<std::string> keys;  // path or member name per sample, for reports
   std::uint64_t epoch = 0;
   std::uint64_t step = 0;         // batch number since the start of the run
+  std::uint64_t steps_per_epoch = 0;  // batches per epoch; 0 = unknown (samples not from a dataset source)
+  std::shared_ptr<const DatasetInfo> dataset;  // of the first sample; may be null
 
   std::string describe() const override;
 };

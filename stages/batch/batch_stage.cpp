@@ -50,7 +50,10 @@ class BatchStage : public OrderedStage {
   void process(Message in, Emitter& out) override {
     const auto& sample = in.as<ImageSample>();
     const Image& image = sample.image;
-    if (filled_ == 0) begin_batch(image, in.epoch);
+    if (filled_ == 0) {
+      begin_batch(image, in.epoch);
+      dataset_ = sample.info.dataset;
+    }
     if (image.height != height_ || image.width != width_ || image.channels != channels_ || image.type != type_) {
       throw std::runtime_error("sample " + sample.info.key() + " is " + std::to_string(image.height) + "x" +
                                std::to_string(image.width) + "x" + std::to_string(image.channels) +
@@ -158,6 +161,11 @@ class BatchStage : public OrderedStage {
     batch->keys = std::move(keys_);
     batch->epoch = epoch_;
     batch->step = step_;
+    batch->dataset = dataset_;
+    if (dataset_) {
+      const auto size = static_cast<std::uint64_t>(batch_size_);
+      batch->steps_per_epoch = drop_last_ ? dataset_->epoch_size / size : (dataset_->epoch_size + size - 1) / size;
+    }
     out.emit(0, batch, epoch_, step_, combine_leases(std::move(leases_)));
     ++step_;
     discard_partial();
@@ -193,6 +201,7 @@ class BatchStage : public OrderedStage {
   std::int64_t* indices_ = nullptr;
   std::vector<std::string> keys_;
   std::vector<Lease> leases_;
+  std::shared_ptr<const DatasetInfo> dataset_;
 };
 
 }  // namespace

@@ -21,6 +21,16 @@ constexpr const char* kImageSampleKind = "sample/image";
 constexpr const char* kTensorSampleKind = "sample/tensor";
 constexpr const char* kImageOrTensorKind = "sample/image|sample/tensor";
 
+// What a dataset source is emitting, shared by all its samples: lets the batcher
+// and the train step know the class names and the length of training (for
+// learning-rate schedules) without being told twice.
+struct DatasetInfo {
+  std::string source;                // node id of the source
+  std::vector<std::string> classes;  // label -> name
+  std::uint64_t epoch_size = 0;      // samples per epoch (this rank)
+  std::uint64_t epochs = 0;
+};
+
 // Where a sample came from and what it is: travels with it through every stage.
 struct SampleInfo {
   SampleInfo() = default;
@@ -33,6 +43,7 @@ struct SampleInfo {
 
   std::int64_t label = -1;
   std::shared_ptr<const std::string> shared_key;
+  std::shared_ptr<const DatasetInfo> dataset;  // null for samples made outside a dataset source
 };
 
 struct EncodedSample : Payload {

@@ -79,7 +79,7 @@ class Cifar10Source : public DatasetSource {
   std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
     const std::uint8_t* planes = records_[record.locator] + 1;
     auto sample = std::make_shared<ImageSample>();
-    sample->info = SampleInfo(record.label, record.shared_key);
+    sample->info = sample_info(record);
     sample->image = Image::u8_hwc(kSide, kSide, 3);
     std::uint8_t* out = sample->image.u8.data();
     for (std::size_t p = 0; p < kPlane; ++p) {

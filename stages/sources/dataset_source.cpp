@@ -75,6 +75,18 @@ void DatasetSource::start() {
             world_size_ > 1 ? ", rank " + std::to_string(rank_) + "/" + std::to_string(world_size_) : "",
             "): ", table);
   if (records_.empty()) throw std::runtime_error("no samples left to emit (check the path, prefix, classes and split)");
+  auto info = std::make_shared<DatasetInfo>();
+  info->source = node_id();
+  info->classes = classes_;
+  info->epoch_size = epoch_order(0).size();
+  info->epochs = epochs_;
+  info_ = std::move(info);
+}
+
+SampleInfo DatasetSource::sample_info(const DatasetRecord& record) const {
+  SampleInfo info(record.label, record.shared_key);
+  info.dataset = info_;
+  return info;
 }
 
 std::vector<std::string> DatasetSource::list_classes(const std::vector<DatasetRecord>& records) const {

@@ -12,6 +12,7 @@
 
 #include "flowrun/schema.hpp"
 #include "flowrun/stage.hpp"
+#include "stages/data/sample.hpp"
 
 namespace flowrun {
 
@@ -41,8 +42,9 @@ class DatasetSource : public SourceStage {
   // Every class of the dataset, even one with no records (labels must not shift when
   // a class is missing from a subset of files). Default: the classes the records name.
   virtual std::vector<std::string> list_classes(const std::vector<DatasetRecord>& records) const;
-  // The payload for one record (EncodedSample or ImageSample).
+  // The payload for one record (EncodedSample or ImageSample), with sample_info(record).
   virtual std::shared_ptr<const Payload> read(const DatasetRecord& record) = 0;
+  SampleInfo sample_info(const DatasetRecord& record) const;
 
  private:
   void select(std::vector<DatasetRecord> all);
@@ -58,6 +60,7 @@ class DatasetSource : public SourceStage {
   std::uint64_t world_size_;
 
   std::vector<std::string> classes_;
+  std::shared_ptr<const DatasetInfo> info_;
   std::vector<DatasetRecord> records_;
   std::uint64_t epoch_ = 0;
   std::uint64_t position_ = 0;

@@ -82,7 +82,7 @@ class TarSource : public DatasetSource {
     const auto [archive, member] = located_[record.locator];
     const TarArchive& tar = *archives_[archive];
     auto sample = std::make_shared<EncodedSample>();
-    sample->info = SampleInfo(record.label, record.shared_key);
+    sample->info = sample_info(record);
     sample->data = tar.data(tar.members()[member]);
     sample->size = tar.members()[member].size;
     sample->owner = archives_[archive];  // the mapping lives as long as any sample from it
@@ -137,7 +137,7 @@ class ImageFolderSource : public DatasetSource {
     in.seekg(0);
     in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
     auto sample = std::make_shared<EncodedSample>();
-    sample->info = SampleInfo(record.label, record.shared_key);
+    sample->info = sample_info(record);
     sample->data = bytes->data();
     sample->size = bytes->size();
     sample->owner = std::move(bytes);

@@ -34,6 +34,7 @@ struct StageArgs {
   std::string device = "cpu"; // resolved device: "cpu" or "cuda[:N]"
   int threads = 1;            // threads the runtime runs stages on
   RandomStreams random;       // keyed on (seed, node_id)
+  std::vector<bool> inputs_connected;  // per input port: optional ports may be left open
 };
 
 enum class StopReason {

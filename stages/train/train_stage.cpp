@@ -1,0 +1,404 @@
+// train: fine-tunes (or trains) a ViT on the batches of its "train" input and
+// evaluates it on the batches of its optional "eval" input after every epoch.
+//
+// Evaluation without stopping the loaders: the eval source runs one epoch per
+// evaluation, and both inputs arrive interleaved in one serial stage. Events of
+// the input that is not current wait in a queue (holding their prefetch slots, so
+// each loader keeps at most `prefetch` items ready): while training, eval batches
+// wait; when a training epoch ends, the stage evaluates the next eval epoch while
+// training batches of the next epoch wait. The model every evaluation sees is
+// therefore fixed by the data, not by thread timing.
+#include <chrono>
+#include <deque>
+#include <filesystem>
+
+#include "flowrun/logging.hpp"
+#include "stages/batch/batch.hpp"
+#include "stages/model/hub.hpp"
+#include "stages/train/metrics.hpp"
+#include "stages/train/train_plugins.hpp"
+#include "stages/train/trainer.hpp"
+
+namespace flowrun {
+namespace {
+
+constexpr int kTrainPort = 0;
+constexpr int kEvalPort = 1;
+
+VitConfig model_config(const Params& p) {
+  VitConfig c = vit_preset(p.string("model"));
+  auto override_int = [&](const char* name, int& field) {
+    if (p.integer(name) > 0) field = static_cast<int>(p.integer(name));
+  };
+  override_int("image_size", c.image_size);
+  override_int("patch_size", c.patch_size);
+  override_int("width", c.width);
+  override_int("depth", c.depth);
+  override_int("heads", c.heads);
+  if (p.number("mlp_ratio") > 0) c.mlp_ratio = p.number("mlp_ratio");
+  c.qkv_bias = p.boolean("qkv_bias");
+  c.dropout = p.number("dropout");
+  c.attn_dropout = p.number("attn_dropout");
+  c.drop_path = p.number("drop_path");
+  c.pool = p.string("pool") == "cls" ? VitPool::Cls : VitPool::Mean;
+  c.num_classes = static_cast<int>(p.integer("num_classes"));
+  c.layer_norm_eps = p.number("layer_norm_eps");
+  return c;
+}
+
+TrainConfig train_config(const StageArgs& args) {
+  const Params& p = args.params;
+  TrainConfig t;
+  t.model = model_config(p);
+  t.load.allow_missing = p.string_list("allow_missing");
+  t.load.allow_unexpected = p.string_list("allow_unexpected");
+  t.strategy = strategy_from_name(p.string("strategy"));
+  t.unfreeze.by_steps = p.string("unfreeze_unit") == "step";
+  t.unfreeze.at = p.integer_list("unfreeze_at");
+  t.unfreeze.blocks = p.integer_list("unfreeze_blocks");
+  t.unfreeze.check();
+  t.optimizer = p.string("optimizer");
+  t.lr = p.number("lr");
+  t.weight_decay = p.number("weight_decay");
+  t.beta1 = p.number_list("betas")[0];
+  t.beta2 = p.number_list("betas")[1];
+  t.eps = p.number("eps");
+  t.momentum = p.number("momentum");
+  t.nesterov = p.boolean("nesterov");
+  t.layer_decay = p.number("layer_decay");
+  t.schedule = schedule_kind(p.string("schedule"));
+  t.warmup_steps = p.integer("warmup_steps");
+  t.warmup_fraction = p.number("warmup_fraction");
+  t.min_lr_ratio = p.number("min_lr_ratio");
+  t.label_smoothing = p.number("label_smoothing");
+  t.clip_grad_norm = p.number("clip_grad_norm");
+  t.accumulation = static_cast<int>(p.integer("accumulation"));
+  const std::string& precision = p.string("precision");
+  const bool cuda = args.device.rfind("cuda", 0) == 0;
+  t.precision = precision == "auto" ? (cuda ? Precision::Bf16 : Precision::Fp32) : precision_from_name(precision);
+  t.ema_decay = p.number("ema_decay");
+  t.mean = p.number_list("mean");
+  t.std = p.number_list("std");
+  t.device = args.device;
+  t.seed = args.seed;
+  return t;
+}
+
+// Running sums between two log lines, or over an epoch.
+struct Window {
+  double loss_sum = 0, grad_norm_sum = 0;
+  std::int64_t correct = 0, count = 0, steps = 0, batches = 0;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  void add(const StepStats& s) {
+    loss_sum += s.loss;
+    correct += s.correct;
+    count += s.count;
+    ++batches;
+    if (s.stepped) {
+      grad_norm_sum += s.grad_norm;
+      ++steps;
+    }
+  }
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); }
+};
+
+class TrainStage : public OrderedStage {
+ public:
+  explicit TrainStage(const StageArgs& args)
+      : OrderedStage(args),
+        config_(train_config(args)),
+        pretrained_(args.params.string("pretrained")),
+        pretrained_sha256_(args.params.string("pretrained_sha256")),
+        total_steps_(args.params.integer("total_steps")),
+        log_every_(args.params.integer("log_every")),
+        export_(args.params.string("export")),
+        threads_(static_cast<int>(args.params.integer("threads"))),
+        eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]) {}
+
+  void start() override {
+    if (threads_ > 0) torch::set_num_threads(threads_);
+    log::info("[", node_id(), "] ", torch::get_num_threads(), " compute thread(s), device ", config_.device, ", ",
+              strategy_name(config_.strategy), ", ", config_.optimizer, " lr ", config_.lr);
+    if (!pretrained_.empty()) config_.pretrained = resolve_pretrained(pretrained_, pretrained_sha256_);
+    if (config_.model.num_classes > 0) build({});
+  }
+
+  void process(Message in, Emitter& out) override {
+    queue_[static_cast<std::size_t>(in.port)].push_back(std::move(in));
+    pump(out);
+  }
+
+  void epoch_end(int port, std::uint64_t epoch, Emitter& out) override {
+    Message marker;
+    marker.signal = Signal::EpochEnd;
+    marker.epoch = epoch;
+    marker.port = port;
+    queue_[static_cast<std::size_t>(port)].push_back(std::move(marker));
+    pump(out);
+  }
+
+  void finish(Emitter& out) override {
+    pump(out);
+    if (!queue_[kEvalPort].empty()) {
+      log::warn("[", node_id(), "] the eval source produced more epochs than there were training epochs; the extra ",
+                "ones were not evaluated (give it as many epochs as the training source)");
+    }
+    if (!trainer_) throw std::runtime_error("no training batch arrived");
+    log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps");
+    if (!export_.empty()) {
+      export_vit_huggingface(trainer_->model(), export_, class_names_);
+      log::info("[", node_id(), "] exported the model with Hugging Face names to ", export_);
+    }
+  }
+
+  void stop(StopReason reason) override {
+    if (reason != StopReason::Finished && trainer_ && !export_.empty())
+      log::warn("[", node_id(), "] run ", stop_reason_name(reason), " at step ", trainer_->step(), ": nothing exported");
+  }
+
+ private:
+  // Serves queued events in the order the evaluation protocol allows (see the top).
+  void pump(Emitter& out) {
+    for (;;) {
+      auto& q = queue_[evaluating_ ? kEvalPort : kTrainPort];
+      if (q.empty()) return;
+      Message m = std::move(q.front());
+      q.pop_front();
+      if (evaluating_) {
+        if (m.is_data()) eval_batch(m);
+        else end_evaluation(out);
+      } else {
+        if (m.is_data()) train_batch(m, out);
+        else end_train_epoch(m.epoch, out);
+      }
+    }
+  }
+
+  void build(const Batch* first) {
+    if (first && first->dataset) class_names_ = first->dataset->classes;
+    if (config_.model.num_classes == 0) {
+      if (class_names_.empty())
+        throw std::runtime_error("num_classes is 0 (from the data) but the batches do not say how many classes there are; set num_classes");
+      config_.model.num_classes = static_cast<int>(class_names_.size());
+    }
+    log::info("[", node_id(), "] model: ", config_.model.describe());
+    trainer_ = std::make_unique<Trainer>(config_);
+    log::info("[", node_id(), "] ", trainer_->trainable_parameters(), " trainable parameters in ", trainer_->groups().size(),
+              " optimizer groups");
+  }
+
+  void train_batch(const Message& m, Emitter& out) {
+    const auto& batch = m.as<Batch>();
+    if (!trainer_) build(&batch);
+    if (class_names_.empty() && batch.dataset) class_names_ = batch.dataset->classes;
+    if (!schedule_set_) set_schedule(batch);
+    const StepStats s = trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch));
+    window_.add(s);
+    epoch_.add(s);
+    if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
+  }
+
+  void set_schedule(const Batch& batch) {
+    std::int64_t total = total_steps_;
+    if (total == 0) {
+      if (batch.steps_per_epoch == 0 || !batch.dataset)
+        throw std::runtime_error("total_steps is 0 (from the data) but the batches do not say how long an epoch is; set total_steps");
+      const auto micro = static_cast<std::int64_t>(batch.steps_per_epoch * batch.dataset->epochs);
+      total = (micro + config_.accumulation - 1) / config_.accumulation;
+      train_epochs_ = batch.dataset->epochs;
+    }
+    trainer_->set_total_steps(total);
+    schedule_set_ = true;
+    log::info("[", node_id(), "] ", total, " optimizer steps (batch ", batch.images.size(0), " x accumulation ",
+              config_.accumulation, "), warmup ", LrSchedule::make(config_.schedule, total, config_.warmup_steps,
+                                                                     config_.warmup_fraction, 0).warmup_steps);
+  }
+
+  void report_window(std::uint64_t epoch, Emitter& out) {
+    const double secs = window_.seconds();
+    auto metrics = std::make_shared<Metrics>();
+    metrics->scope = "train";
+    metrics->epoch = epoch;
+    metrics->step = static_cast<std::uint64_t>(trainer_->step());
+    metrics->values = {{"loss", window_.loss_sum / window_.batches},
+                       {"accuracy", static_cast<double>(window_.correct) / window_.count},
+                       {"lr", trainer_->base_lr_now()},
+                       {"grad_norm", window_.steps ? window_.grad_norm_sum / window_.steps : 0.0},
+                       {"images_per_s", secs > 0 ? window_.count / secs : 0.0}};
+    log::info("[", node_id(), "] epoch ", epoch, " step ", trainer_->step(), "/", trainer_->total_steps(), "  loss ",
+              metrics->values["loss"], "  acc ", metrics->values["accuracy"], "  lr ", metrics->values["lr"],
+              "  grad_norm ", metrics->values["grad_norm"], "  ", static_cast<long>(metrics->values["images_per_s"]),
+              " img/s");
+    emit(out, metrics);
+    window_ = Window();
+  }
+
+  void end_train_epoch(std::uint64_t epoch, Emitter& out) {
+    if (!trainer_) return;
+    auto metrics = std::make_shared<Metrics>();
+    metrics->scope = "train_epoch";
+    metrics->epoch = epoch;
+    metrics->step = static_cast<std::uint64_t>(trainer_->step());
+    metrics->values = {{"loss", epoch_.batches ? epoch_.loss_sum / epoch_.batches : 0.0},
+                       {"accuracy", epoch_.count ? static_cast<double>(epoch_.correct) / epoch_.count : 0.0},
+                       {"seconds", epoch_.seconds()}};
+    log::info("[", node_id(), "] epoch ", epoch, " done: train loss ", metrics->values["loss"], ", accuracy ",
+              metrics->values["accuracy"], ", ", epoch_.seconds(), " s");
+    emit(out, metrics);
+    epoch_ = Window();
+    if (!eval_connected_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) return;
+    evaluating_ = true;
+    eval_ = EvalTotals();
+    ema_eval_ = EvalTotals();
+    eval_started_ = std::chrono::steady_clock::now();
+  }
+
+  void eval_batch(const Message& m) {
+    const auto& batch = m.as<Batch>();
+    if (batch.dataset && eval_epochs_ == 0) check_eval_epochs(*batch.dataset);
+    trainer_->evaluate_batch(batch.images, batch.labels, eval_);
+    if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, ema_eval_, true);
+  }
+
+  void check_eval_epochs(const DatasetInfo& info) {
+    eval_epochs_ = info.epochs;
+    if (train_epochs_ > 0 && eval_epochs_ != train_epochs_) {
+      log::warn("[", node_id(), "] eval source '", info.source, "' runs ", eval_epochs_, " epoch(s) and training ",
+                train_epochs_, ": the model is evaluated after the first ", std::min(eval_epochs_, train_epochs_),
+                " training epoch(s) only (set its epochs to ", train_epochs_, ")");
+    }
+  }
+
+  void end_evaluation(Emitter& out) {
+    evaluating_ = false;
+    ++evaluations_;
+    auto metrics = std::make_shared<Metrics>();
+    metrics->scope = "eval";
+    metrics->epoch = evaluations_ - 1;
+    metrics->step = static_cast<std::uint64_t>(trainer_->step());
+    metrics->values = {{"loss", eval_.loss()}, {"accuracy", eval_.accuracy()}, {"samples", static_cast<double>(eval_.count)}};
+    if (trainer_->has_ema()) {
+      metrics->values["ema_loss"] = ema_eval_.loss();
+      metrics->values["ema_accuracy"] = ema_eval_.accuracy();
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_started_).count();
+    log::info("[", node_id(), "] eval after epoch ", metrics->epoch, ": loss ", eval_.loss(), ", accuracy ",
+              eval_.accuracy(), " (", eval_.count, " samples, ", secs, " s)",
+              trainer_->has_ema() ? ", EMA accuracy " + std::to_string(ema_eval_.accuracy()) : std::string());
+    emit(out, metrics);
+  }
+
+  void emit(Emitter& out, std::shared_ptr<Metrics> metrics) {
+    const std::uint64_t epoch = metrics->epoch;
+    out.emit(0, std::move(metrics), epoch, metrics_index_++);
+  }
+
+  TrainConfig config_;
+  std::string pretrained_, pretrained_sha256_;
+  std::int64_t total_steps_;
+  std::int64_t log_every_;
+  std::string export_;
+  int threads_;
+  bool eval_connected_;
+  std::unique_ptr<Trainer> trainer_;
+  std::vector<std::string> class_names_;
+  bool schedule_set_ = false;
+  std::deque<Message> queue_[2];
+  bool evaluating_ = false;
+  std::uint64_t train_epochs_ = 0, eval_epochs_ = 0, evaluations_ = 0;
+  EvalTotals eval_, ema_eval_;
+  std::chrono::steady_clock::time_point eval_started_;
+  Window window_, epoch_;
+  std::uint64_t metrics_index_ = 0;
+};
+
+}  // namespace
+
+PluginInfo train_plugin() {
+  PluginInfo p;
+  p.name = "train";
+  p.summary = "Trains or fine-tunes a ViT on batches; evaluates after each epoch on an optional eval input";
+  p.description =
+      "Ordered stage owning the model, the optimizer and the schedule (device-agnostic: the run's\n"
+      "device). Strategies: linear_probe (head only), full_ft, llrd (lr of layer l = lr x\n"
+      "layer_decay^(depth + 1 - l); embeddings are layer 0, the head depth + 1) and gradual_unfreeze\n"
+      "(head first; from each boundary in unfreeze_at the last unfreeze_blocks[k] blocks train too; -1 =\n"
+      "everything). AdamW (default) or SGD; no weight decay on LayerNorm weights, biases, the position\n"
+      "embedding and the CLS token. Linear warmup then cosine, linear or constant decay, by optimizer\n"
+      "step; the length comes from the data (epochs x batches per epoch / accumulation) unless\n"
+      "total_steps is set. Cross-entropy with label smoothing; soft-target batches (Mixup/CutMix) are\n"
+      "accepted. Gradient clipping by global norm (the norm is logged either way), accumulation,\n"
+      "bf16 autocast (CPU, CUDA) or fp16 with dynamic loss scaling (CUDA), an EMA of the weights\n"
+      "evaluated alongside. The eval input, when connected, is evaluated (loss, top-1) after every\n"
+      "training epoch: give its source as many epochs as the training source. pretrained is a\n"
+      ".safetensors file, a folder with model.safetensors, or a hub id (downloaded once into\n"
+      "FLOWRUN_CACHE). export writes the final model with Hugging Face names and a config.json.\n"
+      "\n"
+      "  {\"id\": \"train\", \"plugin\": \"train\", \"params\": {\"model\": \"vit_base_patch16_224\",\n"
+      "   \"pretrained\": \"google/vit-base-patch16-224-in21k\", \"strategy\": \"llrd\", \"lr\": 3e-5}}";
+  p.role = Role::Ordered;
+  p.inputs = {{"train", kBatchKind, "training batches"},
+              {"eval", kBatchKind, "held-out batches, one epoch per evaluation (no random augmentation)", false}};
+  p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch and eval metrics"}};
+  auto& s = p.params;
+  // The model
+  std::string presets;
+  for (const auto& name : vit_preset_names()) presets += (presets.empty() ? "" : ", ") + name;
+  s.string("model", "vit_cifar_micro", "ViT preset to start from: " + presets);
+  s.integer("image_size", 0, "input side in pixels; 0 = the preset's").range(0, 4096);
+  s.integer("patch_size", 0, "patch side in pixels; 0 = the preset's").range(0, 512);
+  s.integer("width", 0, "embedding width; 0 = the preset's").range(0, 16384);
+  s.integer("depth", 0, "transformer blocks; 0 = the preset's").range(0, 256);
+  s.integer("heads", 0, "attention heads; 0 = the preset's").range(0, 256);
+  s.number("mlp_ratio", 0, "MLP width / embedding width; 0 = the preset's (4)").range(0, 64);
+  s.boolean("qkv_bias", true, "bias on the query/key/value projection");
+  s.number("dropout", 0.0, "dropout after the position embedding and in MLPs and projections").range(0, 0.9);
+  s.number("attn_dropout", 0.0, "dropout on attention weights").range(0, 0.9);
+  s.number("drop_path", 0.1, "stochastic depth of the last block (0 at the first, linear in between)").range(0, 0.9);
+  s.choice("pool", "cls", {"cls", "mean"}, "classify from the CLS token, or from the mean of the patch tokens");
+  s.integer("num_classes", 0, "classifier outputs; 0 = the number of classes of the training data").range(0, 1 << 20);
+  s.number("layer_norm_eps", 1e-6, "LayerNorm epsilon (timm 1e-6; Hugging Face ViTs 1e-12)").range(1e-15, 1e-2);
+  // Weights
+  s.string("pretrained", "", "weights to start from: a .safetensors file, a folder with model.safetensors, or a hub "
+                             "id (e.g. google/vit-base-patch16-224-in21k); \"\" = random init");
+  s.string("pretrained_sha256", "", "expected SHA-256 of a downloaded file (else the hub's published one)");
+  s.string_list("allow_missing", {}, "name prefixes the model may have that the weights lack (timm names)");
+  s.string_list("allow_unexpected", {}, "name prefixes the weights may have that the model lacks");
+  s.string("export", "", "folder to write the final model to (model.safetensors with Hugging Face names + config.json)");
+  // Strategy
+  s.choice("strategy", "full_ft", {"linear_probe", "full_ft", "llrd", "gradual_unfreeze"}, "what trains, and how fast");
+  s.number("layer_decay", 0.75, "llrd: lr multiplier per layer below the head").range(0.01, 1);
+  s.choice("unfreeze_unit", "epoch", {"epoch", "step"}, "gradual_unfreeze: unfreeze_at counts epochs or optimizer steps");
+  s.integer_list("unfreeze_at", {1, 2}, "gradual_unfreeze: boundaries (epochs or steps), increasing").min(0);
+  s.integer_list("unfreeze_blocks", {2, -1}, "gradual_unfreeze: last blocks trainable from each boundary; -1 = everything")
+      .min(-1);
+  // Optimizer and schedule
+  s.choice("optimizer", "adamw", {"adamw", "sgd"}, "AdamW, or SGD with momentum");
+  s.number("lr", 1e-3, "peak learning rate (of the head's group under llrd)").range(0, 10);
+  s.number("weight_decay", 0.05, "decoupled weight decay (AdamW) or L2 (SGD) on weight matrices").range(0, 10);
+  s.number_list("betas", {0.9, 0.999}, "AdamW betas").length(2).range(0, 0.99999);
+  s.number("eps", 1e-8, "AdamW epsilon").range(0, 1);
+  s.number("momentum", 0.9, "SGD momentum").range(0, 0.9999);
+  s.boolean("nesterov", false, "SGD: Nesterov momentum");
+  s.choice("schedule", "cosine", {"cosine", "linear", "constant"}, "decay after warmup");
+  s.integer("warmup_steps", -1, "linear warmup in optimizer steps; -1 = warmup_fraction of training").min(-1);
+  s.number("warmup_fraction", 0.05, "warmup as a share of all optimizer steps (when warmup_steps is -1)").range(0, 1);
+  s.number("min_lr_ratio", 0.0, "final lr / peak lr for cosine and linear decay").range(0, 1);
+  s.integer("total_steps", 0, "schedule length in optimizer steps; 0 = from the data").min(0);
+  // Loss and step
+  s.number("label_smoothing", 0.1, "cross-entropy label smoothing").range(0, 0.99);
+  s.number("clip_grad_norm", 0.0, "clip gradients to this global norm; 0 = off (the norm is measured either way)").range(0, 1e6);
+  s.integer("accumulation", 1, "micro-batches per optimizer step (effective batch = batch x accumulation)").range(1, 4096);
+  s.choice("precision", "auto", {"auto", "fp32", "bf16", "fp16"},
+           "autocast dtype: auto = bf16 on CUDA, fp32 on the CPU; fp16 (CUDA) uses dynamic loss scaling");
+  s.number("ema_decay", 0.0, "keep an exponential moving average of the weights, evaluated alongside; 0 = off").range(0, 0.99999);
+  s.number_list("mean", {}, "per-channel mean, to normalize uint8 batches on the device; [] = batches come normalized")
+      .max_length(4).range(-10, 10);
+  s.number_list("std", {}, "per-channel std for the mean above").max_length(4).range(1e-6, 100);
+  s.integer("threads", 0, "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)").range(0, 1024);
+  s.integer("log_every", 50, "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
+  p.create = [](const StageArgs& args) { return std::make_unique<TrainStage>(args); };
+  return p;
+}
+
+}  // namespace flowrun

@@ -1,0 +1,271 @@
+#include "stages/train/trainer.hpp"
+
+#include <ATen/autocast_mode.h>
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "flowrun/logging.hpp"
+
+namespace flowrun {
+namespace {
+
+constexpr double kGrowthFactor = 2.0;     // fp16 loss scale after kGrowthInterval finite steps
+constexpr int kGrowthInterval = 2000;     // (the values of torch.amp.GradScaler)
+
+// Mixed precision for the forward pass: autocast to bf16 (CPU or CUDA) or fp16 (CUDA).
+class AutocastScope {
+ public:
+  AutocastScope(Precision precision, const torch::Device& device) : type_(device.type()) {
+    if (precision == Precision::Fp32) return;
+    active_ = true;
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf);
+  }
+  ~AutocastScope() {
+    if (!active_) return;
+    at::autocast::set_autocast_enabled(type_, false);
+    at::autocast::clear_cache();
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  at::DeviceType type_;
+  bool active_ = false;
+};
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups) {
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (const ParamGroup& g : groups) {
+    if (c.optimizer == "adamw") {
+      auto o = std::make_unique<torch::optim::AdamWOptions>(c.lr * g.lr_scale);
+      o->betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(g.weight_decay);
+      param_groups.emplace_back(g.params, std::move(o));
+    } else {
+      auto o = std::make_unique<torch::optim::SGDOptions>(c.lr * g.lr_scale);
+      o->momentum(c.momentum).nesterov(c.nesterov).weight_decay(g.weight_decay);
+      param_groups.emplace_back(g.params, std::move(o));
+    }
+  }
+  if (c.optimizer == "adamw") return std::make_unique<torch::optim::AdamW>(std::move(param_groups));
+  if (c.optimizer == "sgd") return std::make_unique<torch::optim::SGD>(std::move(param_groups), torch::optim::SGDOptions(c.lr));
+  throw std::invalid_argument("unknown optimizer '" + c.optimizer + "'; expected adamw or sgd");
+}
+
+}  // namespace
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "bf16") return Precision::Bf16;
+  if (name == "fp16") return Precision::Fp16;
+  throw std::invalid_argument("unknown precision '" + name + "'; expected fp32, bf16 or fp16");
+}
+
+Trainer::Trainer(TrainConfig config) : config_(std::move(config)), device_(config_.device) {
+  if (config_.accumulation < 1) throw std::invalid_argument("accumulation must be >= 1");
+  if (config_.precision == Precision::Fp16 && !device_.is_cuda())
+    throw std::invalid_argument("fp16 needs a CUDA device (dynamic loss scaling); use bf16 on the CPU");
+  config_.unfreeze.check();
+  torch::manual_seed(config_.seed);  // model init, dropout and drop path draw from it
+  model_ = Vit(config_.model);
+  if (!config_.pretrained.empty()) {
+    load_report_ = std::make_unique<LoadReport>(load_vit_weights(model_, config_.pretrained, config_.load));
+    for (const auto& line : load_report_->lines()) log::info(line);
+  }
+  model_->to(device_);
+  model_->train();
+  const double layer_decay = config_.strategy == Strategy::Llrd ? config_.layer_decay : 1.0;
+  groups_ = vit_param_groups(model_, config_.weight_decay, layer_decay);
+  optimizer_ = make_optimizer(config_, groups_);
+  if (config_.ema_decay > 0) {
+    ema_ = Vit(model_->config);
+    ema_->to(device_);
+    torch::NoGradGuard no_grad;
+    auto src = model_->named_parameters();
+    for (auto& p : ema_->named_parameters()) p.value().copy_(src[p.key()]);
+    ema_->eval();
+  }
+  if (!config_.mean.empty()) {
+    if (config_.mean.size() != config_.std.size()) throw std::invalid_argument("mean and std need the same length");
+    auto opts = torch::TensorOptions().dtype(torch::kFloat);
+    const auto n = static_cast<int64_t>(config_.mean.size());
+    mean_ = torch::tensor(std::vector<float>(config_.mean.begin(), config_.mean.end()), opts).reshape({1, n, 1, 1});
+    std::vector<float> inv;
+    for (double s : config_.std) inv.push_back(static_cast<float>(1.0 / (255.0 * s)));
+    inv_std_ = torch::tensor(inv, opts).reshape({1, n, 1, 1}).to(device_);
+    mean_ = (mean_ * 255.0).to(device_);
+  }
+  update_trainable(0);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::set_total_steps(std::int64_t steps) {
+  schedule_ = LrSchedule::make(config_.schedule, steps, config_.warmup_steps, config_.warmup_fraction, config_.min_lr_ratio);
+  apply_schedule();
+}
+
+double Trainer::lr(std::size_t group) const { return optimizer_->param_groups()[group].options().get_lr(); }
+
+double Trainer::weight_decay(std::size_t group) const {
+  const auto& options = optimizer_->param_groups()[group].options();
+  if (config_.optimizer == "adamw") return static_cast<const torch::optim::AdamWOptions&>(options).weight_decay();
+  return static_cast<const torch::optim::SGDOptions&>(options).weight_decay();
+}
+
+double Trainer::base_lr_now() const { return config_.lr * schedule_.factor(step_); }
+
+std::int64_t Trainer::trainable_parameters() const {
+  std::int64_t n = 0;
+  for (const auto& p : model_->parameters())
+    if (p.requires_grad()) n += p.numel();
+  return n;
+}
+
+void Trainer::apply_schedule() {
+  const double factor = schedule_.factor(step_);
+  auto& groups = optimizer_->param_groups();
+  for (std::size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(config_.lr * groups_[i].lr_scale * factor);
+}
+
+void Trainer::update_trainable(std::int64_t epoch) {
+  const int blocks = unfrozen_blocks(config_.strategy, config_.unfreeze, epoch, step_);
+  if (blocks == unfrozen_) return;
+  unfrozen_ = blocks;
+  const int depth = model_->config.depth;
+  for (auto& p : model_->named_parameters()) p.value().set_requires_grad(is_trainable(p.key(), depth, blocks));
+  if (config_.strategy == Strategy::GradualUnfreeze || config_.strategy == Strategy::LinearProbe) {
+    const std::string what = blocks < 0 || blocks >= depth ? std::string("everything")
+                             : blocks == 0 ? std::string("the head only")
+                                           : "the head and the last " + std::to_string(blocks) + " block(s)";
+    log::info(strategy_name(config_.strategy), ": training ", what, " from epoch ", epoch, ", step ", step_, " (",
+              trainable_parameters(), " parameters)");
+  }
+}
+
+torch::Tensor Trainer::prepare(const torch::Tensor& images) const {
+  torch::Tensor x = images.to(device_, /*non_blocking=*/true);
+  if (x.scalar_type() == torch::kByte) {
+    if (!mean_.defined())
+      throw std::invalid_argument("batches are uint8: set mean and std on the batch stage or on the train stage");
+    return (x.to(torch::kFloat) - mean_) * inv_std_;
+  }
+  return x;
+}
+
+torch::Tensor Trainer::loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const {
+  namespace F = torch::nn::functional;
+  auto options = F::CrossEntropyFuncOptions().label_smoothing(config_.label_smoothing);
+  return F::cross_entropy(logits.to(torch::kFloat), soft.defined() ? soft : labels, options);
+}
+
+StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
+                               std::int64_t epoch) {
+  update_trainable(epoch);
+  StepStats stats;
+  const torch::Tensor x = prepare(images);
+  const torch::Tensor y = labels.to(device_, true);
+  const torch::Tensor soft = soft_targets.defined() ? soft_targets.to(device_, true) : soft_targets;
+  torch::Tensor logits, loss;
+  {
+    AutocastScope autocast(config_.precision, device_);
+    logits = model_->forward(x);
+  }
+  loss = loss_of(logits, y, soft);
+  stats.loss = loss.item<double>();
+  if (!std::isfinite(stats.loss) && config_.precision != Precision::Fp16) {
+    throw std::runtime_error("the training loss is " + std::to_string(stats.loss) + " at step " + std::to_string(step_) +
+                             ": training diverged (lower the learning rate, enable clip_grad_norm, or use fp32)");
+  }
+  torch::Tensor scaled = loss / config_.accumulation;
+  if (config_.precision == Precision::Fp16) scaled = scaled * loss_scale_;
+  scaled.backward();
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor target = soft.defined() ? soft.argmax(1) : y;
+    stats.correct = logits.argmax(1).eq(target).sum().item<std::int64_t>();
+    stats.count = x.size(0);
+  }
+  if (++micro_ == config_.accumulation) optimizer_step(stats);
+  return stats;
+}
+
+double Trainer::clip_and_measure() {
+  std::vector<torch::Tensor> params;
+  for (const auto& p : model_->parameters())
+    if (p.grad().defined()) params.push_back(p);
+  if (params.empty()) return 0.0;
+  const double max_norm = config_.clip_grad_norm > 0 ? config_.clip_grad_norm : std::numeric_limits<double>::infinity();
+  return torch::nn::utils::clip_grad_norm_(params, max_norm);
+}
+
+void Trainer::optimizer_step(StepStats& stats) {
+  micro_ = 0;
+  if (config_.precision == Precision::Fp16) {
+    // Unscale, then skip the step if any gradient overflowed (GradScaler's rule).
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model_->parameters())
+      if (p.grad().defined()) grads.push_back(p.grad());
+    auto found_inf = torch::zeros({1}, torch::TensorOptions().device(device_));
+    auto inv = torch::full({1}, 1.0 / loss_scale_, torch::TensorOptions().device(device_));
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv);
+    if (found_inf.item<float>() > 0) {
+      loss_scale_ /= kGrowthFactor;
+      good_steps_ = 0;
+      stats.skipped = true;
+      log::warn("fp16: non-finite gradients at step ", step_, ", step skipped, loss scale now ", loss_scale_);
+      optimizer_->zero_grad();
+      return;
+    }
+    if (++good_steps_ == kGrowthInterval) {
+      loss_scale_ *= kGrowthFactor;
+      good_steps_ = 0;
+    }
+  }
+  stats.grad_norm = clip_and_measure();
+  if (!std::isfinite(stats.grad_norm) && config_.precision != Precision::Fp16) {
+    throw std::runtime_error("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " +
+                             std::to_string(step_) + ": training diverged (lower the learning rate, enable clip_grad_norm)");
+  }
+  optimizer_->step();
+  optimizer_->zero_grad();
+  stats.stepped = true;
+  ++step_;
+  update_ema();
+  apply_schedule();
+}
+
+void Trainer::update_ema() {
+  if (!ema_) return;
+  torch::NoGradGuard no_grad;
+  auto src = model_->named_parameters();
+  for (auto& p : ema_->named_parameters()) p.value().lerp_(src[p.key()], 1.0 - config_.ema_decay);
+}
+
+torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
+  Vit& m = ema ? ema_ : model_;
+  if (!m) throw std::logic_error("no EMA model (ema_decay is 0)");
+  torch::NoGradGuard no_grad;
+  const bool was_training = m->is_training();
+  m->eval();
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(config_.precision, device_);
+    logits = m->forward(prepare(images)).to(torch::kFloat);
+  }
+  if (was_training) m->train();
+  return logits;
+}
+
+void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, EvalTotals& totals, bool ema) {
+  torch::Tensor logits = predict(images, ema);
+  torch::Tensor y = labels.to(device_, true);
+  namespace F = torch::nn::functional;
+  totals.loss_sum += F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+  totals.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+  totals.count += logits.size(0);
+}
+
+}  // namespace flowrun

@@ -1,0 +1,123 @@
+// The train step of a ViT, independent of the flow graph: owns the model, the
+// optimizer, the schedule and the optional EMA copy; the train stage
+// (train_stage.cpp) feeds it batches and the tests drive it directly.
+//
+// One call to train_batch() is one micro-batch; the optimizer steps every
+// `accumulation` micro-batches (the loss is divided by it, so accumulation 4 of
+// batch 16 gives the gradient of batch 64). Frozen parameters have no gradient and
+// are skipped by the optimizer, so they stay bitwise unchanged.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stages/model/vit.hpp"
+#include "stages/model/weights.hpp"
+#include "stages/train/param_groups.hpp"
+#include "stages/train/schedule.hpp"
+#include "stages/train/strategy.hpp"
+
+namespace flowrun {
+
+enum class Precision { Fp32, Bf16, Fp16 };
+Precision precision_from_name(const std::string& name);  // "fp32" | "bf16" | "fp16"
+
+struct TrainConfig {
+  VitConfig model;
+  std::string pretrained;  // a .safetensors file, or "" to start from random weights
+  LoadOptions load;
+  Strategy strategy = Strategy::FullFinetune;
+  UnfreezePlan unfreeze;
+  std::string optimizer = "adamw";  // adamw | sgd
+  double lr = 1e-3;
+  double weight_decay = 0.05;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // AdamW
+  double momentum = 0.9;                           // SGD
+  bool nesterov = false;
+  double layer_decay = 0.75;  // llrd only
+  ScheduleKind schedule = ScheduleKind::Cosine;
+  std::int64_t warmup_steps = -1;  // < 0: use warmup_fraction
+  double warmup_fraction = 0.05;
+  double min_lr_ratio = 0.0;
+  double label_smoothing = 0.0;
+  double clip_grad_norm = 0.0;  // 0 = no clipping (the norm is still measured)
+  int accumulation = 1;
+  Precision precision = Precision::Fp32;
+  double ema_decay = 0.0;         // 0 = no EMA
+  std::vector<double> mean, std;  // normalization of uint8 batches; empty = batches come normalized
+  std::string device = "cpu";
+  std::uint64_t seed = 0;
+};
+
+struct StepStats {
+  double loss = 0;          // of this micro-batch (not divided by accumulation)
+  std::int64_t correct = 0; // top-1 against the label (or the soft target's argmax)
+  std::int64_t count = 0;
+  bool stepped = false;     // the optimizer stepped after this micro-batch
+  double grad_norm = 0;     // global norm before clipping, when stepped
+  bool skipped = false;     // fp16: non-finite gradients, step skipped and scale lowered
+};
+
+struct EvalTotals {
+  double loss_sum = 0;
+  std::int64_t correct = 0;
+  std::int64_t count = 0;
+  double loss() const { return count ? loss_sum / static_cast<double>(count) : 0.0; }
+  double accuracy() const { return count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0; }
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainConfig config);
+  ~Trainer();
+
+  // The schedule's length in optimizer steps; call before the first batch.
+  void set_total_steps(std::int64_t steps);
+  // images (N, C, H, W) uint8 or float; labels (N) int64; soft_targets (N, classes) or undefined.
+  StepStats train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
+                        std::int64_t epoch);
+  // Adds a batch's summed loss (no label smoothing) and top-1 hits; `ema` uses the EMA weights.
+  void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, EvalTotals& totals, bool ema = false);
+  torch::Tensor predict(const torch::Tensor& images, bool ema = false);  // logits, eval mode
+
+  Vit& model() { return model_; }
+  bool has_ema() const { return static_cast<bool>(ema_); }
+  const TrainConfig& config() const { return config_; }
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+  const LoadReport* load_report() const { return load_report_.get(); }
+  std::int64_t step() const { return step_; }  // optimizer steps taken
+  std::int64_t total_steps() const { return schedule_.total_steps; }
+  double lr(std::size_t group) const;          // current lr of a group
+  double weight_decay(std::size_t group) const;  // as the optimizer holds it
+  double base_lr_now() const;                  // lr of a scale-1 group now
+  int unfrozen_blocks_now() const { return unfrozen_; }
+  std::int64_t trainable_parameters() const;
+
+ private:
+  void update_trainable(std::int64_t epoch);
+  void apply_schedule();
+  torch::Tensor prepare(const torch::Tensor& images) const;
+  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
+  double clip_and_measure();
+  void optimizer_step(StepStats& stats);
+  void update_ema();
+
+  TrainConfig config_;
+  torch::Device device_;
+  Vit model_{nullptr};
+  Vit ema_{nullptr};
+  std::vector<ParamGroup> groups_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<LoadReport> load_report_;
+  LrSchedule schedule_;
+  torch::Tensor mean_, inv_std_;
+  std::int64_t step_ = 0;
+  int micro_ = 0;       // micro-batches accumulated towards the next step
+  int unfrozen_ = -2;   // last applied unfreeze state (-2 = none yet)
+  double loss_scale_ = 65536.0;  // fp16 dynamic loss scaling
+  int good_steps_ = 0;
+};
+
+}  // namespace flowrun

@@ -1,0 +1,105 @@
+// The train stage in real pipelines on the CIFAR-10 JPEGs: it learns (a tiny ViT
+// overfits 64 images), evaluates on its eval input after every epoch, and the
+// evaluation protocol does not depend on thread timing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "flowrun/pipeline.hpp"
+#include "stages/core/collect.hpp"
+#include "support/test_util.hpp"
+
+namespace flowrun::testing {
+namespace {
+
+std::string cifar_tar() { return source_dir() + "/../shared/data/cifar10-jpeg.tar"; }
+
+// 64 training images (8 classes x 8) and, optionally, an eval input on 80 test images.
+std::string pipeline_json(int epochs, bool with_eval, const std::string& train_params) {
+  std::string nodes = R"(
+    {"id": "data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "train/",
+        "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"],
+        "per_class_limit": 8, "epochs": )" + std::to_string(epochs) + R"(}},
+    {"id": "decode", "plugin": "jpeg_decode"},
+    {"id": "batch", "plugin": "batch", "params": {"batch_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "train", "plugin": "train", "params": )" + train_params + R"(},
+    {"id": "log", "plugin": "collect"})";
+  std::string edges = R"("data -> decode -> batch -> train.train", "train -> log")";
+  if (with_eval) {
+    nodes += R"(,
+    {"id": "test_data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "test/",
+        "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"],
+        "per_class_limit": 10, "shuffle": false, "epochs": )" + std::to_string(epochs) + R"(}},
+    {"id": "test_decode", "plugin": "jpeg_decode"},
+    {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 25, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}})";
+    edges += R"(, "test_data -> test_decode -> test_batch -> train.eval")";
+  }
+  return R"({"name": "train_test", "seed": 4, "device": "cpu", "prefetch": 256, "nodes": [)" + nodes +
+         R"(], "edges": [)" + edges + "]}";
+}
+
+const char* kTinyModel = R"({"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2, "drop_path": 0.0,
+    "lr": 2e-3, "weight_decay": 0.0, "label_smoothing": 0.0, "warmup_steps": 5, "schedule": "constant",
+    "log_every": 1000, "threads": 1})";
+
+double value_of(const std::string& line, const std::string& key) {
+  const auto at = line.find(" " + key + "=");
+  if (at == std::string::npos) throw std::runtime_error("no " + key + " in: " + line);
+  return std::stod(line.substr(at + key.size() + 2));
+}
+
+std::vector<std::string> metrics_lines(Pipeline& p, const std::string& scope) {
+  std::vector<std::string> out;
+  for (const auto& item : static_cast<const Collect&>(*p.stage("log")).items())
+    if (item.signal == "data" && item.payload.rfind(scope + " ", 0) == 0) out.push_back(item.payload);
+  return out;
+}
+
+TEST(TrainPipeline, ATinyVitOverfits64RealCifarImages) {
+  Pipeline p(describe(pipeline_json(100, false, kTinyModel), {"nodes.train.params.lr=3e-3"}));
+  p.run();
+  const auto epochs = metrics_lines(p, "train_epoch");
+  ASSERT_EQ(epochs.size(), 100u);
+  EXPECT_LT(value_of(epochs.front(), "accuracy"), 0.5);
+  EXPECT_GE(value_of(epochs.back(), "accuracy"), 0.95) << epochs.back();
+}
+
+TEST(TrainPipeline, EvaluatesAfterEveryEpochOnTheEvalInput) {
+  Pipeline p(describe(pipeline_json(3, true, kTinyModel)));
+  p.run();
+  const auto evals = metrics_lines(p, "eval");
+  ASSERT_EQ(evals.size(), 3u);
+  for (std::size_t e = 0; e < evals.size(); ++e) {
+    EXPECT_EQ(value_of(evals[e], "samples"), 80) << evals[e];
+    EXPECT_EQ(evals[e].rfind("eval epoch " + std::to_string(e) + " step " + std::to_string(2 * (e + 1)) + " ", 0), 0u)
+        << "evaluation " << e << " sees the model after epoch " << e << ": " << evals[e];
+  }
+}
+
+TEST(TrainPipeline, EvaluationResultsDoNotDependOnThreadCount) {
+  std::vector<std::vector<std::string>> runs;
+  for (const char* threads : {"threads=1", "threads=3"}) {
+    Pipeline p(describe(pipeline_json(2, true, kTinyModel), {threads}));
+    p.run();
+    runs.push_back(metrics_lines(p, "eval"));
+  }
+  ASSERT_EQ(runs[0].size(), 2u);
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
+TEST(TrainPipeline, ExportsAModelThatLoadsAsPretrained) {
+  TempDir dir;
+  std::string params = kTinyModel;
+  params.insert(params.size() - 1, R"(, "export": ")" + dir.path() + R"(/exported")");
+  Pipeline first(describe(pipeline_json(1, false, params)));
+  first.run();
+  ASSERT_TRUE(std::filesystem::exists(dir.path() + "/exported/model.safetensors"));
+  ASSERT_TRUE(std::filesystem::exists(dir.path() + "/exported/config.json"));
+  std::string again = kTinyModel;
+  again.insert(again.size() - 1, R"(, "pretrained": ")" + dir.path() + R"(/exported", "strategy": "linear_probe")");
+  Pipeline second(describe(pipeline_json(1, false, again)));
+  EXPECT_NO_THROW(second.run());
+}
+
+}  // namespace
+}  // namespace flowrun::testing
