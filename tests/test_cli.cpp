@@ -165,3 +165,26 @@ TEST(Cli, PluginReferenceDocIsCurrent) {
 
 }  // namespace
 }  // namespace flowrun::testing
+
+namespace flowrun::testing {
+namespace {
+
+// The main command as the README runs it, shrunk to seconds: it trains, evaluates
+// and ends with the result line.
+TEST(Cli, QuickstartTrainsAndPrintsTheTestAccuracy) {
+  auto r = run_flowrun({source_dir() + "/pipelines/quickstart.json", "--set", "nodes.train_data.params.per_class_limit=26",
+                        "--set", "nodes.train_data.params.epochs=2", "--set", "nodes.test_data.params.per_class_limit=10",
+                        "--set", "nodes.test_data.params.epochs=2", "--set", "nodes.train.params.log_every=1",
+                        "--set", "nodes.train_data.params.paths=[\"" + source_dir() + "/../shared/data/cifar10-jpeg.tar\"]",
+                        "--set", "nodes.test_data.params.paths=[\"" + source_dir() + "/../shared/data/cifar10-jpeg.tar\"]"},
+                       -1, SIGINT, 120);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = r.out + r.err;
+  expect_contains(log, "[train] 4 optimizer steps (batch 128 x accumulation 1)");
+  expect_contains(log, "[train] eval after epoch 1: loss ");
+  expect_contains(log, "[train] result: accuracy ");
+  expect_contains(log, " on 100 eval samples after 2 epoch(s), 4 optimizer steps");
+}
+
+}  // namespace
+}  // namespace flowrun::testing

@@ -21,6 +21,7 @@ constexpr std::int64_t kDefaultSplitSeed = 0;
 constexpr std::int64_t kNoLimit = 0;
 constexpr std::int64_t kDefaultRank = 0;
 constexpr std::int64_t kDefaultWorldSize = 1;
+constexpr std::size_t kClassesListed = 20;  // more classes than this: the log gives the spread
 
 void shuffle_in_place(std::vector<std::uint64_t>& v, Rng& rng) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);  // Fisher-Yates
@@ -68,8 +69,17 @@ void DatasetSource::start() {
   std::map<std::int64_t, std::size_t> counts;
   for (const DatasetRecord& r : records_) ++counts[r.label];
   std::string table;
-  for (const auto& [label, count] : counts) {
-    table += (table.empty() ? "" : ", ") + classes_[static_cast<std::size_t>(label)] + " " + std::to_string(count);
+  if (counts.size() <= kClassesListed) {
+    for (const auto& [label, count] : counts)
+      table += (table.empty() ? "" : ", ") + classes_[static_cast<std::size_t>(label)] + " " + std::to_string(count);
+  } else {  // hundreds of classes: the spread, not the list
+    auto [lo, hi] = std::minmax_element(counts.begin(), counts.end(),
+                                        [](const auto& a, const auto& b) { return a.second < b.second; });
+    table = lo->second == hi->second ? std::to_string(lo->second) + " per class"
+                                     : "per class " + std::to_string(lo->second) + " (" +
+                                           classes_[static_cast<std::size_t>(lo->first)] + ") to " +
+                                           std::to_string(hi->second) + " (" +
+                                           classes_[static_cast<std::size_t>(hi->first)] + ")";
   }
   log::info("source '", node_id(), "': ", records_.size(), " samples in ", classes_.size(), " classes (split ", split_,
             world_size_ > 1 ? ", rank " + std::to_string(rank_) + "/" + std::to_string(world_size_) : "",

@@ -116,6 +116,7 @@ class TrainStage : public OrderedStage {
         eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]) {}
 
   void start() override {
+    started_ = std::chrono::steady_clock::now();
     if (threads_ > 0) torch::set_num_threads(threads_);
     log::info("[", node_id(), "] ", torch::get_num_threads(), " compute thread(s), device ", config_.device, ", ",
               strategy_name(config_.strategy), ", ", config_.optimizer, " lr ", config_.lr);
@@ -144,7 +145,15 @@ class TrainStage : public OrderedStage {
                 "ones were not evaluated (give it as many epochs as the training source)");
     }
     if (!trainer_) throw std::runtime_error("no training batch arrived");
-    log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps");
+    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() / 60;
+    if (evaluations_ > 0) {
+      log::info("[", node_id(), "] result: accuracy ", last_eval_.accuracy(), " and loss ", last_eval_.loss(), " on ",
+                last_eval_.count, " eval samples after ", evaluations_, " epoch(s), ", trainer_->step(),
+                " optimizer steps, ", minutes, " min",
+                trainer_->has_ema() ? " (EMA accuracy " + std::to_string(last_ema_eval_.accuracy()) + ")" : std::string());
+    } else {
+      log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps, ", minutes, " min (no eval input)");
+    }
     if (!export_.empty()) {
       export_vit_huggingface(trainer_->model(), export_, class_names_);
       log::info("[", node_id(), "] exported the model with Hugging Face names to ", export_);
@@ -281,6 +290,8 @@ class TrainStage : public OrderedStage {
       metrics->values["ema_loss"] = ema_eval_.loss();
       metrics->values["ema_accuracy"] = ema_eval_.accuracy();
     }
+    last_eval_ = eval_;
+    last_ema_eval_ = ema_eval_;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_started_).count();
     log::info("[", node_id(), "] eval after epoch ", metrics->epoch, ": loss ", eval_.loss(), ", accuracy ",
               eval_.accuracy(), " (", eval_.count, " samples, ", secs, " s)",
@@ -306,7 +317,8 @@ class TrainStage : public OrderedStage {
   std::deque<Message> queue_[2];
   bool evaluating_ = false;
   std::uint64_t train_epochs_ = 0, eval_epochs_ = 0, evaluations_ = 0;
-  EvalTotals eval_, ema_eval_;
+  EvalTotals eval_, ema_eval_, last_eval_, last_ema_eval_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point eval_started_;
   Window window_, epoch_;
   std::uint64_t metrics_index_ = 0;

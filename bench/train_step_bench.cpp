@@ -1,0 +1,95 @@
+// Train-step throughput of flowrun's ViT on synthetic batches (no loading): the
+// figure bench/compare_train_step.py sets beside the same step in PyTorch-Python.
+// The step is the train stage's own (Trainer::train_batch: forward, label-smoothed
+// cross-entropy, backward, gradient-norm measurement and clipping, AdamW with the
+// stage's parameter groups), with the process set up as the flowrun binary sets it
+// up (keep_freed_memory, thread count).
+//
+//   flowrun_train_step_bench --model vit_cifar_micro --batch 128 --steps 20 [--threads 2]
+//                            [--precision fp32|bf16] [--image-size N]
+// Prints one JSON line: {"model": ..., "images_per_s": median, "step_ms": [...]}.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "flowrun/memory.hpp"
+#include "stages/train/trainer.hpp"
+
+namespace {
+
+struct Options {
+  std::string model = "vit_cifar_micro";
+  int batch = 128;
+  int steps = 20;
+  int warmup = 3;
+  int threads = 0;
+  int image_size = 0;
+  std::string precision = "fp32";
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "%s\nusage: flowrun_train_step_bench [--model PRESET] [--batch N] [--steps N] [--warmup N] "
+               "[--threads N] [--precision fp32|bf16] [--image-size N]\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) usage(("missing value after " + a).c_str());
+    const char* v = argv[++i];
+    if (a == "--model") o.model = v;
+    else if (a == "--batch") o.batch = std::atoi(v);
+    else if (a == "--steps") o.steps = std::atoi(v);
+    else if (a == "--warmup") o.warmup = std::atoi(v);
+    else if (a == "--threads") o.threads = std::atoi(v);
+    else if (a == "--image-size") o.image_size = std::atoi(v);
+    else if (a == "--precision") o.precision = v;
+    else usage(("unknown option " + a).c_str());
+  }
+  if (o.batch < 1 || o.steps < 1) usage("--batch and --steps must be >= 1");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  flowrun::keep_freed_memory();  // as the flowrun binary does
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  flowrun::TrainConfig c;
+  c.model = flowrun::vit_preset(o.model);
+  if (o.image_size > 0) c.model.image_size = o.image_size;
+  c.model.num_classes = 10;
+  c.model.drop_path = 0.1;
+  c.label_smoothing = 0.1;
+  c.clip_grad_norm = 1.0;
+  c.precision = flowrun::precision_from_name(o.precision);
+  flowrun::Trainer trainer(c);
+  trainer.set_total_steps(o.warmup + o.steps);
+  const int side = c.model.image_size;
+  torch::Tensor images = torch::randn({o.batch, 3, side, side});
+  torch::Tensor labels = torch::randint(0, 10, {o.batch}, torch::kLong);
+  std::vector<double> ms;
+  for (int i = 0; i < o.warmup + o.steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    trainer.train_batch(images, labels, {}, 0);
+    const double elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= o.warmup) ms.push_back(elapsed);
+  }
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  const double median_ms = sorted[sorted.size() / 2];
+  std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"precision\": \"%s\", \"images_per_s\": %.2f, \"step_ms\": [",
+              o.model.c_str(), o.batch, torch::get_num_threads(), o.precision.c_str(), o.batch * 1000.0 / median_ms);
+  for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.1f", i ? ", " : "", ms[i]);
+  std::printf("]}\n");
+  return 0;
+}
