@@ -7,8 +7,10 @@
 set -euo pipefail
 
 TORCH_VERSION="2.11.0"   # pinned; the GPU device machine runs the same release
-# transformers loads flowrun's exported ViTs in a test (tools/check_hf_export.py).
+# Reference readers the tests run on flowrun's output: transformers loads exported ViTs
+# (tools/check_hf_export.py), tensorboard reads event files (tools/check_tensorboard_events.py).
 TRANSFORMERS_VERSION="5.24.0"
+TENSORBOARD_VERSION="2.21.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
 
@@ -41,5 +43,9 @@ fi
 if ! "$VENV/bin/python" -c "import transformers, sys; sys.exit(transformers.__version__ != '$TRANSFORMERS_VERSION')" 2>/dev/null; then
   echo "setup: installing transformers==$TRANSFORMERS_VERSION into $VENV (for the export check)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "transformers==$TRANSFORMERS_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import tensorboard, sys; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null; then
+  echo "setup: installing tensorboard==$TENSORBOARD_VERSION into $VENV (for the event-file check)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
 fi
 echo "setup: ok (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), $(cmake --version | head -1))"

@@ -5,6 +5,7 @@
 #include "stages/batch/batch_plugins.hpp"
 #include "stages/core/core_stages.hpp"
 #include "stages/decode/decode_plugins.hpp"
+#include "stages/monitor/monitor_plugins.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/train/train_plugins.hpp"
 
@@ -31,6 +32,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(random_erasing_plugin());
   registry.add(batch_plugin());
   registry.add(train_plugin());
+  registry.add(tensorboard_plugin());
 }
 
 }  // namespace flowrun

@@ -7,6 +7,7 @@
 
 #include "flowrun/pipeline.hpp"
 #include "stages/core/collect.hpp"
+#include "stages/monitor/event_file.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {
@@ -15,7 +16,8 @@ namespace {
 std::string cifar_tar() { return source_dir() + "/../shared/data/cifar10-jpeg.tar"; }
 
 // 64 training images (8 classes x 8) and, optionally, an eval input on 80 test images.
-std::string pipeline_json(int epochs, bool with_eval, const std::string& train_params) {
+std::string pipeline_json(int epochs, bool with_eval, const std::string& train_params,
+                          const std::string& tensorboard_dir = "") {
   std::string nodes = R"(
     {"id": "data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "train/",
         "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"],
@@ -25,6 +27,10 @@ std::string pipeline_json(int epochs, bool with_eval, const std::string& train_p
     {"id": "train", "plugin": "train", "params": )" + train_params + R"(},
     {"id": "log", "plugin": "collect"})";
   std::string edges = R"("data -> decode -> batch -> train.train", "train -> log")";
+  if (!tensorboard_dir.empty()) {
+    nodes += R"(, {"id": "tb", "plugin": "tensorboard", "params": {"logdir": ")" + tensorboard_dir + R"("}})";
+    edges += R"(, "train -> tb")";
+  }
   if (with_eval) {
     nodes += R"(,
     {"id": "test_data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "test/",
@@ -74,6 +80,24 @@ TEST(TrainPipeline, EvaluatesAfterEveryEpochOnTheEvalInput) {
     EXPECT_EQ(evals[e].rfind("eval epoch " + std::to_string(e) + " step " + std::to_string(2 * (e + 1)) + " ", 0), 0u)
         << "evaluation " << e << " sees the model after epoch " << e << ": " << evals[e];
   }
+}
+
+TEST(TrainPipeline, WritesTensorBoardScalarsAtOptimizerSteps) {
+  TempDir dir;
+  std::string params = kTinyModel;
+  params.replace(params.find("\"log_every\": 1000"), 17, "\"log_every\": 1");
+  Pipeline p(describe(pipeline_json(2, true, params, dir.path() + "/tb")));
+  p.run();
+  std::map<std::string, std::vector<std::int64_t>> steps;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path() + "/tb"))
+    for (const Event& e : read_event_file(entry.path().string()))
+      for (const EventScalar& s : e.scalars) steps[s.tag].push_back(e.step);
+  EXPECT_EQ(steps["Loss/train"], (std::vector<std::int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(steps["LR"], (std::vector<std::int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(steps["GradNorm"].size(), 4u);
+  EXPECT_EQ(steps["Accuracy/val"], (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(steps["Loss/val"], (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(steps["Loss/train_epoch"], (std::vector<std::int64_t>{2, 4}));
 }
 
 TEST(TrainPipeline, EvaluationResultsDoNotDependOnThreadCount) {

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Reads a log folder with TensorBoard's own reader and checks scalars:
+
+    check_tensorboard_events.py LOGDIR 'TAG=STEP:VALUE,STEP:VALUE' ...
+
+Each TAG must exist; each listed step must hold the value (relative tolerance 1e-6,
+float32 storage). With a bare TAG (no '='), only its presence is checked. Exit 0 when
+all hold. Used by the test suite on flowrun's event files."""
+import math
+import sys
+
+from tensorboard.backend.event_processing import event_accumulator
+
+
+def main():
+    logdir, checks = sys.argv[1], sys.argv[2:]
+    acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.SCALARS: 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    print("tags:", sorted(tags))
+    ok = True
+    for check in checks:
+        tag, _, pairs = check.partition("=")
+        if tag not in tags:
+            print(f"missing tag {tag}")
+            ok = False
+            continue
+        by_step = {e.step: e.value for e in acc.Scalars(tag)}
+        for pair in filter(None, pairs.split(",")):
+            step, value = pair.split(":")
+            got = by_step.get(int(step))
+            if got is None or not math.isclose(got, float(value), rel_tol=1e-6):
+                print(f"{tag} at step {step}: expected {value}, got {got}")
+                ok = False
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
