@@ -22,6 +22,8 @@ const std::map<std::pair<std::string, std::string>, std::string> kTags = {
     {{"train_epoch", "seconds"}, "Time/epoch_seconds"},
     {{"eval", "loss"}, "Loss/val"},
     {{"eval", "accuracy"}, "Accuracy/val"},
+    {{"eval", "top5_accuracy"}, "Accuracy/val_top5"},
+    {{"eval", "macro_f1"}, "F1/val_macro"},
     {{"eval", "ema_loss"}, "Loss/val_ema"},
     {{"eval", "ema_accuracy"}, "Accuracy/val_ema"},
     {{"eval", "samples"}, ""},  // not a curve
@@ -59,7 +61,8 @@ PluginInfo tensorboard_plugin() {
       "CRC-32C, Event/Summary protobufs), each scalar at its optimizer step, flushed as written so\n"
       "`tensorboard --logdir LOGDIR` follows the run live. Tags: Loss/train, Accuracy/train, LR,\n"
       "GradNorm, Throughput/images_per_s (every log_every steps); Loss/train_epoch,\n"
-      "Accuracy/train_epoch; Loss/val, Accuracy/val (and Loss/val_ema, Accuracy/val_ema with an EMA).\n"
+      "Accuracy/train_epoch; Loss/val, Accuracy/val, Accuracy/val_top5, F1/val_macro (and Loss/val_ema,\n"
+      "Accuracy/val_ema with an EMA).\n"
       "\n"
       "  {\"id\": \"tb\", \"plugin\": \"tensorboard\", \"params\": {\"logdir\": \"runs/quickstart/tb\"}}";
   p.role = Role::Ordered;

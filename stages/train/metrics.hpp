@@ -3,7 +3,8 @@
 //
 //   scope "train"       every log_every optimizer steps: loss, accuracy, lr, grad_norm, images_per_s
 //   scope "train_epoch" at each epoch end: loss, accuracy over the epoch
-//   scope "eval"        after each evaluation: loss, accuracy (and ema_loss, ema_accuracy)
+//   scope "eval"        after each evaluation: loss, accuracy, top5_accuracy, macro_f1, samples
+//                       (and ema_loss, ema_accuracy)
 #pragma once
 
 #include <cstdint>

@@ -147,10 +147,12 @@ class TrainStage : public OrderedStage {
     if (!trainer_) throw std::runtime_error("no training batch arrived");
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() / 60;
     if (evaluations_ > 0) {
-      log::info("[", node_id(), "] result: accuracy ", last_eval_.accuracy(), " and loss ", last_eval_.loss(), " on ",
-                last_eval_.count, " eval samples after ", evaluations_, " epoch(s), ", trainer_->step(),
+      log::info("[", node_id(), "] final evaluation, per class:");
+      for (const auto& line : last_eval_->table(class_names_)) log::info("    ", line);
+      log::info("[", node_id(), "] result: accuracy ", last_eval_->accuracy(), " and loss ", last_eval_->loss(), " on ",
+                last_eval_->count(), " eval samples after ", evaluations_, " epoch(s), ", trainer_->step(),
                 " optimizer steps, ", minutes, " min",
-                trainer_->has_ema() ? " (EMA accuracy " + std::to_string(last_ema_eval_.accuracy()) + ")" : std::string());
+                trainer_->has_ema() ? " (EMA accuracy " + std::to_string(last_ema_eval_->accuracy()) + ")" : std::string());
     } else {
       log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps, ", minutes, " min (no eval input)");
     }
@@ -257,16 +259,17 @@ class TrainStage : public OrderedStage {
     epoch_ = Window();
     if (!eval_connected_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) return;
     evaluating_ = true;
-    eval_ = EvalTotals();
-    ema_eval_ = EvalTotals();
+    const int classes = trainer_->model()->config.num_classes;
+    eval_ = std::make_unique<ClassificationMetrics>(classes);
+    ema_eval_ = std::make_unique<ClassificationMetrics>(classes);
     eval_started_ = std::chrono::steady_clock::now();
   }
 
   void eval_batch(const Message& m) {
     const auto& batch = m.as<Batch>();
     if (batch.dataset && eval_epochs_ == 0) check_eval_epochs(*batch.dataset);
-    trainer_->evaluate_batch(batch.images, batch.labels, eval_);
-    if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, ema_eval_, true);
+    trainer_->evaluate_batch(batch.images, batch.labels, *eval_);
+    if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, *ema_eval_, true);
   }
 
   void check_eval_epochs(const DatasetInfo& info) {
@@ -285,17 +288,22 @@ class TrainStage : public OrderedStage {
     metrics->scope = "eval";
     metrics->epoch = evaluations_ - 1;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
-    metrics->values = {{"loss", eval_.loss()}, {"accuracy", eval_.accuracy()}, {"samples", static_cast<double>(eval_.count)}};
+    metrics->values = {{"loss", eval_->loss()},
+                       {"accuracy", eval_->accuracy()},
+                       {"top5_accuracy", eval_->top_k_accuracy()},
+                       {"macro_f1", eval_->macro_f1()},
+                       {"samples", static_cast<double>(eval_->count())}};
     if (trainer_->has_ema()) {
-      metrics->values["ema_loss"] = ema_eval_.loss();
-      metrics->values["ema_accuracy"] = ema_eval_.accuracy();
+      metrics->values["ema_loss"] = ema_eval_->loss();
+      metrics->values["ema_accuracy"] = ema_eval_->accuracy();
     }
-    last_eval_ = eval_;
-    last_ema_eval_ = ema_eval_;
+    last_eval_ = std::move(eval_);
+    last_ema_eval_ = std::move(ema_eval_);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_started_).count();
-    log::info("[", node_id(), "] eval after epoch ", metrics->epoch, ": loss ", eval_.loss(), ", accuracy ",
-              eval_.accuracy(), " (", eval_.count, " samples, ", secs, " s)",
-              trainer_->has_ema() ? ", EMA accuracy " + std::to_string(ema_eval_.accuracy()) : std::string());
+    log::info("[", node_id(), "] eval after epoch ", metrics->epoch, ": loss ", last_eval_->loss(), ", accuracy ",
+              last_eval_->accuracy(), ", top-5 ", last_eval_->top_k_accuracy(), ", macro F1 ", last_eval_->macro_f1(), " (",
+              last_eval_->count(), " samples, ", secs, " s)",
+              trainer_->has_ema() ? ", EMA accuracy " + std::to_string(last_ema_eval_->accuracy()) : std::string());
     emit(out, metrics);
   }
 
@@ -317,7 +325,7 @@ class TrainStage : public OrderedStage {
   std::deque<Message> queue_[2];
   bool evaluating_ = false;
   std::uint64_t train_epochs_ = 0, eval_epochs_ = 0, evaluations_ = 0;
-  EvalTotals eval_, ema_eval_, last_eval_, last_ema_eval_;
+  std::unique_ptr<ClassificationMetrics> eval_, ema_eval_, last_eval_, last_ema_eval_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point eval_started_;
   Window window_, epoch_;

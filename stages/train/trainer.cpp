@@ -259,13 +259,20 @@ torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
   return logits;
 }
 
-void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, EvalTotals& totals, bool ema) {
+void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
+                             bool ema) {
   torch::Tensor logits = predict(images, ema);
   torch::Tensor y = labels.to(device_, true);
   namespace F = torch::nn::functional;
-  totals.loss_sum += F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
-  totals.correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
-  totals.count += logits.size(0);
+  const torch::Tensor losses =
+      F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kNone)).to(torch::kCPU, torch::kDouble).contiguous();
+  const int k = static_cast<int>(std::min<int64_t>(metrics.top_k(), logits.size(1)));
+  const torch::Tensor ranked = std::get<1>(logits.topk(k, 1)).to(torch::kCPU, torch::kLong).contiguous();
+  const torch::Tensor y_cpu = labels.to(torch::kCPU, torch::kLong).contiguous();
+  const auto* r = ranked.data_ptr<std::int64_t>();
+  const auto* l = y_cpu.data_ptr<std::int64_t>();
+  const auto* loss = losses.data_ptr<double>();
+  for (int64_t i = 0; i < logits.size(0); ++i) metrics.add(l[i], r + i * k, k, loss[i]);
 }
 
 }  // namespace flowrun

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "stages/eval/classification_metrics.hpp"
 #include "stages/model/vit.hpp"
 #include "stages/model/weights.hpp"
 #include "stages/train/param_groups.hpp"
@@ -60,14 +61,6 @@ struct StepStats {
   bool skipped = false;     // fp16: non-finite gradients, step skipped and scale lowered
 };
 
-struct EvalTotals {
-  double loss_sum = 0;
-  std::int64_t correct = 0;
-  std::int64_t count = 0;
-  double loss() const { return count ? loss_sum / static_cast<double>(count) : 0.0; }
-  double accuracy() const { return count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0; }
-};
-
 class Trainer {
  public:
   explicit Trainer(TrainConfig config);
@@ -78,8 +71,10 @@ class Trainer {
   // images (N, C, H, W) uint8 or float; labels (N) int64; soft_targets (N, classes) or undefined.
   StepStats train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
                         std::int64_t epoch);
-  // Adds a batch's summed loss (no label smoothing) and top-1 hits; `ema` uses the EMA weights.
-  void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, EvalTotals& totals, bool ema = false);
+  // Adds a batch to `metrics`: each sample's loss (no label smoothing) and ranked top-k
+  // classes; `ema` uses the EMA weights.
+  void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
+                      bool ema = false);
   torch::Tensor predict(const torch::Tensor& images, bool ema = false);  // logits, eval mode
 
   Vit& model() { return model_; }
