@@ -6,7 +6,7 @@
 // up (keep_freed_memory, thread count).
 //
 //   flowrun_train_step_bench --model vit_cifar_micro --batch 128 --steps 20 [--threads 2]
-//                            [--precision fp32|bf16] [--image-size N]
+//                            [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc]
 // Prints one JSON line: {"model": ..., "images_per_s": median, "step_ms": [...]}.
 #include <algorithm>
 #include <chrono>
@@ -29,12 +29,13 @@ struct Options {
   int threads = 0;
   int image_size = 0;
   std::string precision = "fp32";
+  bool keep_freed_memory = true;  // --malloc glibc: leave glibc's defaults, to measure the setting
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: flowrun_train_step_bench [--model PRESET] [--batch N] [--steps N] [--warmup N] "
-               "[--threads N] [--precision fp32|bf16] [--image-size N]\n",
+               "[--threads N] [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc]\n",
                why);
   std::exit(2);
 }
@@ -52,6 +53,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--threads") o.threads = std::atoi(v);
     else if (a == "--image-size") o.image_size = std::atoi(v);
     else if (a == "--precision") o.precision = v;
+    else if (a == "--malloc") o.keep_freed_memory = std::string(v) != "glibc";
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch < 1 || o.steps < 1) usage("--batch and --steps must be >= 1");
@@ -62,7 +64,7 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
-  flowrun::keep_freed_memory();  // as the flowrun binary does
+  if (o.keep_freed_memory) flowrun::keep_freed_memory();  // as the flowrun binary does
   if (o.threads > 0) torch::set_num_threads(o.threads);
   flowrun::TrainConfig c;
   c.model = flowrun::vit_preset(o.model);
