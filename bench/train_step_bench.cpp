@@ -7,6 +7,7 @@
 //
 //   flowrun_train_step_bench --model vit_cifar_micro --batch 128 --steps 20 [--threads 2]
 //                            [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc]
+//                            [--on worker|main]
 // Prints one JSON line: {"model": ..., "images_per_s": median, "step_ms": [...]}.
 #include <algorithm>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "flowrun/memory.hpp"
@@ -30,12 +32,13 @@ struct Options {
   int image_size = 0;
   std::string precision = "fp32";
   bool keep_freed_memory = true;  // --malloc glibc: leave glibc's defaults, to measure the setting
+  bool on_main_thread = false;    // --on main: the process's first thread (default: a worker, as in a pipeline)
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: flowrun_train_step_bench [--model PRESET] [--batch N] [--steps N] [--warmup N] "
-               "[--threads N] [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc]\n",
+               "[--threads N] [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc] [--on worker|main]\n",
                why);
   std::exit(2);
 }
@@ -54,16 +57,14 @@ Options parse(int argc, char** argv) {
     else if (a == "--image-size") o.image_size = std::atoi(v);
     else if (a == "--precision") o.precision = v;
     else if (a == "--malloc") o.keep_freed_memory = std::string(v) != "glibc";
+    else if (a == "--on") o.on_main_thread = std::string(v) == "main";
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch < 1 || o.steps < 1) usage("--batch and --steps must be >= 1");
   return o;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+void run(const Options& o) {
   if (o.keep_freed_memory) flowrun::keep_freed_memory();  // as the flowrun binary does
   if (o.threads > 0) torch::set_num_threads(o.threads);
   flowrun::TrainConfig c;
@@ -93,5 +94,19 @@ int main(int argc, char** argv) {
               o.model.c_str(), o.batch, torch::get_num_threads(), o.precision.c_str(), o.batch * 1000.0 / median_ms);
   for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.1f", i ? ", " : "", ms[i]);
   std::printf("]}\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  // In a pipeline the train stage runs on a TBB worker thread, whose malloc arena is
+  // not the main thread's; run the loop on a thread of its own to measure the same.
+  if (o.on_main_thread) {
+    run(o);
+  } else {
+    std::thread worker([&] { run(o); });
+    worker.join();
+  }
   return 0;
 }
