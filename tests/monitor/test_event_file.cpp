@@ -49,7 +49,7 @@ TEST(EventFile, ReadsWhatPyTorchsSummaryWriterWrote) {
 
 TEST(EventFile, EncodesScalarEventsByteForByteAsPyTorchDoes) {
   const auto raw = records(pytorch_file());
-  ASSERT_EQ(raw.size(), 101u);
+  ASSERT_EQ(raw.size(), 101u) << "the shared test vector is missing or changed: " << pytorch_file();
   for (std::size_t i = 1; i < raw.size(); ++i) EXPECT_EQ(encode_event(decode_event(raw[i])), raw[i]) << "record " << i;
 }
 
@@ -76,6 +76,7 @@ TEST(EventFile, WriterOutputReadsBackWithValidFraming) {
 TEST(EventFile, CorruptionIsReportedWithTheRecordNumber) {
   TempDir dir;
   std::string bytes = read_file(pytorch_file());
+  ASSERT_GT(bytes.size(), 100u) << "the shared test vector is missing: " << pytorch_file();
   bytes[bytes.size() - 10] ^= 0x40;  // inside the last record's data
   const std::string path = dir.write("bad.tfevents", bytes);
   try {
