@@ -90,7 +90,8 @@ const char* weight_layout_name(WeightLayout layout) {
   return layout == WeightLayout::Timm ? "timm" : "Hugging Face";
 }
 
-std::vector<std::pair<std::string, torch::Tensor>> read_as_timm(const std::string& path, WeightLayout* layout_out) {
+std::vector<std::pair<std::string, torch::Tensor>> read_as_timm(const std::string& path, WeightLayout* layout_out,
+                                                                std::vector<std::string>* ignored) {
   auto file = SafetensorsFile::open(path);
   bool hf = false;
   for (const auto& t : file->tensors())
@@ -104,7 +105,10 @@ std::vector<std::pair<std::string, torch::Tensor>> read_as_timm(const std::strin
   }
   std::map<std::string, std::array<torch::Tensor, 3>> qkv;  // joined once all three parts are read
   for (const auto& t : file->tensors()) {
-    if (is_hf_pooler(t.name)) continue;
+    if (is_hf_pooler(t.name)) {
+      if (ignored) ignored->push_back(t.name + " (ViTModel's pooler; not used for classification)");
+      continue;
+    }
     Mapped m = hf_to_timm(t.name);
     if (m.name.empty()) {
       out.emplace_back("?" + t.name, torch::Tensor());  // unexpected: keep the file's name for the report
@@ -155,7 +159,7 @@ std::vector<std::string> LoadReport::lines() const {
 LoadReport load_vit_weights(Vit& model, const std::string& path, const LoadOptions& options) {
   LoadReport report;
   report.path = path;
-  auto tensors = read_as_timm(path, &report.layout);
+  auto tensors = read_as_timm(path, &report.layout, &report.ignored);
   std::map<std::string, torch::Tensor> file;
   for (auto& [name, t] : tensors) {
     if (name[0] == '?') {
@@ -163,11 +167,6 @@ LoadReport load_vit_weights(Vit& model, const std::string& path, const LoadOptio
       continue;
     }
     file[name] = t;
-  }
-  if (report.layout == WeightLayout::HuggingFace) {
-    auto all = SafetensorsFile::open(path);
-    for (const auto& t : all->tensors())
-      if (is_hf_pooler(t.name)) report.ignored.push_back(t.name + " (ViTModel's pooler; not used for classification)");
   }
 
   const VitConfig& c = model->config;

@@ -47,8 +47,10 @@ struct LoadReport {
 LoadReport load_vit_weights(Vit& model, const std::string& path, const LoadOptions& options = {});
 
 // The file's tensors under timm names, converted to float32 (HF q/k/v joined into
-// qkv). Exposed for tests of the name mapping.
-std::vector<std::pair<std::string, torch::Tensor>> read_as_timm(const std::string& path, WeightLayout* layout = nullptr);
+// qkv). HF pooler tensors are left out and named in `ignored`. Exposed for tests of
+// the name mapping.
+std::vector<std::pair<std::string, torch::Tensor>> read_as_timm(const std::string& path, WeightLayout* layout = nullptr,
+                                                                std::vector<std::string>* ignored = nullptr);
 
 // (1, 1 + g*g, D) -> (1, 1 + G*G, D): bicubic over the patch grid, CLS token kept.
 torch::Tensor resample_pos_embed(const torch::Tensor& pos_embed, int new_grid);

@@ -10,7 +10,6 @@
 // therefore fixed by the data, not by thread timing.
 #include <chrono>
 #include <deque>
-#include <filesystem>
 
 #include "flowrun/logging.hpp"
 #include "stages/batch/batch.hpp"

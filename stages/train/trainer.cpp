@@ -84,7 +84,10 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)), device_(confi
     ema_->to(device_);
     torch::NoGradGuard no_grad;
     auto src = model_->named_parameters();
-    for (auto& p : ema_->named_parameters()) p.value().copy_(src[p.key()]);
+    for (auto& p : ema_->named_parameters()) {
+      p.value().copy_(src[p.key()]);
+      ema_pairs_.emplace_back(p.value(), src[p.key()]);
+    }
     ema_->eval();
   }
   if (!config_.mean.empty()) {
@@ -240,8 +243,7 @@ void Trainer::optimizer_step(StepStats& stats) {
 void Trainer::update_ema() {
   if (!ema_) return;
   torch::NoGradGuard no_grad;
-  auto src = model_->named_parameters();
-  for (auto& p : ema_->named_parameters()) p.value().lerp_(src[p.key()], 1.0 - config_.ema_decay);
+  for (auto& [ema, live] : ema_pairs_) ema.lerp_(live, 1.0 - config_.ema_decay);
 }
 
 torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {

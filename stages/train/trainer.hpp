@@ -103,6 +103,7 @@ class Trainer {
   torch::Device device_;
   Vit model_{nullptr};
   Vit ema_{nullptr};
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> ema_pairs_;  // (EMA parameter, live parameter)
   std::vector<ParamGroup> groups_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<LoadReport> load_report_;
