@@ -8,6 +8,11 @@
 #include <vector>
 
 #include "device.hpp"
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "flowrun/atomic_file.hpp"
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
 #include "flowrun/memory.hpp"
@@ -18,6 +23,9 @@
 #include "flowrun/version.hpp"
 #include "signals.hpp"
 #include "stages/builtin.hpp"
+#include "stages/checkpoint/checkpoint_export.hpp"
+#include "stages/checkpoint/checkpoint_file.hpp"
+#include "stages/checkpoint/checkpoint_plugins.hpp"
 
 namespace flowrun {
 namespace {
@@ -29,8 +37,10 @@ constexpr int kExitUsage = 2;
 const char* const kMainHelp = R"(flowrun - run a training pipeline described in a JSON file
 
 Usage:
-  flowrun PIPELINE.json [--set PATH=VALUE]... [--log-level LEVEL]
+  flowrun PIPELINE.json [--set PATH=VALUE]... [--resume CHECKPOINT|auto] [--run-dir DIR]
+                        [--log-level LEVEL]
   flowrun run PIPELINE.json [options]        same as above
+  flowrun export CHECKPOINT.h5 OUT_FOLDER [--ema]
   flowrun validate PIPELINE.json [--set PATH=VALUE]...
   flowrun graph PIPELINE.json [--set PATH=VALUE]...
   flowrun plugins [NAME] [--markdown]
@@ -41,12 +51,18 @@ Commands:
   validate   only check the description: every problem, with its JSON location
   graph      print the pipeline as Graphviz DOT (flowrun graph p.json | dot -Tsvg > p.svg)
   plugins    list the plugins, or print one plugin's ports and parameters
+  export     write a checkpoint's weights as safetensors with Hugging Face names
 
 Options:
   --set PATH=VALUE   override a value of the description; PATH uses dots and node ids,
                      VALUE is JSON or a bare string. Repeatable. Examples:
                        --set seed=3   --set nodes.augment.plugin=randaugment
                        --set nodes.source.params.count=500
+  --resume FILE      continue the run saved in a checkpoint (.h5) exactly where it was;
+                     auto = the newest checkpoint under runs/NAME-*/checkpoints/
+  --run-dir DIR      the run folder (default runs/NAME-YYYYmmdd-HHMMSS; when resuming, the
+                     checkpoint's run folder); it gets pipeline.json, checkpoints/ and the
+                     outputs of stages whose paths are left empty
   --log-level LEVEL  trace, debug, info (default), warn, error, off
 
 Environment:
@@ -61,9 +77,23 @@ const std::map<std::string, std::string> kCommandHelp = {
     {"run", R"(flowrun run PIPELINE.json [--set PATH=VALUE]... [--log-level LEVEL]
 
 Checks the description (exit 2 on any problem, nothing written), builds the flow graph and
-runs it. Ctrl-C (SIGINT) or SIGTERM stops cleanly: sources end their streams, in-flight work
-is dropped, stages get a stop event (the checkpoint stage saves on it); a second Ctrl-C
-aborts at once. A stage that throws ends the run with its node id, plugin and message (exit 1).
+runs it in a run folder (runs/NAME-YYYYmmdd-HHMMSS unless --run-dir; pipeline.json there
+is the description as run). Ctrl-C (SIGINT) or SIGTERM stops cleanly: sources end their
+streams, in-flight work is dropped, the train stage hands its last state to the checkpoint
+stage, which saves it; a second Ctrl-C aborts at once. A stage that throws ends the run with
+its node id, plugin and message (exit 1). Early stopping ends the run normally (exit 0).
+
+--resume CHECKPOINT.h5 continues a run from a checkpoint: weights, optimizer, schedule,
+generator states and each source's position in its epoch are restored, so the run ends with
+the same weights, bit for bit on the CPU, as one that was never stopped. --resume auto takes
+the newest checkpoint under runs/NAME-*/checkpoints/.
+)"},
+    {"export", R"(flowrun export CHECKPOINT.h5 OUT_FOLDER [--ema]
+
+Writes the model of a checkpoint as OUT_FOLDER/model.safetensors with Hugging Face ViT names
+and OUT_FOLDER/config.json (with id2label from the training data's classes): loads in
+transformers (ViTForImageClassification.from_pretrained) and as a flowrun `pretrained`.
+--ema exports the EMA weights instead.
 )"},
     {"validate", R"(flowrun validate PIPELINE.json [--set PATH=VALUE]...
 
@@ -91,6 +121,9 @@ struct Args {
   std::vector<std::string> positional;
   std::vector<std::string> overrides;
   std::string log_level = "info";
+  std::string resume;
+  std::string run_dir;
+  bool ema = false;
   bool markdown = false;
   bool help = false;
   bool version = false;
@@ -117,6 +150,11 @@ Args parse_args(int argc, char** argv) {
     if (a == "--help" || a == "-h") args.help = true;
     else if (a == "--version") args.version = true;
     else if (a == "--markdown") args.markdown = true;
+    else if (a == "--ema") args.ema = true;
+    else if (a == "--resume") args.resume = value(a);
+    else if (a.rfind("--resume=", 0) == 0) args.resume = a.substr(9);
+    else if (a == "--run-dir") args.run_dir = value(a);
+    else if (a.rfind("--run-dir=", 0) == 0) args.run_dir = a.substr(10);
     else if (a == "--set") args.overrides.push_back(value(a));
     else if (a.rfind("--set=", 0) == 0) args.overrides.push_back(a.substr(6));
     else if (a == "--log-level") args.log_level = value(a);
@@ -190,11 +228,66 @@ void print_report(const RunReport& report) {
   for (const SourceStats& s : report.sources) log::debug("  source ", s.id, ": peak ", s.peak_in_flight, " items in flight");
 }
 
+namespace fs = std::filesystem;
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
+  return text;
+}
+
+// --resume auto: the most recently written checkpoint of any runs/NAME-* folder.
+std::string find_auto_checkpoint(const std::string& name) {
+  std::string best;
+  fs::file_time_type best_time{};
+  std::error_code ec;
+  for (const auto& run : fs::directory_iterator("runs", ec)) {
+    const std::string folder = run.path().filename().string();
+    if (folder != name && folder.rfind(name + "-", 0) != 0) continue;
+    const std::string newest = newest_checkpoint(default_checkpoint_folder(run.path().string()));
+    if (newest.empty()) continue;
+    const auto time = fs::last_write_time(newest, ec);
+    if (best.empty() || time > best_time) {
+      best = newest;
+      best_time = time;
+    }
+  }
+  if (best.empty()) throw UsageError("--resume auto: no checkpoint under runs/" + name + "-*/checkpoints/");
+  return best;
+}
+
+// The run folder a checkpoint belongs to: the folder above its checkpoints/.
+std::string run_folder_of(const std::string& checkpoint) {
+  const fs::path folder = fs::absolute(checkpoint).parent_path();
+  return folder.filename() == "checkpoints" ? folder.parent_path().string() : folder.string();
+}
+
 int command_run(const Args& args, Registry& registry, PackLoader& loader) {
   Description description = load(args, registry, loader);
   log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
             " edges, device ", description.device, ", seed ", description.seed);
-  Pipeline pipeline(std::move(description));
+  RunOptions options;
+  if (!args.resume.empty()) {
+    options.resume_from = args.resume == "auto" ? find_auto_checkpoint(description.name) : args.resume;
+    try {
+      options.start_positions = read_checkpoint_positions(options.resume_from);
+    } catch (const std::exception& e) {
+      throw UsageError(std::string("--resume: ") + e.what());
+    }
+    log::info("resuming from ", options.resume_from);
+  }
+  options.run_folder = !args.run_dir.empty()        ? args.run_dir
+                       : !options.resume_from.empty() ? run_folder_of(options.resume_from)
+                                                      : "runs/" + description.name + "-" + timestamp();
+  fs::create_directories(options.run_folder);
+  AtomicFile resolved((fs::path(options.run_folder) / "pipeline.json").string());
+  resolved.write(description.resolved_json + "\n");
+  resolved.commit();
+  log::info("run folder ", options.run_folder);
+  Pipeline pipeline(std::move(description), options);
   SignalWatcher watcher(
       [&](int sig) {
         log::warn(sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -207,6 +300,7 @@ int command_run(const Args& args, Registry& registry, PackLoader& loader) {
       });
   const RunReport report = pipeline.run();
   print_report(report);
+  if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
   if (watcher.received() == SIGINT) return 130;
   if (watcher.received() == SIGTERM) return 143;
   return kExitOk;
@@ -220,6 +314,14 @@ int dispatch(const Args& args) {
   if (args.command == "validate") {
     const Description d = load(args, registry, loader);
     std::cout << d.source << ": ok (" << d.nodes.size() << " nodes, " << d.edges.size() << " edges)\n";
+    return kExitOk;
+  }
+  if (args.command == "export") {
+    if (args.positional.size() != 2) throw UsageError("export takes CHECKPOINT.h5 OUT_FOLDER");
+    const ExportSummary summary = export_checkpoint(args.positional[0], args.positional[1], args.ema);
+    std::cout << "exported " << (summary.ema ? "the EMA weights" : "the weights") << " of " << args.positional[0]
+              << " (step " << summary.step << ", " << summary.model << ") to " << args.positional[1]
+              << "/model.safetensors and config.json\n";
     return kExitOk;
   }
   if (args.command == "graph") {

@@ -11,6 +11,7 @@ TORCH_VERSION="2.11.0"   # pinned; the GPU device machine runs the same release
 # (tools/check_hf_export.py), tensorboard reads event files (tools/check_tensorboard_events.py).
 TRANSFORMERS_VERSION="5.24.0"
 TENSORBOARD_VERSION="2.21.0"
+H5PY_VERSION="3.16.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
 
@@ -47,5 +48,9 @@ fi
 if ! "$VENV/bin/python" -c "import tensorboard, sys; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null; then
   echo "setup: installing tensorboard==$TENSORBOARD_VERSION into $VENV (for the event-file check)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import h5py, sys; sys.exit(h5py.__version__ != '$H5PY_VERSION')" 2>/dev/null; then
+  echo "setup: installing h5py==$H5PY_VERSION into $VENV (for the checkpoint check)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "h5py==$H5PY_VERSION"
 fi
 echo "setup: ok (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), $(cmake --version | head -1))"

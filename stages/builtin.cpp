@@ -7,6 +7,7 @@
 #include "stages/decode/decode_plugins.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
 #include "stages/sources/source_plugins.hpp"
+#include "stages/checkpoint/checkpoint_plugins.hpp"
 #include "stages/train/train_plugins.hpp"
 
 namespace flowrun {
@@ -33,6 +34,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(batch_plugin());
   registry.add(train_plugin());
   registry.add(tensorboard_plugin());
+  registry.add(checkpoint_plugin());
 }
 
 }  // namespace flowrun

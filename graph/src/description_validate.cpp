@@ -421,12 +421,9 @@ class Validator {
       return std::nullopt;
     }
     if (port.empty()) {
-      if (ports.size() > 1) {
-        problem(pointer, "node '" + id + "' has several " + direction + " ports (" + join(port_names(ports)) +
-                             "): name one, as " + id + "." + ports[0].name);
-        return std::nullopt;
-      }
-      return Endpoint{index, 0};
+      // Several ports: add_hop picks the one whose kind fits the other end (for an
+      // output, the first when several fit).
+      return Endpoint{index, ports.size() > 1 ? -1 : 0};
     }
     for (std::size_t p = 0; p < ports.size(); ++p)
       if (ports[p].name == port) return Endpoint{index, static_cast<int>(p)};
@@ -440,6 +437,39 @@ class Validator {
     auto a = resolve_endpoint(from, true, pointer);
     auto b = resolve_endpoint(to, false, pointer);
     if (!a || !b) return;
+    if (a->port < 0 || b->port < 0) {
+      const PluginInfo& out_plugin = *out_.nodes[static_cast<std::size_t>(a->node)].plugin;
+      const PluginInfo& in_plugin = *out_.nodes[static_cast<std::size_t>(b->node)].plugin;
+      std::vector<Endpoint> fits;
+      for (std::size_t i = 0; i < out_plugin.outputs.size(); ++i) {
+        if (a->port >= 0 && static_cast<int>(i) != a->port) continue;
+        for (std::size_t j = 0; j < in_plugin.inputs.size(); ++j) {
+          if (b->port >= 0 && static_cast<int>(j) != b->port) continue;
+          if (kind_accepts(in_plugin.inputs[j].kind, out_plugin.outputs[i].kind))
+            fits.push_back({static_cast<int>(i), static_cast<int>(j)});
+        }
+      }
+      // Several outputs fit (a sink that takes anything): the first, the node's main output.
+      // Inputs are never guessed: which input of a join an edge feeds changes the result.
+      if (fits.size() > 1 && b->port >= 0) {
+        for (const Endpoint& f : fits)
+          if (f.node == 0) {
+            fits = {f};
+            break;
+          }
+      }
+      if (fits.size() != 1) {
+        const bool output_side = a->port < 0;
+        const NodeDesc& node = out_.nodes[static_cast<std::size_t>(output_side ? a->node : b->node)];
+        const auto& ports = output_side ? out_plugin.outputs : in_plugin.inputs;
+        problem(pointer, "node '" + node.id + "' has several " + (output_side ? "output" : "input") + " ports (" +
+                             join(port_names(ports)) + ") and " + (fits.empty() ? "none" : "more than one") +
+                             " fits the other end of the edge: name one, as " + node.id + "." + ports[0].name);
+        return;
+      }
+      a->port = fits[0].node;  // (output port, input port) pairs
+      b->port = fits[0].port;
+    }
     EdgeDesc edge;
     edge.from_node = a->node;
     edge.from_port = a->port;

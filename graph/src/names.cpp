@@ -1,5 +1,6 @@
 // Names of the runtime's small enums, and the lease helper; kept together because
 // each is a few lines.
+#include <stdexcept>
 #include <memory>
 #include <vector>
 
@@ -35,6 +36,11 @@ const char* stop_reason_name(StopReason reason) {
     case StopReason::Failed: return "failed";
   }
   return "?";
+}
+
+void SourceStage::seek(const StreamPosition& at) {
+  throw std::runtime_error("this source cannot continue a stream at epoch " + std::to_string(at.epoch) + ", position " +
+                           std::to_string(at.position) + " (it does not support resuming)");
 }
 
 bool kind_accepts(const std::string& accepted, const std::string& kind) {

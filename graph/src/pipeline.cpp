@@ -83,6 +83,8 @@ struct PacketToken {
 // State every body of the run shares.
 struct RunState {
   std::atomic<bool> stopping{false};
+  std::atomic<bool> ending{false};  // a stage ended the run early: sources end, nothing is dropped
+  std::string ended_by, ended_why;  // under error_mutex
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
   std::optional<NodeError> error;
@@ -194,7 +196,7 @@ class SourceBody {
       m.seq = next_seq_++;
       SourceItem item;
       bool have_item = false;
-      if (!run_->dropping()) {
+      if (!run_->dropping() && !run_->ending.load(std::memory_order_relaxed)) {
         call_stage(*node_, *run_, [&] { have_item = static_cast<SourceStage&>(*node_->stage).next(item); });
       }
       if (!have_item || run_->failed) {
@@ -321,9 +323,52 @@ class OrderedBody {
   std::shared_ptr<std::vector<bool>> ended_;
 };
 
+// What an ordered stage emits from drain(): delivered at once, on this thread, to
+// the stages downstream (the graph has already finished). Map stages process and
+// pass on; ordered stages get process() with an emitter of this kind.
+class DrainEmitter : public Emitter {
+ public:
+  using Nodes = std::vector<std::unique_ptr<NodeRuntime>>;
+  DrainEmitter(const Description& d, Nodes& nodes, int node) : d_(d), nodes_(nodes), node_(node) {}
+
+  void emit(int port, std::shared_ptr<const Payload> payload, std::uint64_t epoch, std::uint64_t index,
+            Lease lease) override {
+    Message m;
+    m.epoch = epoch;
+    m.index = index;
+    m.payload = std::move(payload);
+    m.lease = std::move(lease);
+    deliver(node_, port, m);
+  }
+
+ private:
+  void deliver(int from, int port, const Message& m) {
+    for (const EdgeDesc& e : d_.edges) {
+      if (e.from_node != from || e.from_port != port) continue;
+      NodeRuntime& target = *nodes_[static_cast<std::size_t>(e.to_node)];
+      Message copy = m;
+      copy.port = e.to_port;
+      const auto t0 = Clock::now();
+      if (target.desc->plugin->role == Role::Ordered) {
+        DrainEmitter next(d_, nodes_, e.to_node);
+        static_cast<OrderedStage&>(*target.stage).process(std::move(copy), next);
+      } else if (target.desc->plugin->role == Role::Map) {
+        copy.payload = static_cast<MapStage&>(*target.stage).process(copy);
+        if (copy.payload) deliver(e.to_node, 0, copy);
+      }
+      ++target.items;
+      target.busy_ns += nanoseconds_since(t0);
+    }
+  }
+
+  const Description& d_;
+  Nodes& nodes_;
+  int node_;
+};
+
 }  // namespace
 
-struct Pipeline::Impl {
+struct Pipeline::Impl : RunControl {
   Description description;
   RunOptions options;
   int threads = 1;
@@ -338,7 +383,9 @@ struct Pipeline::Impl {
   std::vector<std::vector<int>> map_chains() const;
   void build_ordered(flow::graph& g, NodeRuntime& node);
   void start_stages();
+  void drain_stages(StopReason reason);
   void stop_stages(StopReason reason);
+  void end_run(const std::string& node_id, const std::string& why) override;
   std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
 };
@@ -347,6 +394,18 @@ void Pipeline::Impl::create_stages() {
   const std::string device =
       options.resolve_device ? options.resolve_device(description.device)
                              : (description.device == "auto" ? std::string("cpu") : description.device);
+  auto context = std::make_shared<RunContext>();
+  context->name = description.name;
+  context->folder = options.run_folder;
+  context->resolved_json = description.resolved_json;
+  context->resume_from = options.resume_from;
+  for (const auto& [id, at] : options.start_positions) {
+    const int index = description.node_index(id);
+    if (index < 0 || description.nodes[static_cast<std::size_t>(index)].plugin->role != Role::Source) {
+      throw std::runtime_error("cannot resume: the checkpoint has a stream position for source '" + id +
+                               "', which this pipeline does not have (resume with the pipeline it was saved from)");
+    }
+  }
   for (const NodeDesc& desc : description.nodes) {
     auto node = std::make_unique<NodeRuntime>();
     node->desc = &desc;
@@ -357,7 +416,13 @@ void Pipeline::Impl::create_stages() {
     args.device = device;
     args.threads = threads;
     args.random = RandomStreams(description.seed, desc.id);
+    args.run = context;
+    args.control = this;
     for (const std::string& kind : desc.input_kinds) args.inputs_connected.push_back(!kind.empty());
+    args.outputs_connected.assign(desc.plugin->outputs.size(), false);
+    const int self = description.node_index(desc.id);
+    for (const EdgeDesc& e : description.edges)
+      if (e.from_node == self) args.outputs_connected[static_cast<std::size_t>(e.from_port)] = true;
     try {
       node->stage = desc.plugin->create(args);
     } catch (const std::exception& e) {
@@ -491,6 +556,38 @@ void Pipeline::Impl::start_stages() {
     } catch (const std::exception& e) {
       throw NodeError(node.desc->id, node.desc->plugin->name, std::string("failed to start: ") + e.what());
     }
+    const auto at = options.start_positions.find(node.desc->id);
+    if (at == options.start_positions.end()) continue;
+    try {
+      static_cast<SourceStage&>(*node.stage).seek(at->second);
+    } catch (const std::exception& e) {
+      throw NodeError(node.desc->id, node.desc->plugin->name, std::string("cannot resume: ") + e.what());
+    }
+    log::info("[", node.desc->id, "] resuming at epoch ", at->second.epoch, ", item ", at->second.position);
+  }
+}
+
+void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(run.error_mutex);
+    if (run.ending) return;
+    run.ended_by = node_id;
+    run.ended_why = why;
+  }
+  run.ending = true;
+}
+
+// Failures while draining are logged, not thrown: the run's outcome is already decided.
+void Pipeline::Impl::drain_stages(StopReason reason) {
+  for (int index : description.topological_order) {
+    NodeRuntime& node = *nodes[static_cast<std::size_t>(index)];
+    if (node.desc->plugin->role != Role::Ordered) continue;
+    try {
+      DrainEmitter out(description, nodes, index);
+      static_cast<OrderedStage&>(*node.stage).drain(reason, out);
+    } catch (const std::exception& e) {
+      log::error("[", node.desc->id, "] while saving state at the end of the run: ", e.what());
+    }
   }
 }
 
@@ -533,6 +630,8 @@ std::string Pipeline::Impl::stall_message() const {
 RunReport Pipeline::Impl::report(StopReason reason, double seconds) const {
   RunReport r;
   r.reason = reason;
+  r.ended_by = run.ended_by;
+  r.ended_why = run.ended_why;
   r.seconds = seconds;
   r.threads = threads;
   for (int index : description.topological_order) {
@@ -588,6 +687,7 @@ RunReport Pipeline::run() {
   const StopReason reason = (start_error || s.run.failed || !stall.empty()) ? StopReason::Failed
                             : s.run.stopping             ? StopReason::Interrupted
                                                          : StopReason::Finished;
+  if (reason != StopReason::Finished && !start_error) s.drain_stages(reason);
   try {
     s.stop_stages(reason);
   } catch (const NodeError& e) {

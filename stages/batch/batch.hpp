@@ -29,6 +29,7 @@ struct Batch : Payload {
   std::uint64_t epoch = 0;
   std::uint64_t step = 0;         // batch number since the start of the run
   std::uint64_t steps_per_epoch = 0;  // batches per epoch; 0 = unknown (samples not from a dataset source)
+  std::uint64_t next_position = 0;    // its source's position in `epoch` after the last sample (for resuming)
   std::shared_ptr<const DatasetInfo> dataset;  // of the first sample; may be null
 
   std::string describe() const override;

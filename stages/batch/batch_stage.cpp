@@ -53,6 +53,7 @@ class BatchStage : public OrderedStage {
     if (filled_ == 0) {
       begin_batch(image, in.epoch);
       dataset_ = sample.info.dataset;
+      if (first_batch_) number_first_batch(sample.info, in.epoch);
     }
     if (image.height != height_ || image.width != width_ || image.channels != channels_ || image.type != type_) {
       throw std::runtime_error("sample " + sample.info.key() + " is " + std::to_string(image.height) + "x" +
@@ -63,6 +64,7 @@ class BatchStage : public OrderedStage {
     }
     copy_into_batch(image, filled_);
     labels_[filled_] = sample.info.label;
+    next_position_ = sample.info.position + 1;
     indices_[filled_] = static_cast<std::int64_t>(in.index);
     keys_.push_back(sample.info.key());
     leases_.push_back(std::move(in.lease));
@@ -162,6 +164,7 @@ class BatchStage : public OrderedStage {
     batch->epoch = epoch_;
     batch->step = step_;
     batch->dataset = dataset_;
+    batch->next_position = next_position_;
     if (dataset_) {
       const auto size = static_cast<std::uint64_t>(batch_size_);
       batch->steps_per_epoch = drop_last_ ? dataset_->epoch_size / size : (dataset_->epoch_size + size - 1) / size;
@@ -169,6 +172,15 @@ class BatchStage : public OrderedStage {
     out.emit(0, batch, epoch_, step_, combine_leases(std::move(leases_)));
     ++step_;
     discard_partial();
+  }
+
+  // A resumed stream starts mid-way: number its batches as the uninterrupted run did.
+  void number_first_batch(const SampleInfo& info, std::uint64_t epoch) {
+    first_batch_ = false;
+    if (!info.dataset || (epoch == 0 && info.position == 0)) return;
+    const auto size = static_cast<std::uint64_t>(batch_size_);
+    const std::uint64_t per_epoch = drop_last_ ? info.dataset->epoch_size / size : (info.dataset->epoch_size + size - 1) / size;
+    step_ = epoch * per_epoch + info.position / size;
   }
 
   void discard_partial() {
@@ -194,6 +206,8 @@ class BatchStage : public OrderedStage {
   Image::Type type_ = Image::Type::U8_HWC;
   std::uint64_t epoch_ = 0;
   std::uint64_t step_ = 0;
+  bool first_batch_ = true;
+  std::uint64_t next_position_ = 0;
   std::int64_t filled_ = 0;
   std::uint64_t skipped_in_epoch_ = 0;
   at::Tensor images_, labels_tensor_, indices_tensor_;

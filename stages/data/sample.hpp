@@ -42,6 +42,7 @@ struct SampleInfo {
   const std::string& key() const;
 
   std::int64_t label = -1;
+  std::uint64_t position = 0;  // in its epoch's order: where a resumed stream continues
   std::shared_ptr<const std::string> shared_key;
   std::shared_ptr<const DatasetInfo> dataset;  // null for samples made outside a dataset source
 };

@@ -1,5 +1,6 @@
 #include "stages/model/vit_config.hpp"
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 namespace flowrun {
@@ -66,6 +67,48 @@ std::vector<std::string> vit_preset_names() {
   std::vector<std::string> names;
   for (const Preset& p : kPresets) names.emplace_back(p.name);
   return names;
+}
+
+std::string vit_config_to_json(const VitConfig& c) {
+  const nlohmann::json j = {{"image_size", c.image_size},     {"patch_size", c.patch_size},
+                            {"channels", c.channels},         {"width", c.width},
+                            {"depth", c.depth},               {"heads", c.heads},
+                            {"mlp_ratio", c.mlp_ratio},       {"qkv_bias", c.qkv_bias},
+                            {"dropout", c.dropout},           {"attn_dropout", c.attn_dropout},
+                            {"drop_path", c.drop_path},       {"pool", c.pool == VitPool::Cls ? "cls" : "mean"},
+                            {"num_classes", c.num_classes},   {"layer_norm_eps", c.layer_norm_eps}};
+  return j.dump();
+}
+
+VitConfig vit_config_from_json(const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text);
+  VitConfig c;
+  auto get = [&](const char* name, auto& field) {
+    if (!j.contains(name)) throw std::invalid_argument(std::string("model config lacks '") + name + "'");
+    try {
+      j.at(name).get_to(field);
+    } catch (const nlohmann::json::exception&) {
+      throw std::invalid_argument(std::string("model config field '") + name + "' has the wrong type");
+    }
+  };
+  get("image_size", c.image_size);
+  get("patch_size", c.patch_size);
+  get("channels", c.channels);
+  get("width", c.width);
+  get("depth", c.depth);
+  get("heads", c.heads);
+  get("mlp_ratio", c.mlp_ratio);
+  get("qkv_bias", c.qkv_bias);
+  get("dropout", c.dropout);
+  get("attn_dropout", c.attn_dropout);
+  get("drop_path", c.drop_path);
+  std::string pool;
+  get("pool", pool);
+  c.pool = pool == "mean" ? VitPool::Mean : VitPool::Cls;
+  get("num_classes", c.num_classes);
+  get("layer_norm_eps", c.layer_norm_eps);
+  c.check();
+  return c;
 }
 
 }  // namespace flowrun

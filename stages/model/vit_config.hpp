@@ -39,4 +39,9 @@ struct VitConfig {
 VitConfig vit_preset(const std::string& name);
 std::vector<std::string> vit_preset_names();
 
+// Every field as a JSON object (checkpoints store the model this way), and back;
+// from_json throws naming a missing or mistyped field.
+std::string vit_config_to_json(const VitConfig& config);
+VitConfig vit_config_from_json(const std::string& json);
+
 }  // namespace flowrun

@@ -96,6 +96,7 @@ void DatasetSource::start() {
 SampleInfo DatasetSource::sample_info(const DatasetRecord& record) const {
   SampleInfo info(record.label, record.shared_key);
   info.dataset = info_;
+  info.position = reading_position_;
   return info;
 }
 
@@ -168,6 +169,24 @@ std::vector<std::uint64_t> DatasetSource::epoch_order(std::uint64_t epoch) const
   return mine;
 }
 
+void DatasetSource::seek(const StreamPosition& at) {
+  if (at.epoch > epochs_ || (at.epoch == epochs_ && at.position > 0)) {
+    throw std::runtime_error("position epoch " + std::to_string(at.epoch) + " item " + std::to_string(at.position) +
+                             " is past the end of this source's " + std::to_string(epochs_) + " epoch(s)");
+  }
+  epoch_ = at.epoch;
+  position_ = 0;
+  order_.clear();
+  if (epoch_ == epochs_) return;
+  order_ = epoch_order(epoch_);
+  if (at.position > order_.size()) {
+    throw std::runtime_error("position " + std::to_string(at.position) + " is past the end of epoch " +
+                             std::to_string(at.epoch) + " (" + std::to_string(order_.size()) +
+                             " items): the source has other data or settings than when the checkpoint was saved");
+  }
+  position_ = at.position;
+}
+
 bool DatasetSource::next(SourceItem& item) {
   if (epoch_ == epochs_) return false;
   if (position_ == 0 && order_.empty()) order_ = epoch_order(epoch_);
@@ -178,6 +197,7 @@ bool DatasetSource::next(SourceItem& item) {
     order_.clear();
     return true;
   }
+  reading_position_ = position_;
   const std::uint64_t index = order_[position_++];
   item.signal = Signal::Data;
   item.epoch = epoch_;

@@ -31,6 +31,7 @@ class DatasetSource : public SourceStage {
 
   void start() override;
   bool next(SourceItem& item) override;
+  void seek(const StreamPosition& at) override;
 
   const std::vector<std::string>& classes() const { return classes_; }
   const std::vector<DatasetRecord>& records() const { return records_; }  // after subset/limit/split
@@ -64,6 +65,7 @@ class DatasetSource : public SourceStage {
   std::vector<DatasetRecord> records_;
   std::uint64_t epoch_ = 0;
   std::uint64_t position_ = 0;
+  std::uint64_t reading_position_ = 0;  // of the record read() is reading
   std::vector<std::uint64_t> order_;
 };
 

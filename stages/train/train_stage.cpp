@@ -13,6 +13,9 @@
 
 #include "flowrun/logging.hpp"
 #include "stages/batch/batch.hpp"
+#include "stages/checkpoint/checkpoint_file.hpp"
+#include "stages/train/early_stopping.hpp"
+#include "stages/train/train_state.hpp"
 #include "stages/model/hub.hpp"
 #include "stages/train/metrics.hpp"
 #include "stages/train/train_plugins.hpp"
@@ -23,6 +26,8 @@ namespace {
 
 constexpr int kTrainPort = 0;
 constexpr int kEvalPort = 1;
+constexpr int kMetricsPort = 0;
+constexpr int kStatePort = 1;
 
 VitConfig model_config(const Params& p) {
   VitConfig c = vit_preset(p.string("model"));
@@ -83,6 +88,15 @@ TrainConfig train_config(const StageArgs& args) {
   return t;
 }
 
+EarlyStoppingConfig early_stopping_config(const Params& p) {
+  EarlyStoppingConfig c;
+  c.metric = p.string("early_stopping_metric");
+  c.mode = p.string("early_stopping_mode");
+  c.patience = p.integer("early_stopping_patience");
+  c.min_delta = p.number("early_stopping_min_delta");
+  return c;
+}
+
 // Running sums between two log lines, or over an epoch.
 struct Window {
   double loss_sum = 0, grad_norm_sum = 0;
@@ -112,13 +126,23 @@ class TrainStage : public OrderedStage {
         log_every_(args.params.integer("log_every")),
         export_(args.params.string("export")),
         threads_(static_cast<int>(args.params.integer("threads"))),
-        eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]) {}
+        eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]),
+        state_connected_(args.outputs_connected.size() > kStatePort && args.outputs_connected[kStatePort]),
+        save_every_steps_(args.params.integer("save_every_steps")),
+        save_every_epochs_(args.params.integer("save_every_epochs")),
+        resume_from_(args.run->resume_from),
+        early_(early_stopping_config(args.params)),
+        control_(args.control) {}
 
   void start() override {
     started_ = std::chrono::steady_clock::now();
     if (threads_ > 0) torch::set_num_threads(threads_);
     log::info("[", node_id(), "] ", torch::get_num_threads(), " compute thread(s), device ", config_.device, ", ",
               strategy_name(config_.strategy), ", ", config_.optimizer, " lr ", config_.lr);
+    if (!resume_from_.empty()) {
+      prepare_resume();
+      return;
+    }
     if (!pretrained_.empty()) config_.pretrained = resolve_pretrained(pretrained_, pretrained_sha256_);
     if (config_.model.num_classes > 0) build({});
   }
@@ -139,6 +163,7 @@ class TrainStage : public OrderedStage {
 
   void finish(Emitter& out) override {
     pump(out);
+    if (trainer_) emit_state(out, "final");
     if (!queue_[kEvalPort].empty()) {
       log::warn("[", node_id(), "] the eval source produced more epochs than there were training epochs; the extra ",
                 "ones were not evaluated (give it as many epochs as the training source)");
@@ -161,6 +186,14 @@ class TrainStage : public OrderedStage {
     }
   }
 
+  // Interrupted, or another stage failed: hand the last consistent state to the
+  // checkpoint stage (not when this stage's own step threw half-way).
+  void drain(StopReason reason, Emitter& out) override {
+    if (!trainer_ || in_step_) return;
+    emit_state(out, "stop");
+    log::info("[", node_id(), "] run ", stop_reason_name(reason), ": state at step ", trainer_->step(), " handed on for saving");
+  }
+
   void stop(StopReason reason) override {
     if (reason != StopReason::Finished && trainer_ && !export_.empty())
       log::warn("[", node_id(), "] run ", stop_reason_name(reason), " at step ", trainer_->step(), ": nothing exported");
@@ -174,6 +207,7 @@ class TrainStage : public OrderedStage {
       if (q.empty()) return;
       Message m = std::move(q.front());
       q.pop_front();
+      if (ended_) continue;  // early stopping: what was still in flight is not used
       if (evaluating_) {
         if (m.is_data()) eval_batch(m);
         else end_evaluation(out);
@@ -193,6 +227,7 @@ class TrainStage : public OrderedStage {
     }
     log::info("[", node_id(), "] model: ", config_.model.describe());
     trainer_ = std::make_unique<Trainer>(config_);
+    if (resume_) apply_resume();
     log::info("[", node_id(), "] ", trainer_->trainable_parameters(), " trainable parameters in ", trainer_->groups().size(),
               " optimizer groups");
   }
@@ -202,10 +237,16 @@ class TrainStage : public OrderedStage {
     if (!trainer_) build(&batch);
     if (class_names_.empty() && batch.dataset) class_names_ = batch.dataset->classes;
     if (!schedule_set_) set_schedule(batch);
+    in_step_ = true;
     const StepStats s = trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch));
+    in_step_ = false;
+    changed_since_state_ = true;
+    if (batch.dataset) positions_[batch.dataset->source] = {batch.epoch, batch.next_position};
+    next_epoch_ = batch.epoch;
     window_.add(s);
     epoch_.add(s);
     if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
+    if (s.stepped && save_every_steps_ > 0 && trainer_->step() % save_every_steps_ == 0) emit_state(out, "step");
   }
 
   void set_schedule(const Batch& batch) {
@@ -216,6 +257,10 @@ class TrainStage : public OrderedStage {
       const auto micro = static_cast<std::int64_t>(batch.steps_per_epoch * batch.dataset->epochs);
       total = (micro + config_.accumulation - 1) / config_.accumulation;
       train_epochs_ = batch.dataset->epochs;
+    }
+    if (resume_ && resume_->state.counter("trainer/total_steps") != total) {
+      log::warn("[", node_id(), "] the schedule now has ", total, " optimizer steps, the checkpoint's had ",
+                resume_->state.counter("trainer/total_steps"), ": the data or batch size changed, the run will not match");
     }
     trainer_->set_total_steps(total);
     schedule_set_ = true;
@@ -245,6 +290,10 @@ class TrainStage : public OrderedStage {
 
   void end_train_epoch(std::uint64_t epoch, Emitter& out) {
     if (!trainer_) return;
+    for (auto& [source, at] : positions_)
+      if (source != eval_source_ && at.epoch == epoch) at = {epoch + 1, 0};
+    next_epoch_ = epoch + 1;
+    changed_since_state_ = true;
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "train_epoch";
     metrics->epoch = epoch;
@@ -256,7 +305,14 @@ class TrainStage : public OrderedStage {
               metrics->values["accuracy"], ", ", epoch_.seconds(), " s");
     emit(out, metrics);
     epoch_ = Window();
-    if (!eval_connected_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) return;
+    if (!eval_connected_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) {
+      if (epoch_save_due(epoch)) emit_state(out, "epoch");
+      return;
+    }
+    begin_evaluation();
+  }
+
+  void begin_evaluation() {
     evaluating_ = true;
     const int classes = trainer_->model()->config.num_classes;
     eval_ = std::make_unique<ClassificationMetrics>(classes);
@@ -264,9 +320,14 @@ class TrainStage : public OrderedStage {
     eval_started_ = std::chrono::steady_clock::now();
   }
 
+  bool epoch_save_due(std::uint64_t epoch) const {
+    return save_every_epochs_ > 0 && (epoch + 1) % static_cast<std::uint64_t>(save_every_epochs_) == 0;
+  }
+
   void eval_batch(const Message& m) {
     const auto& batch = m.as<Batch>();
     if (batch.dataset && eval_epochs_ == 0) check_eval_epochs(*batch.dataset);
+    if (batch.dataset) eval_source_ = batch.dataset->source;
     trainer_->evaluate_batch(batch.images, batch.labels, *eval_);
     if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, *ema_eval_, true);
   }
@@ -283,6 +344,7 @@ class TrainStage : public OrderedStage {
   void end_evaluation(Emitter& out) {
     evaluating_ = false;
     ++evaluations_;
+    changed_since_state_ = true;
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "eval";
     metrics->epoch = evaluations_ - 1;
@@ -303,12 +365,97 @@ class TrainStage : public OrderedStage {
               last_eval_->accuracy(), ", top-5 ", last_eval_->top_k_accuracy(), ", macro F1 ", last_eval_->macro_f1(), " (",
               last_eval_->count(), " samples, ", secs, " s)",
               trainer_->has_ema() ? ", EMA accuracy " + std::to_string(last_ema_eval_->accuracy()) : std::string());
+    if (!eval_source_.empty()) positions_[eval_source_] = {evaluations_, 0};
+    const bool stop_now = early_.update(metrics->values);
     emit(out, metrics);
+    if (early_.enabled()) {
+      log::info("[", node_id(), "] early stopping: best eval ", early_.metric(), " ", early_.best(), ", ",
+                early_.evaluations_without_improvement(), " evaluation(s) without improvement");
+    }
+    if (epoch_save_due(metrics->epoch)) emit_state(out, "epoch");
+    if (stop_now) {
+      const std::string why = early_.reason();
+      log::info("[", node_id(), "] ", why, ": ending the run");
+      ended_ = true;
+      if (control_) control_->end_run(node_id(), why);
+    }
   }
 
   void emit(Emitter& out, std::shared_ptr<Metrics> metrics) {
     const std::uint64_t epoch = metrics->epoch;
-    out.emit(0, std::move(metrics), epoch, metrics_index_++);
+    history_.push_back(*metrics);
+    out.emit(kMetricsPort, std::move(metrics), epoch, metrics_index_++);
+  }
+
+  // A snapshot of everything needed to continue exactly here (see train_state.hpp).
+  void emit_state(Emitter& out, const char* reason) {
+    if (!state_connected_ || !trainer_ || !changed_since_state_) return;
+    changed_since_state_ = false;
+    auto state = std::make_shared<TrainState>();
+    state->reason = reason;
+    state->node = node_id();
+    state->step = static_cast<std::uint64_t>(trainer_->step());
+    state->epoch = next_epoch_;
+    state->model_config = vit_config_to_json(trainer_->model()->config);
+    state->classes = class_names_;
+    trainer_->save_state(*state);
+    auto& c = state->counters;
+    c["stage/evaluations"] = static_cast<std::int64_t>(evaluations_);
+    c["stage/evaluating"] = evaluating_ ? 1 : 0;
+    c["stage/metrics_index"] = static_cast<std::int64_t>(metrics_index_);
+    c["stage/epoch_batches"] = epoch_.batches;
+    c["stage/epoch_count"] = epoch_.count;
+    c["stage/epoch_correct"] = epoch_.correct;
+    c["stage/epoch_steps"] = epoch_.steps;
+    c["stage/early_stopping_bad"] = early_.evaluations_without_improvement();
+    c["stage/early_stopping_best_at"] = early_.best_evaluation();
+    c["stage/early_stopping_seen"] = early_.seen();
+    auto& v = state->values;
+    v["stage/epoch_loss_sum"] = epoch_.loss_sum;
+    v["stage/epoch_grad_norm_sum"] = epoch_.grad_norm_sum;
+    v["stage/early_stopping_best"] = early_.best();
+    state->positions = positions_;
+    state->history = history_;
+    out.emit(kStatePort, std::move(state), next_epoch_, state_index_++);
+  }
+
+  // start(): read the checkpoint and build the model it holds.
+  void prepare_resume() {
+    resume_ = std::make_unique<CheckpointFile>(read_checkpoint(resume_from_));
+    const TrainState& st = resume_->state;
+    if (st.node != node_id()) {
+      throw std::runtime_error(resume_from_ + " holds the state of node '" + st.node + "', not of '" + node_id() +
+                               "' (resume with the pipeline it was saved from)");
+    }
+    class_names_ = st.classes;
+    VitConfig saved = vit_config_from_json(st.model_config);
+    if (config_.model.num_classes == 0) config_.model.num_classes = saved.num_classes;
+    if (vit_config_to_json(config_.model) != st.model_config) {
+      throw std::runtime_error("the pipeline's model (" + config_.model.describe() + ") is not the checkpoint's (" +
+                               saved.describe() + "); resume with the settings it was saved with");
+    }
+    build(nullptr);  // weights come from the checkpoint, not from `pretrained`
+  }
+
+  void apply_resume() {
+    const TrainState& st = resume_->state;
+    trainer_->load_state(st);
+    evaluations_ = static_cast<std::uint64_t>(st.counter("stage/evaluations"));
+    metrics_index_ = static_cast<std::uint64_t>(st.counter("stage/metrics_index"));
+    epoch_.batches = st.counter("stage/epoch_batches");
+    epoch_.count = st.counter("stage/epoch_count");
+    epoch_.correct = st.counter("stage/epoch_correct");
+    epoch_.steps = st.counter("stage/epoch_steps");
+    epoch_.loss_sum = st.value("stage/epoch_loss_sum");
+    epoch_.grad_norm_sum = st.value("stage/epoch_grad_norm_sum");
+    early_.restore(st.value("stage/early_stopping_best"), st.counter("stage/early_stopping_bad"),
+                   st.counter("stage/early_stopping_best_at", -1), st.counter("stage/early_stopping_seen"));
+    positions_ = st.positions;
+    next_epoch_ = st.epoch;
+    history_ = st.history;
+    if (st.counter("stage/evaluating")) begin_evaluation();
+    log::info("[", node_id(), "] resumed from ", resume_from_, " (", st.reason, " checkpoint): step ", st.step,
+              ", epoch ", st.epoch, ", ", evaluations_, " evaluation(s) done");
   }
 
   TrainConfig config_;
@@ -329,6 +476,21 @@ class TrainStage : public OrderedStage {
   std::chrono::steady_clock::time_point eval_started_;
   Window window_, epoch_;
   std::uint64_t metrics_index_ = 0;
+  // Checkpoints, resuming and early stopping
+  bool state_connected_;
+  std::int64_t save_every_steps_, save_every_epochs_;
+  std::string resume_from_;
+  std::unique_ptr<CheckpointFile> resume_;
+  std::map<std::string, StreamPosition> positions_;  // source -> where its stream continues
+  std::string eval_source_;
+  std::uint64_t next_epoch_ = 0;
+  std::uint64_t state_index_ = 0;
+  std::vector<Metrics> history_;
+  EarlyStopping early_;
+  RunControl* control_;
+  bool ended_ = false;    // early stopping ended the run
+  bool in_step_ = false;
+  bool changed_since_state_ = true;  // trained or evaluated since the last snapshot  // a train step is running (or threw): the state is not consistent
 };
 
 }  // namespace
@@ -358,7 +520,9 @@ PluginInfo train_plugin() {
   p.role = Role::Ordered;
   p.inputs = {{"train", kBatchKind, "training batches"},
               {"eval", kBatchKind, "held-out batches, one epoch per evaluation (no random augmentation)", false}};
-  p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch and eval metrics"}};
+  p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch and eval metrics"},
+               {"state", kTrainStateKind, "snapshots for the checkpoint stage: every save_every_steps steps, at epoch "
+                                          "ends (save_every_epochs), at the end, and when the run is stopped"}};
   auto& s = p.params;
   // The model
   std::string presets;
@@ -416,6 +580,14 @@ PluginInfo train_plugin() {
   s.number_list("std", {}, "per-channel std for the mean above").max_length(4).range(1e-6, 100);
   s.integer("threads", 0, "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)").range(0, 1024);
   s.integer("log_every", 50, "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
+  // Checkpoints and early stopping
+  s.integer("save_every_steps", 0, "emit a state snapshot every N optimizer steps (state port); 0 = off").min(0);
+  s.integer("save_every_epochs", 1, "emit a state snapshot after every N epochs (after the evaluation); 0 = off").min(0);
+  s.string("early_stopping_metric", "", "eval metric to watch (accuracy, loss, macro_f1, top5_accuracy, ema_accuracy, "
+                                        "ema_loss); \"\" = no early stopping");
+  s.choice("early_stopping_mode", "auto", {"auto", "max", "min"}, "auto: min for losses, max otherwise");
+  s.integer("early_stopping_patience", 3, "evaluations without an improvement larger than min_delta before stopping").range(1, 1 << 20);
+  s.number("early_stopping_min_delta", 0.0, "smallest change that counts as an improvement").range(0, 1e9);
   p.create = [](const StageArgs& args) { return std::make_unique<TrainStage>(args); };
   return p;
 }

@@ -22,6 +22,8 @@
 
 namespace flowrun {
 
+struct TrainState;
+
 enum class Precision { Fp32, Bf16, Fp16 };
 Precision precision_from_name(const std::string& name);  // "fp32" | "bf16" | "fp16"
 
@@ -76,6 +78,11 @@ class Trainer {
   void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
                       bool ema = false);
   torch::Tensor predict(const torch::Tensor& images, bool ema = false);  // logits, eval mode
+
+  // Appends the trainer's state to `out` (CPU copies; see train_state.hpp), and
+  // restores it into a trainer built with the same configuration.
+  void save_state(TrainState& out) const;
+  void load_state(const TrainState& state);
 
   Vit& model() { return model_; }
   bool has_ema() const { return static_cast<bool>(ema_); }

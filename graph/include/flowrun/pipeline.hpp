@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct RunOptions {
   // Maps the description's device ("auto", "cpu", "cuda", "cuda:N") to the device
   // stages get. The runtime knows no devices; the app passes LibTorch's answer.
   std::function<std::string(const std::string&)> resolve_device;
+  std::string run_folder;   // RunContext::folder
+  std::string resume_from;  // RunContext::resume_from
+  // Resuming: sources (by node id) whose streams continue at a position (seek()).
+  std::map<std::string, StreamPosition> start_positions;
 };
 
 struct NodeStats {
@@ -47,6 +52,8 @@ struct SourceStats {
 
 struct RunReport {
   StopReason reason = StopReason::Finished;
+  std::string ended_by;   // a stage that ended the run early (RunControl), or ""
+  std::string ended_why;
   double seconds = 0;
   int threads = 0;
   std::vector<NodeStats> nodes;  // in topological order

@@ -26,6 +26,28 @@
 
 namespace flowrun {
 
+// What every stage may know about the run it is part of.
+struct RunContext {
+  std::string name;           // the description's name
+  std::string folder;         // the run folder (outputs default there); "" = none
+  std::string resolved_json;  // the description as run, for files that record it
+  std::string resume_from;    // the checkpoint this run continues from; "" = a fresh run
+};
+
+// Where a source's stream continues: its next item is `position` of epoch `epoch`.
+struct StreamPosition {
+  std::uint64_t epoch = 0;
+  std::uint64_t position = 0;
+};
+
+// Lets a stage end the run early and cleanly (early stopping): sources end their
+// streams, everything already made is still processed, stages finish() as usual.
+class RunControl {
+ public:
+  virtual ~RunControl() = default;
+  virtual void end_run(const std::string& node_id, const std::string& why) = 0;
+};
+
 // Everything a stage is built from.
 struct StageArgs {
   std::string node_id;
@@ -34,7 +56,10 @@ struct StageArgs {
   std::string device = "cpu"; // resolved device: "cpu" or "cuda[:N]"
   int threads = 1;            // threads the runtime runs stages on
   RandomStreams random;       // keyed on (seed, node_id)
-  std::vector<bool> inputs_connected;  // per input port: optional ports may be left open
+  std::vector<bool> inputs_connected;   // per input port: optional ports may be left open
+  std::vector<bool> outputs_connected;  // per output port: does any edge leave it
+  std::shared_ptr<const RunContext> run = std::make_shared<RunContext>();
+  RunControl* control = nullptr;  // null outside a Pipeline (unit tests)
 };
 
 enum class StopReason {
@@ -77,6 +102,9 @@ class SourceStage : public Stage {
   using Stage::Stage;
   // Fill `item` with the next item of the stream; return false when there is none.
   virtual bool next(SourceItem& item) = 0;
+  // Resuming: continue the stream at `at` (called after start(), before next()).
+  // Sources that cannot throw, and the run does not start.
+  virtual void seek(const StreamPosition& at);
 };
 
 class MapStage : public Stage {
@@ -113,6 +141,11 @@ class OrderedStage : public Stage {
   virtual void epoch_end(int port, std::uint64_t epoch, Emitter& out) {}
   // Every input has ended normally: emit what is still held (a last partial batch).
   virtual void finish(Emitter& out) {}
+  // The run ends early (interrupted, or another stage failed) and this stage's state
+  // is consistent: emit what must not be lost (the train stage's last state, for the
+  // checkpoint stage). Called in topological order before stop(); what is emitted here
+  // is delivered at once, synchronously, to downstream stages.
+  virtual void drain(StopReason reason, Emitter& out) {}
 };
 
 }  // namespace flowrun
