@@ -71,6 +71,7 @@ class CheckpointStage : public OrderedStage {
 
   void start() override {
     fs::create_directories(folder_);
+    remove_stale_temporaries();
     const fs::path best = fs::path(folder_) / "best.h5";
     if (!best_metric_.empty() && fs::exists(best)) {
       // A resumed run: the best so far is the one already saved.
@@ -115,6 +116,18 @@ class CheckpointStage : public OrderedStage {
     const double mb = static_cast<double>(fs::file_size(path, ec)) / 1e6;
     log::info("[", node_id(), "] saved ", path, " (", state.reason, ", step ", state.step, ", epoch ", state.epoch, ", ",
               log::fixed(mb, 1), " MB, ", log::fixed(secs, 2), " s)");
+  }
+
+  // A writer killed mid-write (kill -9, power loss) leaves its temporary file: the
+  // checkpoint it was writing never existed, so the leftover goes.
+  void remove_stale_temporaries() {
+    static const std::regex temporary(R"(.*\.h5\.tmp-[A-Za-z0-9]{6})");
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(folder_, ec)) {
+      if (!std::regex_match(entry.path().filename().string(), temporary)) continue;
+      log::info("[", node_id(), "] removing ", entry.path().string(), " (left by a run killed while saving)");
+      fs::remove(entry.path(), ec);
+    }
   }
 
   void prune() {

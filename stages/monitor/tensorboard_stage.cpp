@@ -31,7 +31,11 @@ const std::map<std::pair<std::string, std::string>, std::string> kTags = {
 
 class TensorboardStage : public OrderedStage {
  public:
-  explicit TensorboardStage(const StageArgs& args) : OrderedStage(args), logdir_(args.params.string("logdir")) {}
+  explicit TensorboardStage(const StageArgs& args)
+      : OrderedStage(args),
+        logdir_(!args.params.string("logdir").empty() ? args.params.string("logdir")
+                : args.run->folder.empty()            ? std::string("runs/tensorboard")
+                                                      : args.run->folder + "/tensorboard") {}
 
   void start() override { writer_ = std::make_unique<EventFileWriter>(logdir_); }
 
@@ -62,12 +66,12 @@ PluginInfo tensorboard_plugin() {
       "`tensorboard --logdir LOGDIR` follows the run live. Tags: Loss/train, Accuracy/train, LR,\n"
       "GradNorm, Throughput/images_per_s (every log_every steps); Loss/train_epoch,\n"
       "Accuracy/train_epoch; Loss/val, Accuracy/val, Accuracy/val_top5, F1/val_macro (and Loss/val_ema,\n"
-      "Accuracy/val_ema with an EMA).\n"
+      "Accuracy/val_ema with an EMA). A resumed run adds a second event file to the same folder.\n"
       "\n"
-      "  {\"id\": \"tb\", \"plugin\": \"tensorboard\", \"params\": {\"logdir\": \"runs/quickstart/tb\"}}";
+      "  {\"id\": \"tb\", \"plugin\": \"tensorboard\"}     (writes RUN_FOLDER/tensorboard)";
   p.role = Role::Ordered;
   p.inputs = {{"in", kMetricsKind, "metrics from the train stage"}};
-  p.params.string("logdir", "runs/tensorboard", "folder for the event file (created if missing)");
+  p.params.string("logdir", "", "folder for the event file (created if missing); \"\" = the run folder's tensorboard/");
   p.create = [](const StageArgs& args) { return std::make_unique<TensorboardStage>(args); };
   return p;
 }

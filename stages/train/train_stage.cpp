@@ -170,7 +170,17 @@ class TrainStage : public OrderedStage {
     }
     if (!trainer_) throw std::runtime_error("no training batch arrived");
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() / 60;
-    if (evaluations_ > 0) {
+    if (evaluations_ > 0 && !last_eval_) {
+      // Resumed from a checkpoint taken after the last evaluation: nothing was left to do.
+      const Metrics* last = nullptr;
+      for (const Metrics& m : history_)
+        if (m.scope == "eval") last = &m;
+      log::info("[", node_id(), "] the checkpoint was taken after the last evaluation: nothing left to train");
+      if (last) {
+        log::info("[", node_id(), "] result: accuracy ", last->values.at("accuracy"), " and loss ", last->values.at("loss"),
+                  " after ", evaluations_, " epoch(s), ", trainer_->step(), " optimizer steps (from the checkpoint)");
+      }
+    } else if (evaluations_ > 0) {
       log::info("[", node_id(), "] final evaluation, per class:");
       for (const auto& line : last_eval_->table(class_names_)) log::info("    ", line);
       log::info("[", node_id(), "] result: accuracy ", last_eval_->accuracy(), " and loss ", last_eval_->loss(), " on ",
@@ -203,11 +213,15 @@ class TrainStage : public OrderedStage {
   // Serves queued events in the order the evaluation protocol allows (see the top).
   void pump(Emitter& out) {
     for (;;) {
+      if (ended_) {  // early stopping: what is still in flight is not used; its slots go back
+        queue_[kTrainPort].clear();
+        queue_[kEvalPort].clear();
+        return;
+      }
       auto& q = queue_[evaluating_ ? kEvalPort : kTrainPort];
       if (q.empty()) return;
       Message m = std::move(q.front());
       q.pop_front();
-      if (ended_) continue;  // early stopping: what was still in flight is not used
       if (evaluating_) {
         if (m.is_data()) eval_batch(m);
         else end_evaluation(out);
@@ -454,6 +468,7 @@ class TrainStage : public OrderedStage {
     next_epoch_ = st.epoch;
     history_ = st.history;
     if (st.counter("stage/evaluating")) begin_evaluation();
+    changed_since_state_ = false;  // the state is the checkpoint's until the next batch
     log::info("[", node_id(), "] resumed from ", resume_from_, " (", st.reason, " checkpoint): step ", st.step,
               ", epoch ", st.epoch, ", ", evaluations_, " evaluation(s) done");
   }

@@ -1,0 +1,362 @@
+// Checkpoints: the HDF5 layer, the file format round trip, and the contract that
+// matters: a run stopped anywhere (a step checkpoint, Ctrl-C, kill -9) and resumed
+// ends with the same weights, bit for bit, as one that was never stopped. Plus
+// keep_last / best.h5, early stopping, export and the h5py check.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+#include <regex>
+#include <thread>
+
+#include "flowrun/pipeline.hpp"
+#include "stages/checkpoint/checkpoint_file.hpp"
+#include "stages/checkpoint/checkpoint_plugins.hpp"
+#include "stages/checkpoint/hdf5_file.hpp"
+#include "stages/model/weights.hpp"
+#include "support/test_util.hpp"
+
+namespace flowrun::testing {
+namespace {
+namespace fs = std::filesystem;
+
+std::string cifar_tar() { return source_dir() + "/../shared/data/cifar10-jpeg.tar"; }
+
+// A small real pipeline with every source of randomness a resume must reproduce:
+// shuffling, random crops and flips, dropout, drop path; an eval input; 8 classes x
+// `per_class` training images, batch 16, `epochs` epochs, a state snapshot every step.
+std::string resume_pipeline(int per_class = 8, int epochs = 3, const std::string& extra_train = "") {
+  const std::string classes = R"(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"])";
+  return R"({"name": "resume_test", "seed": 11, "device": "cpu", "threads": 2, "prefetch": 256, "nodes": [
+    {"id": "data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "train/",
+        "classes": )" + classes + R"(, "per_class_limit": )" + std::to_string(per_class) + R"(, "epochs": )" +
+         std::to_string(epochs) + R"(}},
+    {"id": "decode", "plugin": "jpeg_decode"},
+    {"id": "crop", "plugin": "random_crop", "params": {"size": [32], "padding": [4]}},
+    {"id": "flip", "plugin": "horizontal_flip"},
+    {"id": "batch", "plugin": "batch", "params": {"batch_size": 16, "drop_last": true, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "test_data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "test/",
+        "classes": )" + classes + R"(, "per_class_limit": 5, "shuffle": false, "epochs": )" + std::to_string(epochs) + R"(}},
+    {"id": "test_decode", "plugin": "jpeg_decode"},
+    {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 20, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
+        "dropout": 0.1, "drop_path": 0.2, "lr": 2e-3, "warmup_steps": 3, "log_every": 2, "threads": 1,
+        "ema_decay": 0.9, "save_every_steps": 1)" + extra_train + R"(}},
+    {"id": "ckpt", "plugin": "checkpoint", "params": {"keep_last": 0, "best_metric": "accuracy"}}],
+  "edges": ["data -> decode -> crop -> flip -> batch -> train.train",
+            "test_data -> test_decode -> test_batch -> train.eval",
+            "train.state -> ckpt"]})";
+}
+
+std::string step_file(const std::string& folder, int step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "/ckpt-step%08d.h5", step);
+  return folder + name;
+}
+
+RunReport run_pipeline(const std::string& json, const std::string& run_folder, const std::string& resume = "",
+                       const std::vector<std::string>& overrides = {}) {
+  RunOptions options;
+  options.run_folder = run_folder;
+  if (!resume.empty()) {
+    options.resume_from = resume;
+    options.start_positions = read_checkpoint_positions(resume);
+  }
+  Pipeline p(describe(json, overrides), options);
+  return p.run();
+}
+
+// Every model, EMA and optimizer tensor bitwise equal; returns how many were compared.
+int expect_same_training_state(const std::string& a, const std::string& b) {
+  const CheckpointFile x = read_checkpoint(a), y = read_checkpoint(b);
+  EXPECT_EQ(x.state.step, y.state.step);
+  int compared = 0;
+  for (const auto& [name, tensor] : x.state.tensors) {
+    if (name.rfind("model/", 0) && name.rfind("ema/", 0) && name.rfind("optimizer/", 0)) continue;
+    const at::Tensor* other = y.state.find(name);
+    if (!other) {
+      ADD_FAILURE() << b << " lacks " << name;
+      continue;
+    }
+    EXPECT_TRUE(tensor.equal(*other)) << name << " differs between " << a << " and " << b << " (max abs diff "
+                                      << (tensor.to(at::kDouble) - other->to(at::kDouble)).abs().max().item<double>() << ")";
+    ++compared;
+  }
+  return compared;
+}
+
+TEST(Hdf5File, WritesAndReadsDatasetsAttributesAndGroups) {
+  TempDir dir;
+  const std::string path = dir.path() + "/t.h5";
+  {
+    Hdf5File f = Hdf5File::create(path);
+    const float w[6] = {1, 2, 3, 4, 5, 6.5f};
+    const std::int64_t step = 42;
+    const std::uint8_t bytes[3] = {0, 128, 255};
+    f.write("model/blocks.0.w", Hdf5Type::F32, {2, 3}, w);
+    f.write("state/trainer/step", Hdf5Type::I64, {}, &step);
+    f.write("rng/cpu", Hdf5Type::U8, {3}, bytes);
+    f.set_attribute("", "pipeline", std::string(R"({"name": "x"})"));
+    f.set_attribute("", "format_version", std::int64_t{1});
+    f.set_attribute("model", "scale", 0.5);
+    f.close();
+  }
+  const Hdf5File f = Hdf5File::open_read(path);
+  EXPECT_EQ(f.datasets(""), (std::vector<std::string>{"model/blocks.0.w", "rng/cpu", "state/trainer/step"}));
+  EXPECT_EQ(f.datasets("model"), (std::vector<std::string>{"blocks.0.w"}));
+  const auto info = f.info("model/blocks.0.w");
+  EXPECT_EQ(info.type, Hdf5Type::F32);
+  EXPECT_EQ(info.shape, (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(f.read_f64("model/blocks.0.w"), (std::vector<double>{1, 2, 3, 4, 5, 6.5}));
+  EXPECT_EQ(f.read_i64("state/trainer/step"), (std::vector<std::int64_t>{42}));
+  EXPECT_EQ(f.read_i64("rng/cpu"), (std::vector<std::int64_t>{0, 128, 255}));
+  EXPECT_EQ(f.string_attribute("", "pipeline"), R"({"name": "x"})");
+  EXPECT_EQ(f.int_attribute("", "format_version"), 1);
+  EXPECT_EQ(f.double_attribute("model", "scale"), 0.5);
+  EXPECT_TRUE(f.exists("state/trainer"));
+  EXPECT_FALSE(f.exists("state/nothing/here"));
+  EXPECT_THROW(f.info("model/missing"), std::runtime_error);
+}
+
+TEST(Hdf5File, RefusesFilesThatAreNotHdf5) {
+  TempDir dir;
+  const std::string path = dir.write("fake.h5", "not an hdf5 file at all");
+  try {
+    Hdf5File::open_read(path);
+    FAIL() << "opened a text file as HDF5";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("fake.h5 is not a readable HDF5 file"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_checkpoint(dir.path() + "/absent.h5"), std::runtime_error);
+}
+
+TEST(CheckpointFile, RoundTripsEveryPartOfATrainState) {
+  TrainState s;
+  s.reason = "step";
+  s.node = "train";
+  s.step = 7;
+  s.epoch = 1;
+  s.model_config = R"({"width": 8})";
+  s.classes = {"cat", "dog"};
+  s.tensors.emplace_back("model/w", at::rand({3, 4}));
+  s.tensors.emplace_back("optimizer/w/step", at::scalar_tensor(7, at::kLong));
+  s.tensors.emplace_back("rng/torch_cpu", at::randint(0, 255, {16}, at::kByte));
+  s.counters["trainer/step"] = 7;
+  s.values["trainer/loss_scale"] = 1024.5;
+  s.positions["data"] = {1, 48};
+  Metrics m;
+  m.scope = "eval";
+  m.step = 4;
+  m.epoch = 0;
+  m.values = {{"accuracy", 0.25}, {"loss", 2.0}};
+  s.history.push_back(m);
+  m.scope = "train";
+  m.step = 2;
+  m.values = {{"loss", 2.2}};
+  s.history.push_back(m);
+  TempDir dir;
+  write_checkpoint(s, dir.path() + "/c.h5", R"({"name": "p"})");
+  const CheckpointFile r = read_checkpoint(dir.path() + "/c.h5");
+  EXPECT_EQ(r.pipeline_json, R"({"name": "p"})");
+  EXPECT_EQ(r.state.reason, "step");
+  EXPECT_EQ(r.state.step, 7u);
+  EXPECT_EQ(r.state.epoch, 1u);
+  EXPECT_EQ(r.state.classes, s.classes);
+  EXPECT_EQ(r.state.model_config, s.model_config);
+  ASSERT_EQ(r.state.tensors.size(), 3u);
+  for (const auto& [name, tensor] : s.tensors) {
+    ASSERT_NE(r.state.find(name), nullptr) << name;
+    EXPECT_TRUE(r.state.find(name)->equal(tensor)) << name;
+    EXPECT_EQ(r.state.find(name)->scalar_type(), tensor.scalar_type()) << name;
+  }
+  EXPECT_EQ(r.state.counter("trainer/step"), 7);
+  EXPECT_EQ(r.state.value("trainer/loss_scale"), 1024.5);
+  EXPECT_EQ(r.state.positions.at("data").epoch, 1u);
+  EXPECT_EQ(r.state.positions.at("data").position, 48u);
+  ASSERT_EQ(r.state.history.size(), 2u);
+  EXPECT_EQ(r.state.history[0].scope, "train");  // in step order
+  EXPECT_EQ(r.state.history[1].values.at("accuracy"), 0.25);
+  EXPECT_EQ(r.state.history[1].values.count("samples"), 0u);
+}
+
+TEST(Resume, FromMidEpochStepCheckpointsEndsBitIdentical) {
+  TempDir dir;
+  const std::string json = resume_pipeline();
+  run_pipeline(json, dir.path() + "/full");
+  const std::string full = dir.path() + "/full/checkpoints";
+  const std::string final_file = step_file(full, 12);  // 64 images / 16 = 4 steps x 3 epochs
+  ASSERT_TRUE(fs::exists(final_file));
+  // Step 2: mid epoch 0. Step 4: the last batch of epoch 0, before its evaluation.
+  // Step 9: mid epoch 2, after two evaluations.
+  for (int step : {2, 4, 9}) {
+    const std::string folder = dir.path() + "/resumed" + std::to_string(step);
+    run_pipeline(json, folder, step_file(full, step));
+    SCOPED_TRACE("resumed from step " + std::to_string(step));
+    EXPECT_GT(expect_same_training_state(final_file, step_file(folder + "/checkpoints", 12)), 40);
+    // The evaluations after the resume match too: the history is the uninterrupted run's.
+    const auto a = read_checkpoint(final_file).state.history, b = read_checkpoint(step_file(folder + "/checkpoints", 12)).state.history;
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].scope == "eval") EXPECT_EQ(a[i].values, b[i].values) << a[i].describe();
+  }
+  // From the final checkpoint there is nothing left to do: the run ends cleanly.
+  EXPECT_EQ(run_pipeline(json, dir.path() + "/after_end", final_file).reason, StopReason::Finished);
+}
+
+TEST(Resume, InterruptedMidAccumulationResumesBitIdentical) {
+  // Accumulation 3: a stop between optimizer steps saves the accumulated gradients
+  // with the state (the "stop" snapshot replaces the step file of the same step).
+  TempDir dir;
+  const std::string json = resume_pipeline(18, 2, R"(, "accumulation": 3)");
+  run_pipeline(json, dir.path() + "/full");
+  const std::string final_file = step_file(dir.path() + "/full/checkpoints", 6);  // 144 / 16 = 9 batches x 2 / 3
+  ASSERT_TRUE(fs::exists(final_file));
+  RunOptions options;
+  options.run_folder = dir.path() + "/stopped";
+  Pipeline stopped(describe(json), options);
+  std::thread stopper([&] {
+    const std::string first = step_file(options.run_folder + "/checkpoints", 2);
+    for (int i = 0; i < 20000 && !fs::exists(first); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    stopped.request_stop();
+  });
+  const RunReport report = stopped.run();
+  stopper.join();
+  ASSERT_EQ(report.reason, StopReason::Interrupted);
+  const std::string last = newest_checkpoint(options.run_folder + "/checkpoints");
+  const CheckpointFile saved = read_checkpoint(last);
+  ASSERT_LT(saved.state.step, 6u) << "the run ended before the stop";
+  std::cout << "stopped at step " << saved.state.step << " (" << saved.state.reason << "), "
+            << saved.state.counter("trainer/micro") << " micro-batch(es) accumulated\n";
+  run_pipeline(json, options.run_folder, last);
+  EXPECT_GT(expect_same_training_state(final_file, step_file(options.run_folder + "/checkpoints", 6)), 40);
+}
+
+TEST(Resume, KilledWithSigkillWhileSavingLeavesLoadableCheckpointsAndResumesBitIdentical) {
+  // kill -9 at several moments of a run that saves after every step (so it is often
+  // in the middle of writing a file): every checkpoint left must load, and resuming
+  // from the newest ends with the uninterrupted run's weights.
+  TempDir dir;
+  const std::string pipeline = dir.write("p.json", resume_pipeline(40, 4));  // 20 steps an epoch, 80 in all
+  const auto full = run_flowrun({pipeline, "--run-dir", dir.path() + "/full"}, -1, SIGINT, 120);
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  const std::string final_file = step_file(dir.path() + "/full/checkpoints", 80);
+  ASSERT_TRUE(fs::exists(final_file));
+  const std::string run = dir.path() + "/killed";
+  int kills = 0;
+  std::string newest;
+  for (int delay_ms : {1200, 1700, 2200}) {
+    std::vector<std::string> args = {pipeline, "--run-dir", run};
+    if (!newest.empty()) args = {pipeline, "--resume", newest};
+    const auto r = run_flowrun(args, delay_ms, SIGKILL, 120);
+    if (r.exit_code == 0) break;  // finished before the kill
+    ASSERT_EQ(r.exit_code, 128 + SIGKILL) << "after " << delay_ms << " ms: " << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
+    ++kills;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run + "/checkpoints", ec)) {
+      if (e.path().extension() != ".h5") continue;  // a temporary left by the kill
+      EXPECT_NO_THROW(read_checkpoint(e.path().string())) << e.path();
+    }
+    newest = newest_checkpoint(run + "/checkpoints");  // "" when killed before the first save
+  }
+  ASSERT_GE(kills, 1) << "every run finished before its kill";
+  if (!fs::exists(step_file(run + "/checkpoints", 80))) {
+    std::vector<std::string> args = {pipeline, "--run-dir", run};
+    if (!newest.empty()) args = {pipeline, "--resume", newest};
+    const auto r = run_flowrun(args, -1, SIGINT, 120);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_GT(expect_same_training_state(final_file, step_file(run + "/checkpoints", 80)), 40);
+}
+
+TEST(Resume, CliResumeErrorsNameTheProblem) {
+  TempDir dir;
+  const std::string pipeline = dir.write("p.json", resume_pipeline(8, 1));
+  auto r = run_flowrun({"--resume", "auto", pipeline});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no checkpoint under runs/resume_test-*/checkpoints/"), std::string::npos) << r.err;
+  r = run_flowrun({pipeline, "--resume", dir.write("junk.h5", "junk")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("junk.h5 is not a readable HDF5 file"), std::string::npos) << r.err;
+}
+
+TEST(Checkpoint, KeepsTheLastKAndTheBest) {
+  TempDir dir;
+  run_pipeline(resume_pipeline(), dir.path() + "/run", "", {"nodes.ckpt.params.keep_last=2"});
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path() + "/run/checkpoints")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"best.h5", "ckpt-step00000011.h5", "ckpt-step00000012.h5"}));
+  // best.h5 holds the evaluation with the highest accuracy so far.
+  const CheckpointFile best = read_checkpoint(dir.path() + "/run/checkpoints/best.h5");
+  const CheckpointFile last = read_checkpoint(dir.path() + "/run/checkpoints/ckpt-step00000012.h5");
+  double best_accuracy = -1;
+  for (const Metrics& m : last.state.history)
+    if (m.scope == "eval") best_accuracy = std::max(best_accuracy, m.values.at("accuracy"));
+  double saved_accuracy = -1;
+  for (const Metrics& m : best.state.history)
+    if (m.scope == "eval" && m.step == best.state.step) saved_accuracy = m.values.at("accuracy");
+  EXPECT_EQ(saved_accuracy, best_accuracy);
+  EXPECT_EQ(best.state.reason, "epoch");
+}
+
+TEST(EarlyStopping, EndsTheRunCleanlyWhenTheMetricStopsImproving) {
+  // lr 0: nothing changes, so eval loss never improves; patience 2 ends the run after
+  // the third evaluation of 10 epochs, normally (finish, final checkpoint, no error).
+  TempDir dir;
+  const RunReport report =
+      run_pipeline(resume_pipeline(8, 10), dir.path() + "/run", "",
+                   {"nodes.train.params.lr=0", "nodes.train.params.early_stopping_metric=loss",
+                    "nodes.train.params.early_stopping_patience=2", "nodes.train.params.save_every_steps=0"});
+  EXPECT_EQ(report.reason, StopReason::Finished);
+  EXPECT_EQ(report.ended_by, "train");
+  EXPECT_NE(report.ended_why.find("early stopping: eval loss has not fallen"), std::string::npos) << report.ended_why;
+  const std::string last = newest_checkpoint(dir.path() + "/run/checkpoints");
+  const CheckpointFile f = read_checkpoint(last);
+  int evaluations = 0;
+  for (const Metrics& m : f.state.history) evaluations += m.scope == "eval";
+  EXPECT_EQ(evaluations, 3);
+  EXPECT_EQ(f.state.step, 12u);  // 3 epochs of 4 steps, not 10
+}
+
+TEST(Checkpoint, ExportWritesTheCheckpointWeightsWithHuggingFaceNames) {
+  TempDir dir;
+  run_pipeline(resume_pipeline(8, 1), dir.path() + "/run");
+  const std::string ckpt = step_file(dir.path() + "/run/checkpoints", 4);
+  const auto r = run_flowrun({"export", ckpt, dir.path() + "/hf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("step 4"), std::string::npos) << r.out;
+  const auto exported = read_as_timm(dir.path() + "/hf/model.safetensors");
+  const CheckpointFile file = read_checkpoint(ckpt);
+  int matched = 0;
+  for (const auto& [name, tensor] : exported) {
+    const at::Tensor* saved = file.state.find("model/" + name);
+    ASSERT_NE(saved, nullptr) << name;
+    EXPECT_TRUE(saved->equal(tensor)) << name;
+    ++matched;
+  }
+  int model_tensors = 0;
+  for (const auto& [name, tensor] : file.state.tensors) model_tensors += name.rfind("model/", 0) == 0;
+  EXPECT_EQ(matched, model_tensors);
+  EXPECT_EQ(matched, 32);  // 4 embedding + 2 x 12 per block + final norm and head
+  EXPECT_NE(read_file(dir.path() + "/hf/config.json").find("\"airplane\""), std::string::npos);
+  const auto ema = run_flowrun({"export", ckpt, dir.path() + "/hf_ema", "--ema"});
+  EXPECT_EQ(ema.exit_code, 0) << ema.err;
+  const auto bad = run_flowrun({"export", dir.path() + "/nothing.h5", dir.path() + "/x"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("nothing.h5"), std::string::npos) << bad.err;
+}
+
+TEST(Checkpoint, H5pyReadsItWithTheDocumentedNames) {
+  TempDir dir;
+  run_pipeline(resume_pipeline(8, 1), dir.path() + "/run");
+  const std::string ckpt = step_file(dir.path() + "/run/checkpoints", 4);
+  const std::string cmd = source_dir() + "/.venv/bin/python " + source_dir() + "/tools/check_checkpoint.py " + ckpt +
+                          " > " + dir.path() + "/out.txt 2>&1";
+  const int rc = std::system(cmd.c_str());
+  EXPECT_EQ(rc, 0) << read_file(dir.path() + "/out.txt");
+  EXPECT_NE(read_file(dir.path() + "/out.txt").find("ok: pipeline 'resume_test', step 4"), std::string::npos)
+      << read_file(dir.path() + "/out.txt");
+}
+
+}  // namespace
+}  // namespace flowrun::testing
