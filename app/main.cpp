@@ -299,6 +299,7 @@ int command_run(const Args& args, Registry& registry, PackLoader& loader) {
         pipeline.cancel();
       });
   const RunReport report = pipeline.run();
+  log::clear_status();
   print_report(report);
   if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
   if (watcher.received() == SIGINT) return 130;

@@ -4,10 +4,40 @@
 #include <spdlog/sinks/ansicolor_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 namespace flowrun {
+namespace {
+
+// The status line and the log sinks share one lock: a log line first erases the
+// status line, prints, then draws it again below itself.
+struct StatusLine {
+  std::mutex mutex;
+  std::string text;  // "" = none shown
+  bool tty = false;
+
+  void erase_locked() {
+    if (!text.empty()) std::fputs("\r\033[K", stdout);
+  }
+  void draw_locked() {
+    if (text.empty()) return;
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+  }
+};
+
+StatusLine& status_line() {
+  static StatusLine line;
+  return line;
+}
+
+}  // namespace
+
 namespace log {
 namespace {
 
@@ -29,6 +59,25 @@ bool enabled(Level level) { return spdlog::default_logger_raw()->should_log(to_s
 
 void write(Level level, const std::string& message) { spdlog::default_logger_raw()->log(to_spdlog(level), message); }
 
+bool interactive() { return status_line().tty; }
+
+void status(const std::string& text) {
+  StatusLine& line = status_line();
+  if (!line.tty) return;
+  std::lock_guard<std::mutex> lock(line.mutex);
+  line.erase_locked();
+  line.text = text;
+  line.draw_locked();
+}
+
+void clear_status() {
+  StatusLine& line = status_line();
+  std::lock_guard<std::mutex> lock(line.mutex);
+  line.erase_locked();
+  std::fflush(stdout);
+  line.text.clear();
+}
+
 std::string fixed(double value, int decimals) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
@@ -38,6 +87,34 @@ std::string fixed(double value, int decimals) {
 }  // namespace log
 
 namespace {
+
+// Wraps the real sinks so that log lines and the status line do not overwrite each other.
+class StatusAwareSink : public spdlog::sinks::sink {
+ public:
+  explicit StatusAwareSink(std::vector<std::shared_ptr<spdlog::sinks::sink>> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    StatusLine& line = status_line();
+    std::lock_guard<std::mutex> lock(line.mutex);
+    line.erase_locked();
+    std::fflush(stdout);
+    for (auto& sink : inner_)
+      if (sink->should_log(msg.level)) sink->log(msg);
+    for (auto& sink : inner_) sink->flush();
+    line.draw_locked();
+  }
+  void flush() override {
+    for (auto& sink : inner_) sink->flush();
+  }
+  void set_pattern(const std::string& pattern) override {
+    for (auto& sink : inner_) sink->set_pattern(pattern);
+  }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override {
+    for (auto& sink : inner_) sink->set_formatter(f->clone());
+  }
+
+ private:
+  std::vector<std::shared_ptr<spdlog::sinks::sink>> inner_;
+};
 
 // Passes only messages below warn to its inner sink (stdout); warn and above go to stderr.
 class BelowWarnSink : public spdlog::sinks::sink {
@@ -63,7 +140,9 @@ bool configure_logging(const std::string& level) {
   auto out = std::make_shared<BelowWarnSink>(std::make_shared<spdlog::sinks::ansicolor_stdout_sink_mt>());
   auto err = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>();
   err->set_level(spdlog::level::warn);
-  auto logger = std::make_shared<spdlog::logger>("flowrun", spdlog::sinks_init_list{out, err});
+  status_line().tty = isatty(STDOUT_FILENO) == 1;
+  auto both = std::make_shared<StatusAwareSink>(std::vector<std::shared_ptr<spdlog::sinks::sink>>{out, err});
+  auto logger = std::make_shared<spdlog::logger>("flowrun", both);
   logger->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::info);

@@ -64,6 +64,30 @@ DatasetSource::DatasetSource(const StageArgs& args)
   }
 }
 
+// The class-balance check fine-tuning checklists ask for: a class with no samples, or
+// one with far fewer than the largest, skews both training and plain accuracy.
+void DatasetSource::warn_on_imbalance(const std::map<std::int64_t, std::size_t>& counts) const {
+  std::string empty;
+  std::size_t shown = 0;
+  for (std::size_t label = 0; label < classes_.size(); ++label) {
+    if (counts.count(static_cast<std::int64_t>(label))) continue;
+    if (shown++ < 5) empty += (empty.empty() ? "" : ", ") + classes_[label];
+  }
+  if (shown > 0 && class_subset_.empty()) {
+    log::warn("source '", node_id(), "': ", shown, " of ", classes_.size(), " classes have no samples (", empty,
+              shown > 5 ? ", ..." : "", "): the model still has an output for each");
+  }
+  if (counts.size() < 2) return;
+  auto [lo, hi] = std::minmax_element(counts.begin(), counts.end(),
+                                      [](const auto& a, const auto& b) { return a.second < b.second; });
+  const double ratio = static_cast<double>(hi->second) / static_cast<double>(lo->second);
+  if (ratio >= kImbalanceRatio) {
+    log::warn("source '", node_id(), "': classes are imbalanced: ", classes_[static_cast<std::size_t>(hi->first)], " has ",
+              hi->second, " samples, ", classes_[static_cast<std::size_t>(lo->first)], " ", lo->second, " (", log::fixed(ratio, 1),
+              "x); watch per-class recall and macro F1 rather than accuracy alone");
+  }
+}
+
 void DatasetSource::start() {
   select(list_records());
   std::map<std::int64_t, std::size_t> counts;
@@ -85,6 +109,7 @@ void DatasetSource::start() {
             world_size_ > 1 ? ", rank " + std::to_string(rank_) + "/" + std::to_string(world_size_) : "",
             "): ", table);
   if (records_.empty()) throw std::runtime_error("no samples left to emit (check the path, prefix, classes and split)");
+  warn_on_imbalance(counts);
   auto info = std::make_shared<DatasetInfo>();
   info->source = node_id();
   info->classes = classes_;

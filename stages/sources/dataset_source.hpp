@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,8 @@ class DatasetSource : public SourceStage {
 
  private:
   void select(std::vector<DatasetRecord> all);
+  void warn_on_imbalance(const std::map<std::int64_t, std::size_t>& counts) const;
+  static constexpr double kImbalanceRatio = 3.0;  // largest / smallest class above this: a warning
 
   std::uint64_t epochs_;
   bool shuffle_;

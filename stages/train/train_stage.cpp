@@ -9,6 +9,7 @@
 // training batches of the next epoch wait. The model every evaluation sees is
 // therefore fixed by the data, not by thread timing.
 #include <chrono>
+#include <cstdio>
 #include <deque>
 
 #include "flowrun/logging.hpp"
@@ -163,6 +164,7 @@ class TrainStage : public OrderedStage {
 
   void finish(Emitter& out) override {
     pump(out);
+    log::clear_status();
     if (trainer_) emit_state(out, "final");
     if (!queue_[kEvalPort].empty()) {
       log::warn("[", node_id(), "] the eval source produced more epochs than there were training epochs; the extra ",
@@ -199,6 +201,7 @@ class TrainStage : public OrderedStage {
   // Interrupted, or another stage failed: hand the last consistent state to the
   // checkpoint stage (not when this stage's own step threw half-way).
   void drain(StopReason reason, Emitter& out) override {
+    log::clear_status();
     if (!trainer_ || in_step_) return;
     emit_state(out, "stop");
     log::info("[", node_id(), "] run ", stop_reason_name(reason), ": state at step ", trainer_->step(), " handed on for saving");
@@ -259,8 +262,38 @@ class TrainStage : public OrderedStage {
     next_epoch_ = batch.epoch;
     window_.add(s);
     epoch_.add(s);
+    show_progress(batch.epoch);
     if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
     if (s.stepped && save_every_steps_ > 0 && trainer_->step() % save_every_steps_ == 0) emit_state(out, "step");
+  }
+
+  // The live status line on a terminal (log::status), at most 4 times a second.
+  void show_progress(std::uint64_t epoch) {
+    if (!log::interactive()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (progress_steps_from_ < 0) {
+      progress_steps_from_ = trainer_->step();
+      progress_since_ = now;
+    }
+    if (now - last_progress_ < std::chrono::milliseconds(250)) return;
+    last_progress_ = now;
+    const std::int64_t step = trainer_->step(), total = trainer_->total_steps();
+    const double secs = std::chrono::duration<double>(now - progress_since_).count();
+    const std::int64_t done_here = step - progress_steps_from_;
+    std::string eta = "--:--";
+    if (done_here > 0 && total > step) {
+      const auto left = static_cast<long>(secs / static_cast<double>(done_here) * static_cast<double>(total - step));
+      char text[32];
+      std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", left / 3600, left / 60 % 60, left % 60);
+      eta = text;
+    }
+    const std::string epochs = train_epochs_ > 0 ? "/" + std::to_string(train_epochs_) : "";
+    log::status("epoch " + std::to_string(epoch + 1) + epochs + "  step " + std::to_string(step) + "/" +
+                std::to_string(total) + "  loss " + log::fixed(window_.batches ? window_.loss_sum / window_.batches : 0, 4) +
+                "  acc " + log::fixed(window_.count ? static_cast<double>(window_.correct) / window_.count : 0, 3) +
+                "  lr " + log::fixed(trainer_->base_lr_now() * 1e3, 3) + "e-3  " +
+                std::to_string(static_cast<long>(window_.seconds() > 0 ? window_.count / window_.seconds() : 0)) +
+                " img/s  ETA " + eta);
   }
 
   void set_schedule(const Batch& batch) {
@@ -505,7 +538,10 @@ class TrainStage : public OrderedStage {
   RunControl* control_;
   bool ended_ = false;    // early stopping ended the run
   bool in_step_ = false;
-  bool changed_since_state_ = true;  // trained or evaluated since the last snapshot  // a train step is running (or threw): the state is not consistent
+  bool changed_since_state_ = true;
+  // The status line
+  std::int64_t progress_steps_from_ = -1;
+  std::chrono::steady_clock::time_point progress_since_, last_progress_;  // trained or evaluated since the last snapshot  // a train step is running (or threw): the state is not consistent
 };
 
 }  // namespace

@@ -173,5 +173,25 @@ TEST_F(Sources, ImageFolderListsTheSameSamplesAsTheTar) {
   EXPECT_EQ(report.nodes[0].items, 60u);
 }
 
+TEST(DatasetSource, WarnsWhenClassesAreImbalanced) {
+  TempDir dir;
+  for (const char* folder : {"cat", "dog", "eel"}) std::filesystem::create_directories(dir.path() + "/" + folder);
+  for (int i = 0; i < 7; ++i) dir.write("cat/" + std::to_string(i) + ".jpg", "x");
+  dir.write("dog/0.jpg", "x");
+  dir.write("dog/1.jpg", "x");  // eel/ stays empty: image_folder's classes are the folders with images
+  const std::string pipeline = dir.write("p.json", R"({"name": "balance", "nodes": [
+      {"id": "src", "plugin": "image_folder", "params": {"root": ")" + dir.path() + R"("}},
+      {"id": "sink", "plugin": "discard"}], "edges": ["src -> sink"]})");
+  auto r = run_flowrun({pipeline, "--run-dir", dir.path() + "/run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("classes are imbalanced: cat has 7 samples, dog 2 (3.5x)"), std::string::npos) << r.err;
+  // Balanced: no warning.
+  dir.write("dog/2.jpg", "x");
+  dir.write("dog/3.jpg", "x");
+  dir.write("dog/4.jpg", "x");
+  r = run_flowrun({pipeline, "--run-dir", dir.path() + "/run"});
+  EXPECT_EQ(r.err.find("imbalanced"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace flowrun::testing

@@ -49,6 +49,14 @@ void error(const Parts&... parts) {
 // "3.14" for fixed(3.14159, 2): numbers in log lines without format strings.
 std::string fixed(double value, int decimals);
 
+// A live status line at the bottom of a terminal ("epoch 1/3  step 420/1170 ... ETA
+// 4:12"): redrawn in place, kept below the log lines printed meanwhile. Only when
+// standard output is a terminal (interactive()); elsewhere status() does nothing and
+// the periodic log lines are the record. clear_status() removes it.
+bool interactive();
+void status(const std::string& text);
+void clear_status();
+
 }  // namespace log
 
 // Installs flowrun's sinks and pattern. `level` is one of trace, debug, info, warn,
