@@ -35,6 +35,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(train_plugin());
   registry.add(tensorboard_plugin());
   registry.add(checkpoint_plugin());
+  registry.add(report_plugin());
 }
 
 }  // namespace flowrun

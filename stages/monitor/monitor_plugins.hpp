@@ -1,4 +1,4 @@
-// Stages that watch a run: TensorBoard event files (run reports and checkpoints to come).
+// Stages that watch a run: TensorBoard event files; the run report and its JSON files.
 #pragma once
 
 #include "flowrun/plugin.hpp"
@@ -6,5 +6,6 @@
 namespace flowrun {
 
 PluginInfo tensorboard_plugin();
+PluginInfo report_plugin();
 
 }  // namespace flowrun

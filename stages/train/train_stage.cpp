@@ -15,6 +15,7 @@
 #include "flowrun/logging.hpp"
 #include "stages/batch/batch.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
+#include "stages/eval/evaluation.hpp"
 #include "stages/train/early_stopping.hpp"
 #include "stages/train/train_state.hpp"
 #include "stages/model/hub.hpp"
@@ -29,6 +30,7 @@ constexpr int kTrainPort = 0;
 constexpr int kEvalPort = 1;
 constexpr int kMetricsPort = 0;
 constexpr int kStatePort = 1;
+constexpr int kEvaluationsPort = 2;
 
 VitConfig model_config(const Params& p) {
   VitConfig c = vit_preset(p.string("model"));
@@ -89,6 +91,27 @@ TrainConfig train_config(const StageArgs& args) {
   return t;
 }
 
+// A small RGB picture of one sample of a batch (C, H, W), for reports: uint8 as it is,
+// normalized floats stretched to 0-255 per image; every k-th pixel so that the longer
+// side is at most Thumbnail::kThumbnailSide.
+Thumbnail thumbnail_of(const torch::Tensor& chw) {
+  torch::Tensor x = chw.detach().to(torch::kCPU, torch::kFloat);
+  if (chw.scalar_type() != torch::kByte) {
+    const float lo = x.min().item<float>(), hi = x.max().item<float>();
+    x = (x - lo) * (255.0f / std::max(hi - lo, 1e-6f));
+  }
+  const int64_t side = std::max(x.size(1), x.size(2));
+  const int64_t stride = (side + Thumbnail::kThumbnailSide - 1) / Thumbnail::kThumbnailSide;
+  x = x.slice(1, 0, x.size(1), stride).slice(2, 0, x.size(2), stride);
+  if (x.size(0) == 1) x = x.expand({3, x.size(1), x.size(2)});
+  const torch::Tensor hwc = x.slice(0, 0, 3).round().clamp(0, 255).to(torch::kByte).permute({1, 2, 0}).contiguous();
+  Thumbnail t;
+  t.height = static_cast<int>(hwc.size(0));
+  t.width = static_cast<int>(hwc.size(1));
+  t.rgb.assign(hwc.data_ptr<std::uint8_t>(), hwc.data_ptr<std::uint8_t>() + hwc.numel());
+  return t;
+}
+
 EarlyStoppingConfig early_stopping_config(const Params& p) {
   EarlyStoppingConfig c;
   c.metric = p.string("early_stopping_metric");
@@ -129,6 +152,8 @@ class TrainStage : public OrderedStage {
         threads_(static_cast<int>(args.params.integer("threads"))),
         eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]),
         state_connected_(args.outputs_connected.size() > kStatePort && args.outputs_connected[kStatePort]),
+        evaluations_connected_(args.outputs_connected.size() > kEvaluationsPort && args.outputs_connected[kEvaluationsPort]),
+        misclassified_top_(static_cast<std::size_t>(args.params.integer("misclassified_top"))),
         save_every_steps_(args.params.integer("save_every_steps")),
         save_every_epochs_(args.params.integer("save_every_epochs")),
         resume_from_(args.run->resume_from),
@@ -364,6 +389,7 @@ class TrainStage : public OrderedStage {
     const int classes = trainer_->model()->config.num_classes;
     eval_ = std::make_unique<ClassificationMetrics>(classes);
     ema_eval_ = std::make_unique<ClassificationMetrics>(classes);
+    worst_ = std::make_unique<WorstSamples>(misclassified_top_);
     eval_started_ = std::chrono::steady_clock::now();
   }
 
@@ -375,8 +401,31 @@ class TrainStage : public OrderedStage {
     const auto& batch = m.as<Batch>();
     if (batch.dataset && eval_epochs_ == 0) check_eval_epochs(*batch.dataset);
     if (batch.dataset) eval_source_ = batch.dataset->source;
-    trainer_->evaluate_batch(batch.images, batch.labels, *eval_);
+    if (evaluations_connected_) {
+      outcomes_.clear();
+      trainer_->evaluate_batch(batch.images, batch.labels, *eval_, false, &outcomes_);
+      keep_worst(batch);
+    } else {
+      trainer_->evaluate_batch(batch.images, batch.labels, *eval_);
+    }
     if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, *ema_eval_, true);
+  }
+
+  void keep_worst(const Batch& batch) {
+    const torch::Tensor labels = batch.labels.to(torch::kCPU, torch::kLong).contiguous();
+    const auto* label = labels.data_ptr<std::int64_t>();
+    for (std::size_t i = 0; i < outcomes_.size(); ++i) {
+      const auto& o = outcomes_[i];
+      if (o.predicted == label[i] || !worst_->wants(o.loss)) continue;
+      Misclassified m;
+      m.key = i < batch.keys.size() ? batch.keys[i] : "#" + std::to_string(i);
+      m.label = label[i];
+      m.predicted = o.predicted;
+      m.confidence = o.confidence;
+      m.loss = o.loss;
+      m.thumbnail = thumbnail_of(batch.images[static_cast<std::int64_t>(i)]);
+      worst_->add(std::move(m));
+    }
   }
 
   void check_eval_epochs(const DatasetInfo& info) {
@@ -413,6 +462,16 @@ class TrainStage : public OrderedStage {
               last_eval_->count(), " samples, ", secs, " s)",
               trainer_->has_ema() ? ", EMA accuracy " + std::to_string(last_ema_eval_->accuracy()) : std::string());
     if (!eval_source_.empty()) positions_[eval_source_] = {evaluations_, 0};
+    if (evaluations_connected_) {
+      auto evaluation = std::make_shared<Evaluation>();
+      evaluation->epoch = metrics->epoch;
+      evaluation->step = metrics->step;
+      evaluation->classes = class_names_;
+      evaluation->metrics = std::make_shared<ClassificationMetrics>(*last_eval_);
+      if (trainer_->has_ema()) evaluation->ema_metrics = std::make_shared<ClassificationMetrics>(*last_ema_eval_);
+      evaluation->worst = worst_->take();
+      out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluations_ - 1);
+    }
     const bool stop_now = early_.update(metrics->values);
     emit(out, metrics);
     if (early_.enabled()) {
@@ -526,6 +585,10 @@ class TrainStage : public OrderedStage {
   std::uint64_t metrics_index_ = 0;
   // Checkpoints, resuming and early stopping
   bool state_connected_;
+  bool evaluations_connected_;
+  std::size_t misclassified_top_;
+  std::unique_ptr<WorstSamples> worst_;
+  std::vector<Trainer::Outcome> outcomes_;
   std::int64_t save_every_steps_, save_every_epochs_;
   std::string resume_from_;
   std::unique_ptr<CheckpointFile> resume_;
@@ -573,7 +636,9 @@ PluginInfo train_plugin() {
               {"eval", kBatchKind, "held-out batches, one epoch per evaluation (no random augmentation)", false}};
   p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch and eval metrics"},
                {"state", kTrainStateKind, "snapshots for the checkpoint stage: every save_every_steps steps, at epoch "
-                                          "ends (save_every_epochs), at the end, and when the run is stopped"}};
+                                          "ends (save_every_epochs), at the end, and when the run is stopped"},
+               {"evaluations", kEvaluationKind, "each evaluation in full (confusion matrix, per class, EMA, the worst "
+                                                "misclassified samples with thumbnails), for the report stage"}};
   auto& s = p.params;
   // The model
   std::string presets;
@@ -631,6 +696,7 @@ PluginInfo train_plugin() {
   s.number_list("std", {}, "per-channel std for the mean above").max_length(4).range(1e-6, 100);
   s.integer("threads", 0, "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)").range(0, 1024);
   s.integer("log_every", 50, "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
+  s.integer("misclassified_top", 24, "evaluations output: keep this many misclassified samples of highest loss").range(0, 10000);
   // Checkpoints and early stopping
   s.integer("save_every_steps", 0, "emit a state snapshot every N optimizer steps (state port); 0 = off").min(0);
   s.integer("save_every_epochs", 1, "emit a state snapshot after every N epochs (after the evaluation); 0 = off").min(0);

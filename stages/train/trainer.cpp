@@ -262,7 +262,7 @@ torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
 }
 
 void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
-                             bool ema) {
+                             bool ema, std::vector<Outcome>* outcomes) {
   torch::Tensor logits = predict(images, ema);
   torch::Tensor y = labels.to(device_, true);
   namespace F = torch::nn::functional;
@@ -275,6 +275,10 @@ void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& l
   const auto* l = y_cpu.data_ptr<std::int64_t>();
   const auto* loss = losses.data_ptr<double>();
   for (int64_t i = 0; i < logits.size(0); ++i) metrics.add(l[i], r + i * k, k, loss[i]);
+  if (!outcomes) return;
+  const torch::Tensor top = std::get<0>(logits.softmax(1).max(1)).to(torch::kCPU, torch::kDouble).contiguous();
+  const auto* p = top.data_ptr<double>();
+  for (int64_t i = 0; i < logits.size(0); ++i) outcomes->push_back({r[i * k], p[i], loss[i]});
 }
 
 }  // namespace flowrun

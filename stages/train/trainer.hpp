@@ -75,8 +75,14 @@ class Trainer {
                         std::int64_t epoch);
   // Adds a batch to `metrics`: each sample's loss (no label smoothing) and ranked top-k
   // classes; `ema` uses the EMA weights.
+  // With `outcomes`, also each sample's predicted class, its probability and the loss.
+  struct Outcome {
+    std::int64_t predicted = 0;
+    double confidence = 0;
+    double loss = 0;
+  };
   void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
-                      bool ema = false);
+                      bool ema = false, std::vector<Outcome>* outcomes = nullptr);
   torch::Tensor predict(const torch::Tensor& images, bool ema = false);  // logits, eval mode
 
   // Appends the trainer's state to `out` (CPU copies; see train_state.hpp), and

@@ -1,0 +1,169 @@
+// report: the run folder's files for people and scripts. From the train stage's
+// metrics and evaluations outputs it writes
+//   metrics.jsonl       one JSON object per metrics record (scope, step, epoch, values), as they come
+//   eval.json           the latest evaluation in full: totals, per class, confusion matrix, EMA
+//   misclassified.json  its worst misclassified samples (file, true and predicted class, confidence, loss)
+//   report.html         the run report (report_html.hpp), rewritten after each evaluation and at the end
+// All but metrics.jsonl are replaced atomically; metrics.jsonl is appended line by
+// line (tail -f works) and rewritten clean at the end. A resumed run continues the
+// same files: records the killed run wrote after its checkpoint are dropped.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "flowrun/atomic_file.hpp"
+#include "flowrun/logging.hpp"
+#include "stages/eval/evaluation.hpp"
+#include "stages/monitor/monitor_plugins.hpp"
+#include "stages/monitor/report_html.hpp"
+#include "stages/train/metrics.hpp"
+
+namespace flowrun {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kMetricsPort = 0;
+
+nlohmann::json record_json(const Metrics& m) {
+  nlohmann::json j = {{"scope", m.scope}, {"step", m.step}, {"epoch", m.epoch}};
+  for (const auto& [name, value] : m.values) j[name] = value;
+  return j;
+}
+
+Metrics record_from_json(const nlohmann::json& j) {
+  Metrics m;
+  m.scope = j.value("scope", "");
+  m.step = j.value("step", std::uint64_t{0});
+  m.epoch = j.value("epoch", std::uint64_t{0});
+  for (const auto& [key, value] : j.items())
+    if (value.is_number() && key != "step" && key != "epoch") m.values[key] = value.get<double>();
+  return m;
+}
+
+void write_atomically(const std::string& path, const std::string& text) {
+  AtomicFile out(path);
+  out.write(text);
+  out.commit();
+}
+
+class ReportStage : public OrderedStage {
+ public:
+  explicit ReportStage(const StageArgs& args)
+      : OrderedStage(args),
+        folder_(!args.params.string("folder").empty() ? args.params.string("folder")
+                : args.run->folder.empty()            ? std::string("runs/report")
+                                                      : args.run->folder),
+        html_(args.params.boolean("html")) {
+    data_.name = args.run->name;
+    data_.pipeline_json = args.run->resolved_json;
+    data_.state = "running";
+  }
+
+  void start() override {
+    fs::create_directories(folder_);
+    jsonl_path_ = (fs::path(folder_) / "metrics.jsonl").string();
+    std::ifstream previous(jsonl_path_);
+    for (std::string line; std::getline(previous, line);) {
+      if (line.empty()) continue;
+      try {
+        data_.history.push_back(record_from_json(nlohmann::json::parse(line)));
+      } catch (const nlohmann::json::exception&) {
+        // A line cut short by a kill: dropped.
+      }
+    }
+    jsonl_.open(jsonl_path_, std::ios::app);
+    if (!jsonl_) throw std::runtime_error("cannot write " + jsonl_path_);
+  }
+
+  void process(Message in, Emitter&) override {
+    if (in.port == kMetricsPort) add_record(in.as<Metrics>());
+    else add_evaluation(std::static_pointer_cast<const Evaluation>(in.payload));
+  }
+
+  void finish(Emitter&) override {
+    data_.state = "finished";
+    std::string clean;
+    for (const Metrics& m : data_.history) clean += record_json(m).dump() + "\n";
+    jsonl_.close();
+    write_atomically(jsonl_path_, clean);
+    write_report();
+    if (html_) log::info("[", node_id(), "] run report: ", (fs::path(folder_) / "report.html").string());
+    finished_ = true;
+  }
+
+  void stop(StopReason reason) override {
+    if (finished_) return;
+    data_.state = stop_reason_name(reason);
+    write_report();
+  }
+
+ private:
+  void add_record(const Metrics& m) {
+    // A resumed run repeats steps the killed run had reached after its checkpoint.
+    auto& h = data_.history;
+    h.erase(std::remove_if(h.begin(), h.end(), [&](const Metrics& old) { return old.scope == m.scope && old.step >= m.step; }),
+            h.end());
+    h.push_back(m);
+    jsonl_ << record_json(m).dump() << "\n";
+    jsonl_.flush();
+  }
+
+  void add_evaluation(std::shared_ptr<const Evaluation> e) {
+    nlohmann::json j = {{"epoch", e->epoch}, {"step", e->step}, {"classes", e->classes},
+                        {"metrics", nlohmann::json::parse(e->metrics->to_json(e->classes))}};
+    if (e->ema_metrics) j["ema_metrics"] = nlohmann::json::parse(e->ema_metrics->to_json(e->classes));
+    write_atomically((fs::path(folder_) / "eval.json").string(), j.dump(2) + "\n");
+    nlohmann::json worst = nlohmann::json::array();
+    auto name = [&](std::int64_t c) {
+      return c >= 0 && static_cast<std::size_t>(c) < e->classes.size() ? e->classes[c] : std::to_string(c);
+    };
+    for (const Misclassified& m : e->worst) {
+      worst.push_back({{"key", m.key}, {"true", name(m.label)}, {"predicted", name(m.predicted)},
+                       {"confidence", m.confidence}, {"loss", m.loss}});
+    }
+    write_atomically((fs::path(folder_) / "misclassified.json").string(),
+                     nlohmann::json{{"epoch", e->epoch}, {"step", e->step}, {"samples", worst}}.dump(2) + "\n");
+    data_.evaluation = std::move(e);
+    write_report();
+  }
+
+  void write_report() {
+    if (html_) write_atomically((fs::path(folder_) / "report.html").string(), render_report_html(data_));
+  }
+
+  std::string folder_;
+  bool html_;
+  std::string jsonl_path_;
+  std::ofstream jsonl_;
+  ReportData data_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+PluginInfo report_plugin() {
+  PluginInfo p;
+  p.name = "report";
+  p.summary = "Writes metrics.jsonl, eval.json, misclassified.json and a self-contained HTML run report";
+  p.description =
+      "Ordered sink for the train stage's metrics and (optional) evaluations outputs. In the run folder\n"
+      "(or `folder`): metrics.jsonl (one JSON object per record: scope train / train_epoch / eval, step,\n"
+      "epoch, loss, accuracy, lr, grad_norm, images_per_s...), eval.json (the latest evaluation: totals,\n"
+      "per-class precision / recall / F1, confusion matrix, the EMA model's), misclassified.json (the\n"
+      "worst misclassified samples) and report.html: one file, no scripts or network, with SVG charts of\n"
+      "loss, accuracy, learning rate, throughput and gradient norm over steps, the confusion matrix as a\n"
+      "heatmap, the per-class table, thumbnails of the misclassified samples, the pipeline graph and the\n"
+      "resolved description. Rewritten after each evaluation and when the run ends (also when stopped).\n"
+      "\n"
+      "  {\"id\": \"report\", \"plugin\": \"report\"},   edges: \"train -> report.metrics\",\n"
+      "  \"train.evaluations -> report.evaluations\"";
+  p.role = Role::Ordered;
+  p.inputs = {{"metrics", kMetricsKind, "the train stage's metrics output"},
+              {"evaluations", kEvaluationKind, "the train stage's evaluations output", false}};
+  p.params.string("folder", "", "where the files go; \"\" = the run folder");
+  p.params.boolean("html", true, "write report.html");
+  p.create = [](const StageArgs& args) { return std::make_unique<ReportStage>(args); };
+  return p;
+}
+
+}  // namespace flowrun
