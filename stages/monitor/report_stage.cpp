@@ -27,6 +27,7 @@ constexpr int kMetricsPort = 0;
 nlohmann::json record_json(const Metrics& m) {
   nlohmann::json j = {{"scope", m.scope}, {"step", m.step}, {"epoch", m.epoch}};
   for (const auto& [name, value] : m.values) j[name] = value;
+  if (!m.note.empty()) j["note"] = m.note;
   return j;
 }
 
@@ -35,6 +36,7 @@ Metrics record_from_json(const nlohmann::json& j) {
   m.scope = j.value("scope", "");
   m.step = j.value("step", std::uint64_t{0});
   m.epoch = j.value("epoch", std::uint64_t{0});
+  m.note = j.value("note", "");
   for (const auto& [key, value] : j.items())
     if (value.is_number() && key != "step" && key != "epoch") m.values[key] = value.get<double>();
   return m;
@@ -71,6 +73,8 @@ class ReportStage : public OrderedStage {
         // A line cut short by a kill: dropped.
       }
     }
+    for (const Metrics& m : data_.history)
+      if (!m.note.empty()) data_.notes.push_back("step " + std::to_string(m.step) + ": " + m.note);
     jsonl_.open(jsonl_path_, std::ios::app);
     if (!jsonl_) throw std::runtime_error("cannot write " + jsonl_path_);
   }
@@ -104,6 +108,7 @@ class ReportStage : public OrderedStage {
     h.erase(std::remove_if(h.begin(), h.end(), [&](const Metrics& old) { return old.scope == m.scope && old.step >= m.step; }),
             h.end());
     h.push_back(m);
+    if (!m.note.empty()) data_.notes.push_back("step " + std::to_string(m.step) + ": " + m.note);
     jsonl_ << record_json(m).dump() << "\n";
     jsonl_.flush();
   }

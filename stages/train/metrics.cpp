@@ -11,6 +11,7 @@ std::string Metrics::describe() const {
     std::snprintf(text, sizeof text, " %s=%.6g", name.c_str(), value);
     s += text;
   }
+  if (!note.empty()) s += " note=" + note;
   return s;
 }
 

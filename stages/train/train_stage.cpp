@@ -16,6 +16,8 @@
 #include "stages/batch/batch.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/eval/evaluation.hpp"
+#include "stages/monitor/report_html.hpp"
+#include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
 #include "stages/train/train_state.hpp"
 #include "stages/model/hub.hpp"
@@ -112,6 +114,30 @@ Thumbnail thumbnail_of(const torch::Tensor& chw) {
   return t;
 }
 
+DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainConfig& t) {
+  const Params& p = args.params;
+  DiagnosticsConfig c;
+  c.train_node = args.node_id;
+  c.lr = t.lr;
+  c.clip_grad_norm = t.clip_grad_norm;
+  c.weight_decay = t.weight_decay;
+  c.drop_path = t.model.drop_path;
+  c.precision = t.precision == Precision::Fp32 ? "fp32" : t.precision == Precision::Bf16 ? "bf16" : "fp16";
+  c.strategy = p.string("strategy");
+  c.accumulation = t.accumulation;
+  // The remedies name other nodes: the batch stage feeding this one, an "augment" slot.
+  const PipelineSketch sketch = sketch_pipeline(args.run->resolved_json);
+  int self = -1;
+  for (std::size_t i = 0; i < sketch.nodes.size(); ++i) {
+    if (sketch.nodes[i] == args.node_id) self = static_cast<int>(i);
+    if (sketch.nodes[i] == "augment") c.augment_node = "augment";
+  }
+  for (const auto& [from, to] : sketch.edges)
+    if (to == self && sketch.plugins[static_cast<std::size_t>(from)] == "batch" && c.batch_node.empty())
+      c.batch_node = sketch.nodes[static_cast<std::size_t>(from)];
+  return c;
+}
+
 EarlyStoppingConfig early_stopping_config(const Params& p) {
   EarlyStoppingConfig c;
   c.metric = p.string("early_stopping_metric");
@@ -158,6 +184,7 @@ class TrainStage : public OrderedStage {
         save_every_epochs_(args.params.integer("save_every_epochs")),
         resume_from_(args.run->resume_from),
         early_(early_stopping_config(args.params)),
+        diagnostics_(diagnostics_config(args, config_)),
         control_(args.control) {}
 
   void start() override {
@@ -280,7 +307,7 @@ class TrainStage : public OrderedStage {
     if (class_names_.empty() && batch.dataset) class_names_ = batch.dataset->classes;
     if (!schedule_set_) set_schedule(batch);
     in_step_ = true;
-    const StepStats s = trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch));
+    const StepStats s = guarded_step(batch);
     in_step_ = false;
     changed_since_state_ = true;
     if (batch.dataset) positions_[batch.dataset->source] = {batch.epoch, batch.next_position};
@@ -290,6 +317,36 @@ class TrainStage : public OrderedStage {
     show_progress(batch.epoch);
     if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
     if (s.stepped && save_every_steps_ > 0 && trainer_->step() % save_every_steps_ == 0) emit_state(out, "step");
+  }
+
+  // The train step, with the diagnosis and its remedies when it fails the usual ways.
+  StepStats guarded_step(const Batch& batch) {
+    try {
+      return trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch));
+    } catch (const DivergedError& e) {
+      throw std::runtime_error(diagnostics_.diverged(e.what()).text());
+    } catch (const c10::OutOfMemoryError& e) {
+      throw std::runtime_error(diagnostics_.out_of_memory(first_line(e.what())).text());
+    } catch (const std::bad_alloc&) {
+      throw std::runtime_error(diagnostics_.out_of_memory("std::bad_alloc").text());
+    } catch (const c10::Error& e) {
+      const std::string what = e.what();
+      if (what.find("can't allocate memory") != std::string::npos || what.find("out of memory") != std::string::npos)
+        throw std::runtime_error(diagnostics_.out_of_memory(first_line(what)).text());
+      throw;
+    }
+  }
+
+  static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+  void note(Emitter& out, const Finding& finding) {
+    log::warn("[", node_id(), "] ", finding.text());
+    auto metrics = std::make_shared<Metrics>();
+    metrics->scope = "note";
+    metrics->epoch = next_epoch_;
+    metrics->step = static_cast<std::uint64_t>(trainer_->step());
+    metrics->note = finding.text();
+    emit(out, metrics);
   }
 
   // The live status line on a terminal (log::status), at most 4 times a second.
@@ -335,6 +392,8 @@ class TrainStage : public OrderedStage {
                 resume_->state.counter("trainer/total_steps"), ": the data or batch size changed, the run will not match");
     }
     trainer_->set_total_steps(total);
+    diagnostics_.set_run(total, LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, 0).warmup_steps,
+                         batch.images.size(0), trainer_->model()->config.num_classes);
     schedule_set_ = true;
     log::info("[", node_id(), "] ", total, " optimizer steps (batch ", batch.images.size(0), " x accumulation ",
               config_.accumulation, "), warmup ", LrSchedule::make(config_.schedule, total, config_.warmup_steps,
@@ -358,6 +417,7 @@ class TrainStage : public OrderedStage {
               " img/s");
     emit(out, metrics);
     window_ = Window();
+    if (auto finding = diagnostics_.on_train_window(trainer_->step(), metrics->values["loss"])) note(out, *finding);
   }
 
   void end_train_epoch(std::uint64_t epoch, Emitter& out) {
@@ -373,6 +433,7 @@ class TrainStage : public OrderedStage {
     metrics->values = {{"loss", epoch_.batches ? epoch_.loss_sum / epoch_.batches : 0.0},
                        {"accuracy", epoch_.count ? static_cast<double>(epoch_.correct) / epoch_.count : 0.0},
                        {"seconds", epoch_.seconds()}};
+    last_train_epoch_loss_ = metrics->values["loss"];
     log::info("[", node_id(), "] epoch ", epoch, " done: train loss ", metrics->values["loss"], ", accuracy ",
               metrics->values["accuracy"], ", ", epoch_.seconds(), " s");
     emit(out, metrics);
@@ -474,6 +535,9 @@ class TrainStage : public OrderedStage {
     }
     const bool stop_now = early_.update(metrics->values);
     emit(out, metrics);
+    if (auto finding = diagnostics_.on_evaluation(trainer_->step(), last_train_epoch_loss_, last_eval_->loss(),
+                                                  last_eval_->accuracy()))
+      note(out, *finding);
     if (early_.enabled()) {
       log::info("[", node_id(), "] early stopping: best eval ", early_.metric(), " ", early_.best(), ", ",
                 early_.evaluations_without_improvement(), " evaluation(s) without improvement");
@@ -598,6 +662,8 @@ class TrainStage : public OrderedStage {
   std::uint64_t state_index_ = 0;
   std::vector<Metrics> history_;
   EarlyStopping early_;
+  Diagnostics diagnostics_;
+  double last_train_epoch_loss_ = 0;
   RunControl* control_;
   bool ended_ = false;    // early stopping ended the run
   bool in_step_ = false;

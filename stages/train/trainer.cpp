@@ -179,8 +179,7 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
   loss = loss_of(logits, y, soft);
   stats.loss = loss.item<double>();
   if (!std::isfinite(stats.loss) && config_.precision != Precision::Fp16) {
-    throw std::runtime_error("the training loss is " + std::to_string(stats.loss) + " at step " + std::to_string(step_) +
-                             ": training diverged (lower the learning rate, enable clip_grad_norm, or use fp32)");
+    throw DivergedError("the training loss is " + std::to_string(stats.loss) + " at step " + std::to_string(step_));
   }
   torch::Tensor scaled = loss / config_.accumulation;
   if (config_.precision == Precision::Fp16) scaled = scaled * loss_scale_;
@@ -229,8 +228,7 @@ void Trainer::optimizer_step(StepStats& stats) {
   }
   stats.grad_norm = clip_and_measure();
   if (!std::isfinite(stats.grad_norm) && config_.precision != Precision::Fp16) {
-    throw std::runtime_error("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " +
-                             std::to_string(step_) + ": training diverged (lower the learning rate, enable clip_grad_norm)");
+    throw DivergedError("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " + std::to_string(step_));
   }
   optimizer_->step();
   optimizer_->zero_grad();

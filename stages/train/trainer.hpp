@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,12 @@ struct StepStats {
   bool stepped = false;     // the optimizer stepped after this micro-batch
   double grad_norm = 0;     // global norm before clipping, when stepped
   bool skipped = false;     // fp16: non-finite gradients, step skipped and scale lowered
+};
+
+// The loss or the gradient norm became NaN or infinite (outside fp16 loss scaling).
+class DivergedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 class Trainer {
