@@ -41,6 +41,9 @@ struct Evaluation : Payload {
   std::shared_ptr<const ClassificationMetrics> metrics;
   std::shared_ptr<const ClassificationMetrics> ema_metrics;  // null without EMA
   std::vector<Misclassified> worst;  // highest loss first
+  // After training: training samples whose label the model contradicts with high
+  // confidence in the last epoch (highest loss first); set on the run's last payload.
+  std::vector<Misclassified> suspected_label_errors;
 
   std::string describe() const override;
 };

@@ -172,18 +172,18 @@ std::string per_class_table(const Evaluation& e) {
   return o.str();
 }
 
-std::string misclassified_grid(const Evaluation& e) {
+std::string sample_grid(const Evaluation& e, const std::vector<Misclassified>& samples, const std::string& id) {
   std::ostringstream o;
-  o << "<div id=\"misclassified\" class=\"thumbs\">";
+  o << "<div id=\"" << id << "\" class=\"thumbs\">";
   auto name = [&](std::int64_t c) { return c >= 0 && static_cast<std::size_t>(c) < e.classes.size() ? e.classes[c] : std::to_string(c); };
-  for (const Misclassified& m : e.worst) {
+  for (const Misclassified& m : samples) {
     const std::string bmp = bmp_of(m.thumbnail);
     o << "<figure title=\"" << escape(m.key) << "\"><img width=\"96\" height=\"96\" alt=\"" << escape(m.key)
       << "\" src=\"data:image/bmp;base64," << base64(reinterpret_cast<const std::uint8_t*>(bmp.data()), bmp.size())
       << "\"/><figcaption><b>" << escape(name(m.predicted)) << "</b> " << num(100 * m.confidence, 3) << "%<br/>true "
       << escape(name(m.label)) << "<br/><span class=\"key\">" << escape(m.key) << "</span></figcaption></figure>";
   }
-  if (e.worst.empty()) o << "<p>none kept (misclassified_top is 0, or nothing was misclassified)</p>";
+  if (samples.empty()) o << "<p>none</p>";
   o << "</div>";
   return o.str();
 }
@@ -388,10 +388,16 @@ std::string render_report_html(const ReportData& r) {
     o << "<h2>Per class</h2>" << per_class_table(*r.evaluation);
     o << "<h2>Most confidently wrong</h2><p class=\"sub\">Misclassified evaluation samples with the highest loss: "
          "prediction and its probability, the true class, the file.</p>"
-      << misclassified_grid(*r.evaluation);
+      << sample_grid(*r.evaluation, r.evaluation->worst, "misclassified");
   } else {
     o << "<h2>Evaluation</h2><p>No evaluation yet (connect an eval input to the train stage and its evaluations output "
          "to this report).</p>";
+  }
+  if (r.evaluation && !r.evaluation->suspected_label_errors.empty()) {
+    o << "<h2>Suspected label errors</h2><p class=\"sub\">Training samples whose label the model contradicts with high "
+         "confidence in the last epoch: the class it sees and its probability, the label given, the file. Worth a "
+         "look: some are mislabelled, some are hard.</p>"
+      << sample_grid(*r.evaluation, r.evaluation->suspected_label_errors, "label-errors");
   }
   o << "<h2>Pipeline</h2>" << pipeline_svg(sketch_pipeline(r.pipeline_json));
   std::string pretty = r.pipeline_json;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <unordered_map>
 
 #include "flowrun/logging.hpp"
 #include "stages/batch/batch.hpp"
@@ -180,6 +181,8 @@ class TrainStage : public OrderedStage {
         state_connected_(args.outputs_connected.size() > kStatePort && args.outputs_connected[kStatePort]),
         evaluations_connected_(args.outputs_connected.size() > kEvaluationsPort && args.outputs_connected[kEvaluationsPort]),
         misclassified_top_(static_cast<std::size_t>(args.params.integer("misclassified_top"))),
+        label_error_confidence_(args.params.number("label_error_confidence")),
+        suspects_(static_cast<std::size_t>(args.params.integer("label_errors_top"))),
         save_every_steps_(args.params.integer("save_every_steps")),
         save_every_epochs_(args.params.integer("save_every_epochs")),
         resume_from_(args.run->resume_from),
@@ -217,6 +220,7 @@ class TrainStage : public OrderedStage {
   void finish(Emitter& out) override {
     pump(out);
     log::clear_status();
+    if (trainer_) report_suspects(out);
     if (trainer_) emit_state(out, "final");
     if (!queue_[kEvalPort].empty()) {
       log::warn("[", node_id(), "] the eval source produced more epochs than there were training epochs; the extra ",
@@ -306,9 +310,14 @@ class TrainStage : public OrderedStage {
     if (!trainer_) build(&batch);
     if (class_names_.empty() && batch.dataset) class_names_ = batch.dataset->classes;
     if (!schedule_set_) set_schedule(batch);
+    // The label check watches every epoch but the first (a random model's guesses say nothing).
+    const bool watch_labels = evaluations_connected_ && train_epochs_ > 0 && !batch.targets.defined() &&
+                              label_error_confidence_ < 1 && (batch.epoch > 0 || train_epochs_ == 1);
+    outcomes_.clear();
     in_step_ = true;
-    const StepStats s = guarded_step(batch);
+    const StepStats s = guarded_step(batch, watch_labels ? &outcomes_ : nullptr);
     in_step_ = false;
+    if (watch_labels) collect_suspects(batch);
     changed_since_state_ = true;
     if (batch.dataset) positions_[batch.dataset->source] = {batch.epoch, batch.next_position};
     next_epoch_ = batch.epoch;
@@ -320,9 +329,9 @@ class TrainStage : public OrderedStage {
   }
 
   // The train step, with the diagnosis and its remedies when it fails the usual ways.
-  StepStats guarded_step(const Batch& batch) {
+  StepStats guarded_step(const Batch& batch, std::vector<Trainer::Outcome>* outcomes) {
     try {
-      return trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch));
+      return trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch), outcomes);
     } catch (const DivergedError& e) {
       throw std::runtime_error(diagnostics_.diverged(e.what()).text());
     } catch (const c10::OutOfMemoryError& e) {
@@ -472,6 +481,58 @@ class TrainStage : public OrderedStage {
     if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, *ema_eval_, true);
   }
 
+  // The label-error check. A sample the model keeps assigning to another class, with
+  // high confidence, over the epochs is a suspect; counting every epoch (not only the
+  // last) keeps the suspects the model ends up memorizing. Decided in the last epoch,
+  // where every sample passes once more (and its thumbnail is taken).
+  void collect_suspects(const Batch& batch) {
+    const torch::Tensor labels = batch.labels.to(torch::kCPU, torch::kLong).contiguous();
+    const torch::Tensor indices = batch.indices.to(torch::kCPU, torch::kLong).contiguous();
+    const auto* label = labels.data_ptr<std::int64_t>();
+    const auto* index = indices.data_ptr<std::int64_t>();
+    const bool last_epoch = batch.epoch + 1 == train_epochs_;
+    for (std::size_t i = 0; i < outcomes_.size(); ++i) {
+      const auto& o = outcomes_[i];
+      LabelWatch& w = label_watch_[index[i]];
+      ++w.seen;
+      if (o.predicted != label[i]) {
+        ++w.wrong;
+        w.confidence_sum += o.confidence;
+        w.predicted = o.predicted;
+      }
+      if (!last_epoch || 2 * w.wrong <= w.seen) continue;  // right at least half the time
+      const double confidence = w.confidence_sum / w.wrong;
+      const double score = static_cast<double>(w.wrong) / w.seen + confidence;
+      if (confidence < label_error_confidence_ || !suspects_.wants(score)) continue;
+      Misclassified m;
+      m.key = i < batch.keys.size() ? batch.keys[i] : "#" + std::to_string(index[i]);
+      m.label = label[i];
+      m.predicted = w.predicted;
+      m.confidence = confidence;
+      m.loss = score;
+      m.thumbnail = thumbnail_of(batch.images[static_cast<std::int64_t>(i)]);
+      suspects_.add(std::move(m));
+    }
+  }
+
+  void report_suspects(Emitter& out) {
+    if (!evaluations_connected_ || label_error_confidence_ >= 1) return;
+    auto final = last_evaluation_ ? std::make_shared<Evaluation>(*last_evaluation_) : std::make_shared<Evaluation>();
+    final->classes = class_names_;
+    final->suspected_label_errors = suspects_.take();
+    const auto& found = final->suspected_label_errors;
+    auto name = [&](std::int64_t c) {
+      return c >= 0 && static_cast<std::size_t>(c) < class_names_.size() ? class_names_[c] : std::to_string(c);
+    };
+    log::info("[", node_id(), "] label check: ", found.size(), " training sample(s) the model assigned to another class in ",
+              "most epochs, with >= ", log::fixed(100 * label_error_confidence_, 0), "% mean confidence (suspected label errors",
+              found.empty() ? ")" : "; strongest first):");
+    for (std::size_t i = 0; i < found.size() && i < 5; ++i)
+      log::info("    ", found[i].key, ": labelled ", name(found[i].label), ", looks like ", name(found[i].predicted), " (",
+                log::fixed(100 * found[i].confidence, 1), "%)");
+    out.emit(kEvaluationsPort, std::move(final), next_epoch_, evaluations_);
+  }
+
   void keep_worst(const Batch& batch) {
     const torch::Tensor labels = batch.labels.to(torch::kCPU, torch::kLong).contiguous();
     const auto* label = labels.data_ptr<std::int64_t>();
@@ -531,6 +592,7 @@ class TrainStage : public OrderedStage {
       evaluation->metrics = std::make_shared<ClassificationMetrics>(*last_eval_);
       if (trainer_->has_ema()) evaluation->ema_metrics = std::make_shared<ClassificationMetrics>(*last_ema_eval_);
       evaluation->worst = worst_->take();
+      last_evaluation_ = evaluation;
       out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluations_ - 1);
     }
     const bool stop_now = early_.update(metrics->values);
@@ -652,6 +714,15 @@ class TrainStage : public OrderedStage {
   bool evaluations_connected_;
   std::size_t misclassified_top_;
   std::unique_ptr<WorstSamples> worst_;
+  double label_error_confidence_;
+  WorstSamples suspects_;
+  std::shared_ptr<const Evaluation> last_evaluation_;
+  struct LabelWatch {
+    std::int32_t seen = 0, wrong = 0;
+    std::int64_t predicted = -1;  // the latest other class
+    double confidence_sum = 0;    // over the wrong sightings
+  };
+  std::unordered_map<std::int64_t, LabelWatch> label_watch_;  // by dataset index
   std::vector<Trainer::Outcome> outcomes_;
   std::int64_t save_every_steps_, save_every_epochs_;
   std::string resume_from_;
@@ -763,6 +834,10 @@ PluginInfo train_plugin() {
   s.integer("threads", 0, "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)").range(0, 1024);
   s.integer("log_every", 50, "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
   s.integer("misclassified_top", 24, "evaluations output: keep this many misclassified samples of highest loss").range(0, 10000);
+  s.integer("label_errors_top", 24, "evaluations output: list this many suspected label errors after training").range(0, 10000);
+  s.number("label_error_confidence", 0.7, "a training sample is a suspected label error when the model assigns it to another "
+                                          "class in most epochs (the first left out) with at least this mean probability; "
+                                          "1 = no check").range(0.5, 1);
   // Checkpoints and early stopping
   s.integer("save_every_steps", 0, "emit a state snapshot every N optimizer steps (state port); 0 = off").min(0);
   s.integer("save_every_epochs", 1, "emit a state snapshot after every N epochs (after the evaluation); 0 = off").min(0);

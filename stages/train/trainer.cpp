@@ -165,7 +165,7 @@ torch::Tensor Trainer::loss_of(const torch::Tensor& logits, const torch::Tensor&
 }
 
 StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
-                               std::int64_t epoch) {
+                               std::int64_t epoch, std::vector<Outcome>* outcomes) {
   update_trainable(epoch);
   StepStats stats;
   const torch::Tensor x = prepare(images);
@@ -189,6 +189,7 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
     const torch::Tensor target = soft.defined() ? soft.argmax(1) : y;
     stats.correct = logits.argmax(1).eq(target).sum().item<std::int64_t>();
     stats.count = x.size(0);
+    if (outcomes) outcomes_of(logits.detach().to(torch::kFloat), y, *outcomes);
   }
   if (++micro_ == config_.accumulation) optimizer_step(stats);
   return stats;
@@ -259,6 +260,18 @@ torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
   return logits;
 }
 
+void Trainer::outcomes_of(const torch::Tensor& logits, const torch::Tensor& labels, std::vector<Outcome>& out) const {
+  namespace F = torch::nn::functional;
+  const torch::Tensor losses = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone))
+                                   .to(torch::kCPU, torch::kDouble)
+                                   .contiguous();
+  const auto [top, predicted] = logits.softmax(1).max(1);
+  const torch::Tensor p = top.to(torch::kCPU, torch::kDouble).contiguous();
+  const torch::Tensor c = predicted.to(torch::kCPU, torch::kLong).contiguous();
+  for (int64_t i = 0; i < logits.size(0); ++i)
+    out.push_back({c.data_ptr<std::int64_t>()[i], p.data_ptr<double>()[i], losses.data_ptr<double>()[i]});
+}
+
 void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
                              bool ema, std::vector<Outcome>* outcomes) {
   torch::Tensor logits = predict(images, ema);
@@ -273,10 +286,7 @@ void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& l
   const auto* l = y_cpu.data_ptr<std::int64_t>();
   const auto* loss = losses.data_ptr<double>();
   for (int64_t i = 0; i < logits.size(0); ++i) metrics.add(l[i], r + i * k, k, loss[i]);
-  if (!outcomes) return;
-  const torch::Tensor top = std::get<0>(logits.softmax(1).max(1)).to(torch::kCPU, torch::kDouble).contiguous();
-  const auto* p = top.data_ptr<double>();
-  for (int64_t i = 0; i < logits.size(0); ++i) outcomes->push_back({r[i * k], p[i], loss[i]});
+  if (outcomes) outcomes_of(logits, y, *outcomes);
 }
 
 }  // namespace flowrun

@@ -78,16 +78,18 @@ class Trainer {
   // The schedule's length in optimizer steps; call before the first batch.
   void set_total_steps(std::int64_t steps);
   // images (N, C, H, W) uint8 or float; labels (N) int64; soft_targets (N, classes) or undefined.
-  StepStats train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
-                        std::int64_t epoch);
-  // Adds a batch to `metrics`: each sample's loss (no label smoothing) and ranked top-k
-  // classes; `ema` uses the EMA weights.
-  // With `outcomes`, also each sample's predicted class, its probability and the loss.
+  // A sample's prediction: the top class, its softmax probability, the true label's loss.
   struct Outcome {
     std::int64_t predicted = 0;
     double confidence = 0;
     double loss = 0;
   };
+  // With `outcomes`, each sample's prediction as the step saw it (training mode).
+  StepStats train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
+                        std::int64_t epoch, std::vector<Outcome>* outcomes = nullptr);
+  // Adds a batch to `metrics`: each sample's loss (no label smoothing) and ranked top-k
+  // classes; `ema` uses the EMA weights.
+  // With `outcomes`, also each sample's predicted class, its probability and the loss.
   void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
                       bool ema = false, std::vector<Outcome>* outcomes = nullptr);
   torch::Tensor predict(const torch::Tensor& images, bool ema = false);  // logits, eval mode
@@ -116,6 +118,7 @@ class Trainer {
   torch::Tensor prepare(const torch::Tensor& images) const;
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
   double clip_and_measure();
+  void outcomes_of(const torch::Tensor& logits, const torch::Tensor& labels, std::vector<Outcome>& out) const;
   void optimizer_step(StepStats& stats);
   void update_ema();
 
