@@ -138,7 +138,7 @@ Finding Diagnostics::out_of_memory(const std::string& what) const {
                 " (half the batch, the same effective batch)");
   }
   if (c_.precision == "fp32" || c_.precision == "auto") r.push_back(flag("precision", "bf16") + " (mixed precision)");
-  r.push_back(flag("model", "vit_small_patch16_224") + " or a smaller image_size (a smaller model)");
+  r.push_back(flag("depth", std::to_string(std::max(1, c_.depth / 2))) + " (a smaller model; or a smaller preset, or a smaller image_size)");
   return {"out_of_memory", "out of memory in the train step (" + what + ")", r};
 }
 

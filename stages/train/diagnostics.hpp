@@ -29,6 +29,7 @@ struct DiagnosticsConfig {
   std::string precision = "fp32";
   std::string strategy = "full_ft";
   int num_classes = 10;
+  int depth = 12;
   std::int64_t warmup_steps = 0;
   std::int64_t total_steps = 0;
   std::int64_t batch_size = 0;

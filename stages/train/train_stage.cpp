@@ -126,6 +126,7 @@ DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainConfig& t
   c.precision = t.precision == Precision::Fp32 ? "fp32" : t.precision == Precision::Bf16 ? "bf16" : "fp16";
   c.strategy = p.string("strategy");
   c.accumulation = t.accumulation;
+  c.depth = t.model.depth;
   // The remedies name other nodes: the batch stage feeding this one, an "augment" slot.
   const PipelineSketch sketch = sketch_pipeline(args.run->resolved_json);
   int self = -1;

@@ -85,7 +85,7 @@ TEST(Diagnostics, ChanceAccuracyAndOutOfMemoryAdvice) {
   EXPECT_NE(oom.text().find("--set nodes.batcher.params.batch_size=32 --set nodes.trainer.params.accumulation=2"),
             std::string::npos)
       << oom.text();
-  EXPECT_NE(oom.text().find("model=vit_small_patch16_224"), std::string::npos) << oom.text();
+  EXPECT_NE(oom.text().find("--set nodes.trainer.params.depth=6"), std::string::npos) << oom.text();
 }
 
 // --- the symptoms in real runs -------------------------------------------------------
@@ -212,6 +212,23 @@ TEST(DiagnosticsPipeline, DeliberatelyFlippedLabelsAreSuspected) {
   // water, frogs on blue) means the check finds what it should.
   EXPECT_GE(found, 3) << "of 6 flipped labels, found " << found << " among:\n" << listed;
   EXPECT_NE(read_file(dir.path() + "/run/report.html").find("id=\"label-errors\""), std::string::npos);
+}
+
+TEST(DiagnosticsPipeline, RunningOutOfMemoryEndsWithAdvice) {
+  // A 3.5 GB address-space limit and a model with 1025 tokens per image: the first
+  // train step cannot allocate its activations.
+  TempDir dir;
+  const std::string p = dir.write("p.json", pipeline(8, 1, std::string("{") + kTiny +
+                                                           R"(, "patch_size": 1, "width": 128, "depth": 4})"));
+  const std::string cmd = "bash -c 'ulimit -v 3500000; exec " + flowrun_binary() + " " + p + " --run-dir " + dir.path() +
+                          "/run --set nodes.batch.params.batch_size=64' > " + dir.path() + "/out.txt 2>&1";
+  const int status = std::system(cmd.c_str());
+  const std::string out = read_file(dir.path() + "/out.txt");
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("out of memory in the train step"), std::string::npos) << out;
+  EXPECT_NE(out.find("--set nodes.batch.params.batch_size=32 --set nodes.train.params.accumulation=2"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("--set nodes.train.params.depth=2"), std::string::npos) << out;
 }
 
 }  // namespace
