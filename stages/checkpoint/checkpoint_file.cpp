@@ -15,7 +15,7 @@
 namespace flowrun {
 namespace {
 
-const char* const kTensorGroups[] = {"model", "ema", "optimizer", "grad", "rng"};
+const char* const kTensorGroups[] = {"model", "ema", "optimizer", "grad", "rng", "label_check"};
 
 Hdf5Type hdf5_type_of(const at::Tensor& t, const std::string& name) {
   switch (t.scalar_type()) {

@@ -9,6 +9,7 @@
 //   /optimizer/<name>/*   exp_avg, exp_avg_sq, step (AdamW) or momentum_buffer (SGD)
 //   /grad/<name>          accumulated gradients (only when taken mid-accumulation)
 //   /rng/torch_cpu        generator states (uint8)
+//   /label_check/*        the label-error check's per-sample counts (index, seen/wrong, ...)
 //   /state/...            counters (int64) and values (float64) of trainer and stage
 //   /data/<source>        int64 [epoch, position]: where each source's stream resumes
 //   /metrics/<scope>/*    the metrics so far: step, epoch and one float64 column per value

@@ -53,6 +53,20 @@ class Diagnostics {
   std::optional<Finding> on_train_window(std::int64_t step, double loss);
   // An evaluation, with the mean training loss of the epoch before it.
   std::optional<Finding> on_evaluation(std::int64_t step, double train_epoch_loss, double val_loss, double val_accuracy);
+  // Resuming: feeds the records of the run so far (in order) so that what was reported
+  // is not reported again and the curves continue. Call after set_run().
+  template <typename Records>
+  void replay(const Records& history) {
+    double train_epoch_loss = 0;
+    for (const auto& m : history) {
+      const auto loss = m.values.find("loss");
+      if (loss == m.values.end()) continue;
+      if (m.scope == "train") on_train_window(static_cast<std::int64_t>(m.step), loss->second);
+      if (m.scope == "train_epoch") train_epoch_loss = loss->second;
+      if (m.scope == "eval" && m.values.count("accuracy"))
+        on_evaluation(static_cast<std::int64_t>(m.step), train_epoch_loss, loss->second, m.values.at("accuracy"));
+    }
+  }
   // What to say when the train step could not allocate memory.
   Finding out_of_memory(const std::string& what) const;
   // What to say when the loss or gradient norm became NaN/Inf.

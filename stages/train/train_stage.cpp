@@ -404,6 +404,7 @@ class TrainStage : public OrderedStage {
     trainer_->set_total_steps(total);
     diagnostics_.set_run(total, LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, 0).warmup_steps,
                          batch.images.size(0), trainer_->model()->config.num_classes);
+    if (resume_) diagnostics_.replay(history_);
     schedule_set_ = true;
     log::info("[", node_id(), "] ", total, " optimizer steps (batch ", batch.images.size(0), " x accumulation ",
               config_.accumulation, "), warmup ", LrSchedule::make(config_.schedule, total, config_.warmup_steps,
@@ -649,6 +650,7 @@ class TrainStage : public OrderedStage {
     v["stage/early_stopping_best"] = early_.best();
     state->positions = positions_;
     state->history = history_;
+    save_label_watch(*state);
     out.emit(kStatePort, std::move(state), next_epoch_, state_index_++);
   }
 
@@ -670,6 +672,42 @@ class TrainStage : public OrderedStage {
     build(nullptr);  // weights come from the checkpoint, not from `pretrained`
   }
 
+  // The label check's per-sample counts travel in the checkpoint as five columns.
+  void save_label_watch(TrainState& state) const {
+    if (label_watch_.empty()) return;
+    const auto n = static_cast<std::int64_t>(label_watch_.size());
+    torch::Tensor index = torch::empty({n}, torch::kLong), predicted = torch::empty({n}, torch::kLong);
+    torch::Tensor counts = torch::empty({n, 2}, torch::kLong), confidence = torch::empty({n}, torch::kDouble);
+    std::int64_t k = 0;
+    for (const auto& [i, w] : label_watch_) {
+      index[k] = i;
+      predicted[k] = w.predicted;
+      counts[k][0] = w.seen;
+      counts[k][1] = w.wrong;
+      confidence[k] = w.confidence_sum;
+      ++k;
+    }
+    state.tensors.emplace_back("label_check/index", index);
+    state.tensors.emplace_back("label_check/predicted", predicted);
+    state.tensors.emplace_back("label_check/seen_wrong", counts);
+    state.tensors.emplace_back("label_check/confidence_sum", confidence);
+  }
+
+  void load_label_watch(const TrainState& state) {
+    const at::Tensor* index = state.find("label_check/index");
+    if (!index) return;
+    const auto i = index->contiguous(), p = state.find("label_check/predicted")->contiguous();
+    const auto c = state.find("label_check/seen_wrong")->contiguous();
+    const auto f = state.find("label_check/confidence_sum")->contiguous();
+    for (std::int64_t k = 0; k < i.size(0); ++k) {
+      LabelWatch& w = label_watch_[i.data_ptr<std::int64_t>()[k]];
+      w.predicted = p.data_ptr<std::int64_t>()[k];
+      w.seen = static_cast<std::int32_t>(c.data_ptr<std::int64_t>()[2 * k]);
+      w.wrong = static_cast<std::int32_t>(c.data_ptr<std::int64_t>()[2 * k + 1]);
+      w.confidence_sum = f.data_ptr<double>()[k];
+    }
+  }
+
   void apply_resume() {
     const TrainState& st = resume_->state;
     trainer_->load_state(st);
@@ -685,6 +723,7 @@ class TrainStage : public OrderedStage {
                    st.counter("stage/early_stopping_best_at", -1), st.counter("stage/early_stopping_seen"));
     positions_ = st.positions;
     next_epoch_ = st.epoch;
+    load_label_watch(st);
     history_ = st.history;
     if (st.counter("stage/evaluating")) begin_evaluation();
     changed_since_state_ = false;  // the state is the checkpoint's until the next batch

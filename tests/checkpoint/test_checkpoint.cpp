@@ -42,10 +42,11 @@ std::string resume_pipeline(int per_class = 8, int epochs = 3, const std::string
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
         "dropout": 0.1, "drop_path": 0.2, "lr": 2e-3, "warmup_steps": 3, "log_every": 2, "threads": 1,
         "ema_decay": 0.9, "save_every_steps": 1)" + extra_train + R"(}},
-    {"id": "ckpt", "plugin": "checkpoint", "params": {"keep_last": 0, "best_metric": "accuracy"}}],
+    {"id": "ckpt", "plugin": "checkpoint", "params": {"keep_last": 0, "best_metric": "accuracy"}},
+    {"id": "report", "plugin": "report"}],
   "edges": ["data -> decode -> crop -> flip -> batch -> train.train",
             "test_data -> test_decode -> test_batch -> train.eval",
-            "train.state -> ckpt"]})";
+            "train.state -> ckpt", "train -> report.metrics", "train.evaluations -> report.evaluations"]})";
 }
 
 std::string step_file(const std::string& folder, int step) {
@@ -199,6 +200,11 @@ TEST(Resume, FromMidEpochStepCheckpointsEndsBitIdentical) {
     for (std::size_t i = 0; i < a.size(); ++i)
       if (a[i].scope == "eval") EXPECT_EQ(a[i].values, b[i].values) << a[i].describe();
   }
+  // The evaluation's misclassified samples come out the same too.
+  const std::string wrong = read_file(dir.path() + "/full/misclassified.json");
+  EXPECT_NE(wrong.find("\"key\""), std::string::npos) << "nothing to compare";
+  for (int step : {2, 4, 9})
+    EXPECT_EQ(read_file(dir.path() + "/resumed" + std::to_string(step) + "/misclassified.json"), wrong) << step;
   // From the final checkpoint there is nothing left to do: the run ends cleanly.
   EXPECT_EQ(run_pipeline(json, dir.path() + "/after_end", final_file).reason, StopReason::Finished);
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/pipeline.hpp"
+#include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/core/collect.hpp"
 #include "stages/sources/tar_archive.hpp"
 #include "stages/train/diagnostics.hpp"
@@ -187,9 +188,11 @@ TEST(DiagnosticsPipeline, DeliberatelyFlippedLabelsAreSuspected) {
     {"id": "decode", "plugin": "jpeg_decode"},
     {"id": "batch", "plugin": "batch", "params": {"batch_size": 20, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
-        "threads": 1, "lr": 2e-3, "drop_path": 0, "label_smoothing": 0, "label_errors_top": 12}},
-    {"id": "report", "plugin": "report"}],
-  "edges": ["data -> decode -> batch -> train.train", "train -> report.metrics", "train.evaluations -> report.evaluations"]})";
+        "threads": 1, "lr": 2e-3, "drop_path": 0, "label_smoothing": 0, "label_errors_top": 12, "save_every_steps": 70}},
+    {"id": "report", "plugin": "report"},
+    {"id": "ckpt", "plugin": "checkpoint", "params": {"keep_last": 0}}],
+  "edges": ["data -> decode -> batch -> train.train", "train -> report.metrics", "train.evaluations -> report.evaluations",
+            "train.state -> ckpt"]})";
   RunOptions options;
   options.run_folder = dir.path() + "/run";
   Pipeline p(describe(json), options);
@@ -212,6 +215,14 @@ TEST(DiagnosticsPipeline, DeliberatelyFlippedLabelsAreSuspected) {
   // water, frogs on blue) means the check finds what it should.
   EXPECT_GE(found, 3) << "of 6 flipped labels, found " << found << " among:\n" << listed;
   EXPECT_NE(read_file(dir.path() + "/run/report.html").find("id=\"label-errors\""), std::string::npos);
+  // The check's per-sample counts travel in checkpoints: resumed mid-epoch 3, the same suspects.
+  RunOptions resumed;
+  resumed.run_folder = dir.path() + "/resumed";
+  resumed.resume_from = dir.path() + "/run/checkpoints/ckpt-step00000070.h5";
+  resumed.start_positions = read_checkpoint_positions(resumed.resume_from);
+  Pipeline again(describe(json), resumed);
+  again.run();
+  EXPECT_EQ(read_file(dir.path() + "/resumed/label_errors.json"), read_file(dir.path() + "/run/label_errors.json"));
 }
 
 TEST(DiagnosticsPipeline, RunningOutOfMemoryEndsWithAdvice) {
