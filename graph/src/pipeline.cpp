@@ -115,6 +115,7 @@ struct NodeRuntime {
   std::atomic<std::uint64_t> items{0};
   std::atomic<std::uint64_t> busy_ns{0};
   std::atomic<bool> ended{false};  // a source sent End / an ordered stage saw End on every input
+  std::atomic<bool> ending{false};  // sources: RunControl::end_run asked this stream to end
 };
 
 // Runs one call into a stage: times it, and turns an exception into the run's
@@ -196,7 +197,7 @@ class SourceBody {
       m.seq = next_seq_++;
       SourceItem item;
       bool have_item = false;
-      if (!run_->dropping() && !run_->ending.load(std::memory_order_relaxed)) {
+      if (!run_->dropping() && !node_->ending.load(std::memory_order_relaxed)) {
         call_stage(*node_, *run_, [&] { have_item = static_cast<SourceStage&>(*node_->stage).next(item); });
       }
       if (!have_item || run_->failed) {
@@ -300,6 +301,7 @@ class OrderedBody {
           break;
         case Signal::End:
           (*ended_)[static_cast<std::size_t>(port)] = true;
+          if (!run_->dropping()) stage.input_ended(port, *emitter_);
           if (all_inputs_ended()) {
             node_->ended = true;
             if (!run_->dropping()) stage.finish(*emitter_);
@@ -385,7 +387,8 @@ struct Pipeline::Impl : RunControl {
   void start_stages();
   void drain_stages(StopReason reason);
   void stop_stages(StopReason reason);
-  void end_run(const std::string& node_id, const std::string& why) override;
+  void end_run(const std::string& node_id, const std::string& why, const std::vector<std::string>& keep_running) override;
+  std::vector<std::string> sources_upstream(int node) const;
   std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
 };
@@ -421,8 +424,11 @@ void Pipeline::Impl::create_stages() {
     for (const std::string& kind : desc.input_kinds) args.inputs_connected.push_back(!kind.empty());
     args.outputs_connected.assign(desc.plugin->outputs.size(), false);
     const int self = description.node_index(desc.id);
-    for (const EdgeDesc& e : description.edges)
+    args.input_sources.assign(desc.plugin->inputs.size(), {});
+    for (const EdgeDesc& e : description.edges) {
       if (e.from_node == self) args.outputs_connected[static_cast<std::size_t>(e.from_port)] = true;
+      if (e.to_node == self) args.input_sources[static_cast<std::size_t>(e.to_port)] = sources_upstream(e.from_node);
+    }
     try {
       node->stage = desc.plugin->create(args);
     } catch (const std::exception& e) {
@@ -567,14 +573,35 @@ void Pipeline::Impl::start_stages() {
   }
 }
 
-void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why) {
+void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why,
+                             const std::vector<std::string>& keep_running) {
   {
     std::lock_guard<std::mutex> lock(run.error_mutex);
     if (run.ending) return;
     run.ended_by = node_id;
     run.ended_why = why;
   }
+  for (auto& node : nodes)
+    if (node->pool && std::find(keep_running.begin(), keep_running.end(), node->desc->id) == keep_running.end())
+      node->ending = true;
   run.ending = true;
+}
+
+std::vector<std::string> Pipeline::Impl::sources_upstream(int node) const {
+  std::vector<std::string> found;
+  std::vector<int> todo = {node};
+  std::vector<bool> seen(description.nodes.size(), false);
+  while (!todo.empty()) {
+    const int n = todo.back();
+    todo.pop_back();
+    if (seen[static_cast<std::size_t>(n)]) continue;
+    seen[static_cast<std::size_t>(n)] = true;
+    if (description.nodes[static_cast<std::size_t>(n)].plugin->role == Role::Source)
+      found.push_back(description.nodes[static_cast<std::size_t>(n)].id);
+    for (const EdgeDesc& e : description.edges)
+      if (e.to_node == n) todo.push_back(e.from_node);
+  }
+  return found;
 }
 
 // Failures while draining are logged, not thrown: the run's outcome is already decided.

@@ -35,6 +35,7 @@ struct Misclassified {
 };
 
 struct Evaluation : Payload {
+  std::string split = "val";  // "val" after an epoch, "test" once after training
   std::uint64_t epoch = 0;  // the training epoch it followed
   std::uint64_t step = 0;
   std::vector<std::string> classes;

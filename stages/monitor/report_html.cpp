@@ -127,13 +127,13 @@ Series series_of(const std::vector<Metrics>& history, const std::string& scope, 
   return s;
 }
 
-std::string confusion_heatmap(const Evaluation& e) {
+std::string confusion_heatmap(const Evaluation& e, const std::string& id = "confusion") {
   const auto& cm = e.metrics->confusion();
   const std::size_t n = cm.size();
   const bool numbers = n <= 20;
   const int cell = numbers ? 34 : std::max(3, 600 / static_cast<int>(std::max<std::size_t>(n, 1)));
   std::ostringstream o;
-  o << "<table id=\"confusion\" class=\"heatmap\"><tr><th class=\"corner\">true \\ predicted</th>";
+  o << "<table id=\"" << id << "\" class=\"heatmap\"><tr><th class=\"corner\">true \\ predicted</th>";
   for (std::size_t j = 0; j < n; ++j)
     o << "<th class=\"col\" title=\"" << escape(j < e.classes.size() ? e.classes[j] : std::to_string(j)) << "\">"
       << (numbers ? escape(j < e.classes.size() ? e.classes[j] : std::to_string(j)) : "") << "</th>";
@@ -158,10 +158,10 @@ std::string confusion_heatmap(const Evaluation& e) {
   return o.str();
 }
 
-std::string per_class_table(const Evaluation& e) {
+std::string per_class_table(const Evaluation& e, const std::string& id = "per-class") {
   const auto scores = e.metrics->per_class();
   std::ostringstream o;
-  o << "<table id=\"per-class\" class=\"scores\"><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
+  o << "<table id=\"" << id << "\" class=\"scores\"><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
        "<th>support</th></tr>";
   for (std::size_t c = 0; c < scores.size(); ++c) {
     o << "<tr><td>" << escape(c < e.classes.size() ? e.classes[c] : std::to_string(c)) << "</td><td>"
@@ -352,6 +352,10 @@ std::string render_report_html(const ReportData& r) {
   std::uint64_t last_step = 0;
   for (const Metrics& m : h) last_step = std::max(last_step, m.step);
   card("optimizer steps", std::to_string(last_step));
+  if (r.test && r.test->metrics) {
+    card("test accuracy", num(100 * r.test->metrics->accuracy(), 4) + "%");
+    card("test macro F1", num(r.test->metrics->macro_f1(), 3));
+  }
   if (r.evaluation && r.evaluation->metrics) {
     const auto& m = *r.evaluation->metrics;
     card("accuracy", num(100 * m.accuracy(), 4) + "%");
@@ -392,6 +396,11 @@ std::string render_report_html(const ReportData& r) {
   } else {
     o << "<h2>Evaluation</h2><p>No evaluation yet (connect an eval input to the train stage and its evaluations output "
          "to this report).</p>";
+  }
+  if (r.test && r.test->metrics) {
+    o << "<h2>Test split (once, after training)</h2>" << confusion_heatmap(*r.test, "test-confusion")
+      << per_class_table(*r.test, "test-per-class") << "<h3>Most confidently wrong on the test split</h3>"
+      << sample_grid(*r.test, r.test->worst, "test-misclassified");
   }
   if (r.evaluation && !r.evaluation->suspected_label_errors.empty()) {
     o << "<h2>Suspected label errors</h2><p class=\"sub\">Training samples whose label the model contradicts with high "

@@ -18,7 +18,8 @@ struct ReportData {
   std::string state;          // "running", "finished", "interrupted", "failed"
   std::string pipeline_json;  // the resolved description
   std::vector<Metrics> history;
-  std::shared_ptr<const Evaluation> evaluation;  // the latest; may be null
+  std::shared_ptr<const Evaluation> evaluation;  // the latest validation; may be null
+  std::shared_ptr<const Evaluation> test;        // the test split, once evaluated
   std::vector<std::string> notes;                // diagnostics and other remarks, shown near the top
 };
 

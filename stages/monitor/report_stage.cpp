@@ -2,6 +2,7 @@
 // metrics and evaluations outputs it writes
 //   metrics.jsonl       one JSON object per metrics record (scope, step, epoch, values), as they come
 //   eval.json           the latest evaluation in full: totals, per class, confusion matrix, EMA
+//   test.json, test_misclassified.json   the same for the test split (once, after training)
 //   misclassified.json  its worst misclassified samples (file, true and predicted class, confidence, loss)
 //   label_errors.json   after training: suspected label errors among the training samples
 //   report.html         the run report (report_html.hpp), rewritten after each evaluation and at the end
@@ -118,17 +119,18 @@ class ReportStage : public OrderedStage {
     auto name = [&](std::int64_t c) {
       return c >= 0 && static_cast<std::size_t>(c) < e->classes.size() ? e->classes[c] : std::to_string(c);
     };
+    const bool test = e->split == "test";
     if (e->metrics) {
-      nlohmann::json j = {{"epoch", e->epoch}, {"step", e->step}, {"classes", e->classes},
+      nlohmann::json j = {{"split", e->split}, {"epoch", e->epoch}, {"step", e->step}, {"classes", e->classes},
                           {"metrics", nlohmann::json::parse(e->metrics->to_json(e->classes))}};
       if (e->ema_metrics) j["ema_metrics"] = nlohmann::json::parse(e->ema_metrics->to_json(e->classes));
-      write_atomically((fs::path(folder_) / "eval.json").string(), j.dump(2) + "\n");
+      write_atomically((fs::path(folder_) / (test ? "test.json" : "eval.json")).string(), j.dump(2) + "\n");
       nlohmann::json worst = nlohmann::json::array();
       for (const Misclassified& m : e->worst) {
         worst.push_back({{"key", m.key}, {"true", name(m.label)}, {"predicted", name(m.predicted)},
                          {"confidence", m.confidence}, {"loss", m.loss}});
       }
-      write_atomically((fs::path(folder_) / "misclassified.json").string(),
+      write_atomically((fs::path(folder_) / (test ? "test_misclassified.json" : "misclassified.json")).string(),
                        nlohmann::json{{"epoch", e->epoch}, {"step", e->step}, {"samples", worst}}.dump(2) + "\n");
     }
     if (!e->suspected_label_errors.empty()) {
@@ -140,7 +142,8 @@ class ReportStage : public OrderedStage {
       write_atomically((fs::path(folder_) / "label_errors.json").string(),
                        nlohmann::json{{"samples", suspects}}.dump(2) + "\n");
     }
-    data_.evaluation = std::move(e);
+    if (test) data_.test = std::move(e);
+    else data_.evaluation = std::move(e);
     write_report();
   }
 

@@ -31,6 +31,7 @@ namespace {
 
 constexpr int kTrainPort = 0;
 constexpr int kEvalPort = 1;
+constexpr int kTestPort = 2;
 constexpr int kMetricsPort = 0;
 constexpr int kStatePort = 1;
 constexpr int kEvaluationsPort = 2;
@@ -179,6 +180,8 @@ class TrainStage : public OrderedStage {
         export_(args.params.string("export")),
         threads_(static_cast<int>(args.params.integer("threads"))),
         eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]),
+        test_connected_(args.inputs_connected.size() > kTestPort && args.inputs_connected[kTestPort]),
+        test_sources_(args.input_sources.size() > kTestPort ? args.input_sources[kTestPort] : std::vector<std::string>{}),
         state_connected_(args.outputs_connected.size() > kStatePort && args.outputs_connected[kStatePort]),
         evaluations_connected_(args.outputs_connected.size() > kEvaluationsPort && args.outputs_connected[kEvaluationsPort]),
         misclassified_top_(static_cast<std::size_t>(args.params.integer("misclassified_top"))),
@@ -218,6 +221,17 @@ class TrainStage : public OrderedStage {
     pump(out);
   }
 
+  // The end of the training stream is queued like its epoch ends, so that training is
+  // over only once every queued batch has been trained on.
+  void input_ended(int port, Emitter& out) override {
+    if (port != kTrainPort) return;
+    Message marker;
+    marker.signal = Signal::End;
+    marker.port = port;
+    queue_[kTrainPort].push_back(std::move(marker));
+    pump(out);
+  }
+
   void finish(Emitter& out) override {
     pump(out);
     log::clear_status();
@@ -229,7 +243,13 @@ class TrainStage : public OrderedStage {
     }
     if (!trainer_) throw std::runtime_error("no training batch arrived");
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() / 60;
-    if (evaluations_ > 0 && !last_eval_) {
+    if (tested_) {
+      log::info("[", node_id(), "] test split, per class:");
+      for (const auto& line : test_->table(class_names_)) log::info("    ", line);
+      log::info("[", node_id(), "] result: test accuracy ", test_->accuracy(), " and loss ", test_->loss(), " on ",
+                test_->count(), " test samples after ", trainer_->step(), " optimizer steps, ", minutes, " min",
+                last_eval_ ? " (last validation accuracy " + std::to_string(last_eval_->accuracy()) + ")" : std::string());
+    } else if (evaluations_ > 0 && !last_eval_) {
       // Resumed from a checkpoint taken after the last evaluation: nothing was left to do.
       const Metrics* last = nullptr;
       for (const Metrics& m : history_)
@@ -276,15 +296,22 @@ class TrainStage : public OrderedStage {
       if (ended_) {  // early stopping: what is still in flight is not used; its slots go back
         queue_[kTrainPort].clear();
         queue_[kEvalPort].clear();
-        return;
+        evaluating_ = false;
+        training_done_ = true;  // the test split, if any, is still evaluated
       }
-      auto& q = queue_[evaluating_ ? kEvalPort : kTrainPort];
+      const int port = evaluating_ ? kEvalPort : training_done_ ? kTestPort : kTrainPort;
+      auto& q = queue_[port];
       if (q.empty()) return;
       Message m = std::move(q.front());
       q.pop_front();
-      if (evaluating_) {
+      if (port == kEvalPort) {
         if (m.is_data()) eval_batch(m);
         else end_evaluation(out);
+      } else if (port == kTestPort) {
+        if (m.is_data()) test_batch(m);
+        else if (m.signal == Signal::EpochEnd) end_test(out);
+      } else if (m.signal == Signal::End) {
+        training_done_ = true;
       } else {
         if (m.is_data()) train_batch(m, out);
         else end_train_epoch(m.epoch, out);
@@ -535,6 +562,53 @@ class TrainStage : public OrderedStage {
     out.emit(kEvaluationsPort, std::move(final), next_epoch_, evaluations_);
   }
 
+  // The test split: evaluated once, after training (and after early stopping).
+  void test_batch(const Message& m) {
+    const auto& batch = m.as<Batch>();
+    if (!trainer_) return;
+    if (!test_) {
+      test_ = std::make_unique<ClassificationMetrics>(trainer_->model()->config.num_classes);
+      test_ema_ = std::make_unique<ClassificationMetrics>(trainer_->model()->config.num_classes);
+      worst_ = std::make_unique<WorstSamples>(misclassified_top_);
+      test_started_ = std::chrono::steady_clock::now();
+      log::info("[", node_id(), "] training done: evaluating the test split");
+    }
+    outcomes_.clear();
+    trainer_->evaluate_batch(batch.images, batch.labels, *test_, false, evaluations_connected_ ? &outcomes_ : nullptr);
+    if (evaluations_connected_) keep_worst(batch);
+    if (trainer_->has_ema()) trainer_->evaluate_batch(batch.images, batch.labels, *test_ema_, true);
+  }
+
+  void end_test(Emitter& out) {
+    if (!test_) return;
+    auto metrics = std::make_shared<Metrics>();
+    metrics->scope = "test";
+    metrics->epoch = next_epoch_;
+    metrics->step = static_cast<std::uint64_t>(trainer_->step());
+    metrics->values = {{"loss", test_->loss()},
+                       {"accuracy", test_->accuracy()},
+                       {"top5_accuracy", test_->top_k_accuracy()},
+                       {"macro_f1", test_->macro_f1()},
+                       {"samples", static_cast<double>(test_->count())}};
+    if (trainer_->has_ema()) metrics->values["ema_accuracy"] = test_ema_->accuracy();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - test_started_).count();
+    log::info("[", node_id(), "] test: loss ", test_->loss(), ", accuracy ", test_->accuracy(), ", top-5 ",
+              test_->top_k_accuracy(), ", macro F1 ", test_->macro_f1(), " (", test_->count(), " samples, ", secs, " s)");
+    if (evaluations_connected_) {
+      auto evaluation = std::make_shared<Evaluation>();
+      evaluation->split = "test";
+      evaluation->epoch = metrics->epoch;
+      evaluation->step = metrics->step;
+      evaluation->classes = class_names_;
+      evaluation->metrics = std::make_shared<ClassificationMetrics>(*test_);
+      if (trainer_->has_ema()) evaluation->ema_metrics = std::make_shared<ClassificationMetrics>(*test_ema_);
+      evaluation->worst = worst_->take();
+      out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluations_ + 1000000);
+    }
+    emit(out, metrics);
+    tested_ = true;
+  }
+
   void keep_worst(const Batch& batch) {
     const torch::Tensor labels = batch.labels.to(torch::kCPU, torch::kLong).contiguous();
     const auto* label = labels.data_ptr<std::int64_t>();
@@ -611,7 +685,7 @@ class TrainStage : public OrderedStage {
       const std::string why = early_.reason();
       log::info("[", node_id(), "] ", why, ": ending the run");
       ended_ = true;
-      if (control_) control_->end_run(node_id(), why);
+      if (control_) control_->end_run(node_id(), why, test_sources_);
     }
   }
 
@@ -738,10 +812,16 @@ class TrainStage : public OrderedStage {
   std::string export_;
   int threads_;
   bool eval_connected_;
+  bool test_connected_;
+  std::vector<std::string> test_sources_;  // kept running by early stopping
+  bool training_done_ = false;
+  bool tested_ = false;
+  std::unique_ptr<ClassificationMetrics> test_, test_ema_;
+  std::chrono::steady_clock::time_point test_started_;
   std::unique_ptr<Trainer> trainer_;
   std::vector<std::string> class_names_;
   bool schedule_set_ = false;
-  std::deque<Message> queue_[2];
+  std::deque<Message> queue_[3];
   bool evaluating_ = false;
   std::uint64_t train_epochs_ = 0, eval_epochs_ = 0, evaluations_ = 0;
   std::unique_ptr<ClassificationMetrics> eval_, ema_eval_, last_eval_, last_ema_eval_;
@@ -810,7 +890,9 @@ PluginInfo train_plugin() {
       "   \"pretrained\": \"google/vit-base-patch16-224-in21k\", \"strategy\": \"llrd\", \"lr\": 3e-5}}";
   p.role = Role::Ordered;
   p.inputs = {{"train", kBatchKind, "training batches"},
-              {"eval", kBatchKind, "held-out batches, one epoch per evaluation (no random augmentation)", false}};
+              {"eval", kBatchKind, "held-out batches, one epoch per evaluation (no random augmentation)", false},
+              {"test", kBatchKind, "test batches, one epoch, evaluated once after training (also after early stopping)",
+               false}};
   p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch and eval metrics"},
                {"state", kTrainStateKind, "snapshots for the checkpoint stage: every save_every_steps steps, at epoch "
                                           "ends (save_every_epochs), at the end, and when the run is stopped"},

@@ -36,8 +36,13 @@ std::string report_pipeline() {
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
         "lr": 2e-3, "log_every": 1, "threads": 1, "misclassified_top": 6, "ema_decay": 0.9,
         "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
-    {"id": "report", "plugin": "report"}],
+    {"id": "report", "plugin": "report"},
+    {"id": "final_data", "plugin": "tar", "params": {"paths": [")" + tar + R"("], "prefix": "test/", "classes": )" + classes +
+         R"(, "per_class_limit": 3, "shuffle": false}},
+    {"id": "final_decode", "plugin": "jpeg_decode"},
+    {"id": "final_batch", "plugin": "batch", "params": {"batch_size": 24}}],
   "edges": ["data -> decode -> batch -> train.train", "test_data -> test_decode -> test_batch -> train.eval",
+            "final_data -> final_decode -> final_batch -> train.test",
             "train -> report.metrics", "train.evaluations -> report.evaluations"]})";
 }
 
@@ -56,6 +61,10 @@ TEST(Report, WritesJsonLinesEvalJsonMisclassifiedAndAnHtmlReport) {
   EXPECT_EQ(scopes["train"], 8);
   EXPECT_EQ(scopes["train_epoch"], 2);
   EXPECT_EQ(scopes["eval"], 2);
+  EXPECT_EQ(scopes["test"], 1);
+  const auto test = nlohmann::json::parse(read_file(dir.path() + "/test.json"));
+  EXPECT_EQ(test["split"], "test");
+  EXPECT_EQ(test["metrics"]["count"], 24);
   for (const auto& r : records) {
     if (r["scope"] == "train") {
       for (const char* key : {"step", "epoch", "loss", "accuracy", "lr", "grad_norm", "images_per_s"})
@@ -87,11 +96,12 @@ TEST(Report, WritesJsonLinesEvalJsonMisclassifiedAndAnHtmlReport) {
   const std::string html = read_file(dir.path() + "/report.html");
   for (const char* id : {"id=\"summary\"", "id=\"chart-loss\"", "id=\"chart-accuracy\"", "id=\"chart-lr\"",
                          "id=\"chart-throughput\"", "id=\"chart-grad-norm\"", "id=\"confusion\"", "id=\"per-class\"",
-                         "id=\"misclassified\"", "id=\"pipeline-graph\"", "id=\"description\""})
+                         "id=\"misclassified\"", "id=\"pipeline-graph\"", "id=\"description\"", "id=\"test-confusion\"",
+                         "id=\"test-per-class\"", "id=\"test-misclassified\""})
     EXPECT_NE(html.find(id), std::string::npos) << id;
   EXPECT_EQ(count(html, "<script"), 0u);
   EXPECT_EQ(count(html, "http://") + count(html, "https://"), count(html, "http://www.w3.org/2000/svg"));
-  EXPECT_EQ(count(html, "src=\"data:image/bmp;base64,"), 6u);
+  EXPECT_EQ(count(html, "src=\"data:image/bmp;base64,"), 12u);  // 6 validation + 6 test
   const std::string confusion = html.substr(html.find("id=\"confusion\""));
   EXPECT_EQ(count(confusion.substr(0, confusion.find("</table>")), "<td "), 64u);
   EXPECT_GE(count(html, "<polyline"), 8u);  // train/val loss and accuracy, lr, throughput, grad norm...

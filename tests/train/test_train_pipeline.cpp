@@ -127,3 +127,63 @@ TEST(TrainPipeline, ExportsAModelThatLoadsAsPretrained) {
 
 }  // namespace
 }  // namespace flowrun::testing
+
+namespace flowrun::testing {
+namespace {
+
+// train (64 images) with a validation split from the training folder and a test split,
+// evaluated once at the end: also when early stopping ends the run first.
+std::string test_split_pipeline(const std::string& extra_train) {
+  const std::string classes = R"(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"])";
+  return R"({"name": "test_split", "seed": 4, "device": "cpu", "threads": 2, "prefetch": 256, "nodes": [
+    {"id": "data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "train/", "classes": )" +
+         classes + R"(, "per_class_limit": 10, "split": "train", "val_fraction": 0.2, "epochs": 6}},
+    {"id": "decode", "plugin": "jpeg_decode"},
+    {"id": "batch", "plugin": "batch", "params": {"batch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "val_data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "train/", "classes": )" +
+         classes + R"(, "per_class_limit": 10, "split": "val", "val_fraction": 0.2, "shuffle": false, "epochs": 6}},
+    {"id": "val_decode", "plugin": "jpeg_decode"},
+    {"id": "val_batch", "plugin": "batch", "params": {"batch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "test_data", "plugin": "tar", "params": {"paths": [")" + cifar_tar() + R"("], "prefix": "test/", "classes": )" +
+         classes + R"(, "per_class_limit": 5, "shuffle": false}},
+    {"id": "test_decode", "plugin": "jpeg_decode"},
+    {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
+        "threads": 1, "log_every": 100)" + extra_train + R"(}},
+    {"id": "log", "plugin": "collect"}],
+  "edges": ["data -> decode -> batch -> train.train", "val_data -> val_decode -> val_batch -> train.eval",
+            "test_data -> test_decode -> test_batch -> train.test", "train -> log"]})";
+}
+
+std::vector<std::string> scopes_in_order(Pipeline& p) {
+  std::vector<std::string> out;
+  for (const auto& item : static_cast<const Collect&>(*p.stage("log")).items())
+    if (item.signal == "data") out.push_back(item.payload.substr(0, item.payload.find(' ')));
+  return out;
+}
+
+TEST(TrainPipeline, EvaluatesTheTestSplitOnceAfterTraining) {
+  Pipeline p(describe(test_split_pipeline("")));
+  p.run();
+  const auto scopes = scopes_in_order(p);
+  ASSERT_FALSE(scopes.empty());
+  EXPECT_EQ(std::count(scopes.begin(), scopes.end(), "eval"), 6);
+  EXPECT_EQ(std::count(scopes.begin(), scopes.end(), "test"), 1);
+  EXPECT_EQ(scopes.back(), "test") << "the test split comes after the last evaluation";
+  const auto tests = metrics_lines(p, "test");
+  EXPECT_EQ(value_of(tests.at(0), "samples"), 40);
+  EXPECT_EQ(value_of(metrics_lines(p, "eval").back(), "samples"), 16);  // the 20% validation split
+}
+
+TEST(TrainPipeline, EarlyStoppingStillEvaluatesTheTestSplit) {
+  Pipeline p(describe(test_split_pipeline(R"(, "lr": 0, "early_stopping_metric": "loss", "early_stopping_patience": 1)")));
+  const RunReport report = p.run();
+  EXPECT_EQ(report.ended_by, "train");
+  const auto scopes = scopes_in_order(p);
+  EXPECT_EQ(std::count(scopes.begin(), scopes.end(), "eval"), 2);  // the second did not improve: stop
+  ASSERT_EQ(std::count(scopes.begin(), scopes.end(), "test"), 1);
+  EXPECT_EQ(value_of(metrics_lines(p, "test").at(0), "samples"), 40);
+}
+
+}  // namespace
+}  // namespace flowrun::testing

@@ -45,7 +45,10 @@ struct StreamPosition {
 class RunControl {
  public:
   virtual ~RunControl() = default;
-  virtual void end_run(const std::string& node_id, const std::string& why) = 0;
+  // Sources listed in `keep_running` go on to the end of their streams (a test split
+  // still to be evaluated after early stopping).
+  virtual void end_run(const std::string& node_id, const std::string& why,
+                       const std::vector<std::string>& keep_running = {}) = 0;
 };
 
 // Everything a stage is built from.
@@ -58,6 +61,7 @@ struct StageArgs {
   RandomStreams random;       // keyed on (seed, node_id)
   std::vector<bool> inputs_connected;   // per input port: optional ports may be left open
   std::vector<bool> outputs_connected;  // per output port: does any edge leave it
+  std::vector<std::vector<std::string>> input_sources;  // per input port: the source nodes upstream of it
   std::shared_ptr<const RunContext> run = std::make_shared<RunContext>();
   RunControl* control = nullptr;  // null outside a Pipeline (unit tests)
 };
@@ -139,6 +143,9 @@ class OrderedStage : public Stage {
   // All items of `epoch` on input `port` have been processed. The runtime forwards
   // the epoch end to every output after this returns, when it came on port 0.
   virtual void epoch_end(int port, std::uint64_t epoch, Emitter& out) {}
+  // Input `port` has ended (its stream is complete); called before finish() when it
+  // is the last. Lets a stage with several inputs act when one of them is done.
+  virtual void input_ended(int port, Emitter& out) {}
   // Every input has ended normally: emit what is still held (a last partial batch).
   virtual void finish(Emitter& out) {}
   // The run ends early (interrupted, or another stage failed) and this stage's state
