@@ -389,6 +389,7 @@ struct Pipeline::Impl : RunControl {
   void stop_stages(StopReason reason);
   void end_run(const std::string& node_id, const std::string& why, const std::vector<std::string>& keep_running) override;
   std::vector<std::string> sources_upstream(int node) const;
+  void end_sources(const std::vector<std::string>& sources) override;
   std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
 };
@@ -585,6 +586,11 @@ void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why,
     if (node->pool && std::find(keep_running.begin(), keep_running.end(), node->desc->id) == keep_running.end())
       node->ending = true;
   run.ending = true;
+}
+
+void Pipeline::Impl::end_sources(const std::vector<std::string>& sources) {
+  for (auto& node : nodes)
+    if (node->pool && std::find(sources.begin(), sources.end(), node->desc->id) != sources.end()) node->ending = true;
 }
 
 std::vector<std::string> Pipeline::Impl::sources_upstream(int node) const {

@@ -50,20 +50,28 @@ std::string utc_now() {
 
 // One column per value name; a record without that value gets NaN.
 void write_metrics(Hdf5File& f, const std::vector<Metrics>& history) {
-  std::map<std::string, std::vector<const Metrics*>> by_scope;
-  for (const Metrics& m : history) by_scope[m.scope].push_back(&m);
-  for (const auto& [scope, rows] : by_scope) {
+  std::map<std::string, std::vector<std::pair<std::int64_t, const Metrics*>>> by_scope;  // (position, record)
+  for (std::size_t i = 0; i < history.size(); ++i)
+    by_scope[history[i].scope].emplace_back(static_cast<std::int64_t>(i), &history[i]);
+  for (const auto& [scope, indexed] : by_scope) {
     std::set<std::string> names;
-    std::vector<std::int64_t> steps, epochs;
-    for (const Metrics* m : rows) {
+    std::vector<std::int64_t> steps, epochs, order;
+    std::vector<const Metrics*> rows;
+    std::string notes;
+    for (const auto& [position, m] : indexed) {
       for (const auto& [name, value] : m->values) names.insert(name);
       steps.push_back(static_cast<std::int64_t>(m->step));
       epochs.push_back(static_cast<std::int64_t>(m->epoch));
+      order.push_back(position);
+      rows.push_back(m);
+      if (scope == "note") notes += m->note + "\n";
     }
     const std::vector<std::int64_t> shape = {static_cast<std::int64_t>(rows.size())};
     const std::string group = "metrics/" + scope + "/";
     f.write(group + "step", Hdf5Type::I64, shape, steps.data());
     f.write(group + "epoch", Hdf5Type::I64, shape, epochs.data());
+    f.write(group + "order", Hdf5Type::I64, shape, order.data());  // position in the run's sequence of records
+    if (scope == "note") f.set_attribute("metrics/note", "text", notes);  // one line per note
     for (const std::string& name : names) {
       std::vector<double> column;
       for (const Metrics* m : rows) {
@@ -82,17 +90,31 @@ std::vector<Metrics> read_metrics(const Hdf5File& f) {
     const auto slash = path.find('/');
     if (slash == std::string::npos) continue;
     const std::string scope = path.substr(0, slash), name = path.substr(slash + 1);
-    if (name != "step" && name != "epoch") columns[scope].push_back(name);
+    if (name != "step" && name != "epoch" && name != "order") columns[scope].push_back(name);
     else columns[scope];
   }
+  std::vector<std::int64_t> orders;
   for (const auto& [scope, names] : columns) {
     const auto steps = f.read_i64("metrics/" + scope + "/step");
     const auto epochs = f.read_i64("metrics/" + scope + "/epoch");
+    const bool ordered = f.exists("metrics/" + scope + "/order");
+    const auto order = ordered ? f.read_i64("metrics/" + scope + "/order") : steps;
+    std::vector<std::string> notes;
+    if (scope == "note" && f.has_attribute("metrics/note", "text")) {
+      std::string text = f.string_attribute("metrics/note", "text");
+      for (std::size_t at = 0; at < text.size();) {
+        const std::size_t end = text.find('\n', at);
+        notes.push_back(text.substr(at, end - at));
+        at = end == std::string::npos ? text.size() : end + 1;
+      }
+    }
     std::vector<Metrics> rows(steps.size());
     for (std::size_t i = 0; i < rows.size(); ++i) {
       rows[i].scope = scope;
       rows[i].step = static_cast<std::uint64_t>(steps[i]);
       rows[i].epoch = static_cast<std::uint64_t>(epochs[i]);
+      if (i < notes.size()) rows[i].note = notes[i];
+      orders.push_back(order[i]);
     }
     for (const std::string& name : names) {
       const auto column = f.read_f64("metrics/" + scope + "/" + name);
@@ -102,8 +124,12 @@ std::vector<Metrics> read_metrics(const Hdf5File& f) {
     history.insert(history.end(), rows.begin(), rows.end());
   }
   // Scopes were read one after the other: restore the order they happened in.
-  std::stable_sort(history.begin(), history.end(), [](const Metrics& a, const Metrics& b) { return a.step < b.step; });
-  return history;
+  std::vector<std::size_t> by_order(history.size());
+  for (std::size_t i = 0; i < by_order.size(); ++i) by_order[i] = i;
+  std::stable_sort(by_order.begin(), by_order.end(), [&](std::size_t a, std::size_t b) { return orders[a] < orders[b]; });
+  std::vector<Metrics> sorted;
+  for (std::size_t i : by_order) sorted.push_back(std::move(history[i]));
+  return sorted;
 }
 
 }  // namespace

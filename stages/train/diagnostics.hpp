@@ -57,14 +57,12 @@ class Diagnostics {
   // is not reported again and the curves continue. Call after set_run().
   template <typename Records>
   void replay(const Records& history) {
-    double train_epoch_loss = 0;
     for (const auto& m : history) {
       const auto loss = m.values.find("loss");
       if (loss == m.values.end()) continue;
       if (m.scope == "train") on_train_window(static_cast<std::int64_t>(m.step), loss->second);
-      if (m.scope == "train_epoch") train_epoch_loss = loss->second;
-      if (m.scope == "eval" && m.values.count("accuracy"))
-        on_evaluation(static_cast<std::int64_t>(m.step), train_epoch_loss, loss->second, m.values.at("accuracy"));
+      if (m.scope == "eval" && m.values.count("accuracy") && m.values.count("train_loss"))
+        on_evaluation(static_cast<std::int64_t>(m.step), m.values.at("train_loss"), loss->second, m.values.at("accuracy"));
     }
   }
   // What to say when the train step could not allocate memory.

@@ -182,6 +182,9 @@ class TrainStage : public OrderedStage {
         eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]),
         test_connected_(args.inputs_connected.size() > kTestPort && args.inputs_connected[kTestPort]),
         test_sources_(args.input_sources.size() > kTestPort ? args.input_sources[kTestPort] : std::vector<std::string>{}),
+        eval_sources_(args.input_sources.size() > kEvalPort ? args.input_sources[kEvalPort] : std::vector<std::string>{}),
+        eval_every_steps_(args.params.integer("eval_every_steps")),
+        eval_at_epoch_end_(args.params.boolean("eval_at_epoch_end")),
         state_connected_(args.outputs_connected.size() > kStatePort && args.outputs_connected[kStatePort]),
         evaluations_connected_(args.outputs_connected.size() > kEvaluationsPort && args.outputs_connected[kEvaluationsPort]),
         misclassified_top_(static_cast<std::size_t>(args.params.integer("misclassified_top"))),
@@ -237,7 +240,7 @@ class TrainStage : public OrderedStage {
     log::clear_status();
     if (trainer_) report_suspects(out);
     if (trainer_) emit_state(out, "final");
-    if (!queue_[kEvalPort].empty()) {
+    if (!queue_[kEvalPort].empty() && eval_every_steps_ == 0) {
       log::warn("[", node_id(), "] the eval source produced more epochs than there were training epochs; the extra ",
                 "ones were not evaluated (give it as many epochs as the training source)");
     }
@@ -299,6 +302,7 @@ class TrainStage : public OrderedStage {
         evaluating_ = false;
         training_done_ = true;  // the test split, if any, is still evaluated
       }
+      if (training_done_ && !evaluating_) queue_[kEvalPort].clear();  // epochs to spare, unused
       const int port = evaluating_ ? kEvalPort : training_done_ ? kTestPort : kTrainPort;
       auto& q = queue_[port];
       if (q.empty()) return;
@@ -312,6 +316,8 @@ class TrainStage : public OrderedStage {
         else if (m.signal == Signal::EpochEnd) end_test(out);
       } else if (m.signal == Signal::End) {
         training_done_ = true;
+        // An eval source repeating for step evaluations has epochs to spare: end it.
+        if (eval_every_steps_ > 0 && control_) control_->end_sources(eval_sources_);
       } else {
         if (m.is_data()) train_batch(m, out);
         else end_train_epoch(m.epoch, out);
@@ -353,6 +359,10 @@ class TrainStage : public OrderedStage {
     epoch_.add(s);
     show_progress(batch.epoch);
     if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
+    // A step evaluation starts before the step's snapshot, which thus records it as due.
+    if (s.stepped && eval_connected_ && eval_every_steps_ > 0 && trainer_->step() % eval_every_steps_ == 0 &&
+        !(eval_at_epoch_end_ && batch.steps_per_epoch > 0 && (batch.step + 1) % batch.steps_per_epoch == 0))
+      begin_evaluation(batch.epoch, false);
     if (s.stepped && save_every_steps_ > 0 && trainer_->step() % save_every_steps_ == 0) emit_state(out, "step");
   }
 
@@ -431,7 +441,6 @@ class TrainStage : public OrderedStage {
     trainer_->set_total_steps(total);
     diagnostics_.set_run(total, LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, 0).warmup_steps,
                          batch.images.size(0), trainer_->model()->config.num_classes);
-    if (resume_) diagnostics_.replay(history_);
     schedule_set_ = true;
     log::info("[", node_id(), "] ", total, " optimizer steps (batch ", batch.images.size(0), " x accumulation ",
               config_.accumulation, "), warmup ", LrSchedule::make(config_.schedule, total, config_.warmup_steps,
@@ -476,15 +485,17 @@ class TrainStage : public OrderedStage {
               metrics->values["accuracy"], ", ", epoch_.seconds(), " s");
     emit(out, metrics);
     epoch_ = Window();
-    if (!eval_connected_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) {
+    if (!eval_connected_ || !eval_at_epoch_end_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) {
       if (epoch_save_due(epoch)) emit_state(out, "epoch");
       return;
     }
-    begin_evaluation();
+    begin_evaluation(epoch, true);
   }
 
-  void begin_evaluation() {
+  void begin_evaluation(std::uint64_t epoch, bool after_epoch_end) {
     evaluating_ = true;
+    eval_epoch_ = epoch;
+    eval_after_epoch_end_ = after_epoch_end;
     const int classes = trainer_->model()->config.num_classes;
     eval_ = std::make_unique<ClassificationMetrics>(classes);
     ema_eval_ = std::make_unique<ClassificationMetrics>(classes);
@@ -628,6 +639,17 @@ class TrainStage : public OrderedStage {
 
   void check_eval_epochs(const DatasetInfo& info) {
     eval_epochs_ = info.epochs;
+    if (eval_every_steps_ > 0) {
+      const std::uint64_t needed = (eval_at_epoch_end_ ? train_epochs_ : 0) +
+                                   static_cast<std::uint64_t>(trainer_->total_steps() / eval_every_steps_);
+      if (eval_epochs_ < needed) {
+        throw std::runtime_error("eval source '" + info.source + "' runs " + std::to_string(eval_epochs_) +
+                                 " epoch(s) but this run evaluates up to " + std::to_string(needed) + " times (every " +
+                                 std::to_string(eval_every_steps_) + " steps" + (eval_at_epoch_end_ ? " and after each epoch" : "") +
+                                 "): set its epochs to " + std::to_string(needed) + " or more (the spare ones are not read)");
+      }
+      return;
+    }
     if (train_epochs_ > 0 && eval_epochs_ != train_epochs_) {
       log::warn("[", node_id(), "] eval source '", info.source, "' runs ", eval_epochs_, " epoch(s) and training ",
                 train_epochs_, ": the model is evaluated after the first ", std::min(eval_epochs_, train_epochs_),
@@ -641,13 +663,16 @@ class TrainStage : public OrderedStage {
     changed_since_state_ = true;
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "eval";
-    metrics->epoch = evaluations_ - 1;
+    metrics->epoch = eval_epoch_;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
     metrics->values = {{"loss", eval_->loss()},
                        {"accuracy", eval_->accuracy()},
                        {"top5_accuracy", eval_->top_k_accuracy()},
                        {"macro_f1", eval_->macro_f1()},
-                       {"samples", static_cast<double>(eval_->count())}};
+                       {"samples", static_cast<double>(eval_->count())},
+                       // the mean training loss of the epoch so far, to compare with
+                       {"train_loss", eval_after_epoch_end_ || epoch_.batches == 0 ? last_train_epoch_loss_
+                                                                                   : epoch_.loss_sum / epoch_.batches}};
     if (trainer_->has_ema()) {
       metrics->values["ema_loss"] = ema_eval_->loss();
       metrics->values["ema_accuracy"] = ema_eval_->accuracy();
@@ -655,7 +680,8 @@ class TrainStage : public OrderedStage {
     last_eval_ = std::move(eval_);
     last_ema_eval_ = std::move(ema_eval_);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_started_).count();
-    log::info("[", node_id(), "] eval after epoch ", metrics->epoch, ": loss ", last_eval_->loss(), ", accuracy ",
+    log::info("[", node_id(), "] eval ", eval_after_epoch_end_ ? "after epoch " : "at step " + std::to_string(metrics->step) + ", epoch ",
+              metrics->epoch, ": loss ", last_eval_->loss(), ", accuracy ",
               last_eval_->accuracy(), ", top-5 ", last_eval_->top_k_accuracy(), ", macro F1 ", last_eval_->macro_f1(), " (",
               last_eval_->count(), " samples, ", secs, " s)",
               trainer_->has_ema() ? ", EMA accuracy " + std::to_string(last_ema_eval_->accuracy()) : std::string());
@@ -673,14 +699,15 @@ class TrainStage : public OrderedStage {
     }
     const bool stop_now = early_.update(metrics->values);
     emit(out, metrics);
-    if (auto finding = diagnostics_.on_evaluation(trainer_->step(), last_train_epoch_loss_, last_eval_->loss(),
+    const double train_loss = metrics->values["train_loss"];
+    if (auto finding = diagnostics_.on_evaluation(trainer_->step(), train_loss, last_eval_->loss(),
                                                   last_eval_->accuracy()))
       note(out, *finding);
     if (early_.enabled()) {
       log::info("[", node_id(), "] early stopping: best eval ", early_.metric(), " ", early_.best(), ", ",
                 early_.evaluations_without_improvement(), " evaluation(s) without improvement");
     }
-    if (epoch_save_due(metrics->epoch)) emit_state(out, "epoch");
+    if (eval_after_epoch_end_ && epoch_save_due(metrics->epoch)) emit_state(out, "epoch");
     if (stop_now) {
       const std::string why = early_.reason();
       log::info("[", node_id(), "] ", why, ": ending the run");
@@ -710,6 +737,8 @@ class TrainStage : public OrderedStage {
     auto& c = state->counters;
     c["stage/evaluations"] = static_cast<std::int64_t>(evaluations_);
     c["stage/evaluating"] = evaluating_ ? 1 : 0;
+    c["stage/eval_epoch"] = static_cast<std::int64_t>(eval_epoch_);
+    c["stage/eval_after_epoch_end"] = eval_after_epoch_end_ ? 1 : 0;
     c["stage/metrics_index"] = static_cast<std::int64_t>(metrics_index_);
     c["stage/epoch_batches"] = epoch_.batches;
     c["stage/epoch_count"] = epoch_.count;
@@ -718,9 +747,15 @@ class TrainStage : public OrderedStage {
     c["stage/early_stopping_bad"] = early_.evaluations_without_improvement();
     c["stage/early_stopping_best_at"] = early_.best_evaluation();
     c["stage/early_stopping_seen"] = early_.seen();
+    c["stage/window_batches"] = window_.batches;
+    c["stage/window_count"] = window_.count;
+    c["stage/window_correct"] = window_.correct;
+    c["stage/window_steps"] = window_.steps;
     auto& v = state->values;
     v["stage/epoch_loss_sum"] = epoch_.loss_sum;
     v["stage/epoch_grad_norm_sum"] = epoch_.grad_norm_sum;
+    v["stage/window_loss_sum"] = window_.loss_sum;
+    v["stage/window_grad_norm_sum"] = window_.grad_norm_sum;
     v["stage/early_stopping_best"] = early_.best();
     state->positions = positions_;
     state->history = history_;
@@ -793,13 +828,26 @@ class TrainStage : public OrderedStage {
     epoch_.steps = st.counter("stage/epoch_steps");
     epoch_.loss_sum = st.value("stage/epoch_loss_sum");
     epoch_.grad_norm_sum = st.value("stage/epoch_grad_norm_sum");
+    // The log window in progress (its images/s restarts: time is not part of the state).
+    window_.batches = st.counter("stage/window_batches");
+    window_.count = st.counter("stage/window_count");
+    window_.correct = st.counter("stage/window_correct");
+    window_.steps = st.counter("stage/window_steps");
+    window_.loss_sum = st.value("stage/window_loss_sum");
+    window_.grad_norm_sum = st.value("stage/window_grad_norm_sum");
     early_.restore(st.value("stage/early_stopping_best"), st.counter("stage/early_stopping_bad"),
                    st.counter("stage/early_stopping_best_at", -1), st.counter("stage/early_stopping_seen"));
     positions_ = st.positions;
     next_epoch_ = st.epoch;
     load_label_watch(st);
+    // The diagnostics see the run so far again (before the first evaluation or batch of this process).
+    const std::int64_t total = st.counter("trainer/total_steps");
+    diagnostics_.set_run(total, LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, 0).warmup_steps,
+                         0, trainer_->model()->config.num_classes);
+    diagnostics_.replay(st.history);
     history_ = st.history;
-    if (st.counter("stage/evaluating")) begin_evaluation();
+    if (st.counter("stage/evaluating"))
+      begin_evaluation(static_cast<std::uint64_t>(st.counter("stage/eval_epoch")), st.counter("stage/eval_after_epoch_end", 1) != 0);
     changed_since_state_ = false;  // the state is the checkpoint's until the next batch
     log::info("[", node_id(), "] resumed from ", resume_from_, " (", st.reason, " checkpoint): step ", st.step,
               ", epoch ", st.epoch, ", ", evaluations_, " evaluation(s) done");
@@ -814,6 +862,11 @@ class TrainStage : public OrderedStage {
   bool eval_connected_;
   bool test_connected_;
   std::vector<std::string> test_sources_;  // kept running by early stopping
+  std::vector<std::string> eval_sources_;  // ended when training is done (step evaluations)
+  std::int64_t eval_every_steps_;
+  bool eval_at_epoch_end_;
+  std::uint64_t eval_epoch_ = 0;         // the training epoch of the evaluation in progress
+  bool eval_after_epoch_end_ = true;     // or at a step inside it
   bool training_done_ = false;
   bool tested_ = false;
   std::unique_ptr<ClassificationMetrics> test_, test_ema_;
@@ -955,6 +1008,9 @@ PluginInfo train_plugin() {
   s.number_list("std", {}, "per-channel std for the mean above").max_length(4).range(1e-6, 100);
   s.integer("threads", 0, "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)").range(0, 1024);
   s.integer("log_every", 50, "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
+  s.integer("eval_every_steps", 0, "also evaluate every N optimizer steps (the eval source needs one epoch per "
+                                    "evaluation: give it enough; the spare ones are ended); 0 = off").min(0);
+  s.boolean("eval_at_epoch_end", true, "evaluate after every training epoch");
   s.integer("misclassified_top", 24, "evaluations output: keep this many misclassified samples of highest loss").range(0, 10000);
   s.integer("label_errors_top", 24, "evaluations output: list this many suspected label errors after training").range(0, 10000);
   s.number("label_error_confidence", 0.7, "a training sample is a suspected label error when the model assigns it to another "

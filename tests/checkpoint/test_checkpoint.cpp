@@ -175,9 +175,10 @@ TEST(CheckpointFile, RoundTripsEveryPartOfATrainState) {
   EXPECT_EQ(r.state.positions.at("data").epoch, 1u);
   EXPECT_EQ(r.state.positions.at("data").position, 48u);
   ASSERT_EQ(r.state.history.size(), 2u);
-  EXPECT_EQ(r.state.history[0].scope, "train");  // in step order
-  EXPECT_EQ(r.state.history[1].values.at("accuracy"), 0.25);
-  EXPECT_EQ(r.state.history[1].values.count("samples"), 0u);
+  EXPECT_EQ(r.state.history[0].scope, "eval");  // in the order they happened, across scopes
+  EXPECT_EQ(r.state.history[0].values.at("accuracy"), 0.25);
+  EXPECT_EQ(r.state.history[0].values.count("samples"), 0u);
+  EXPECT_EQ(r.state.history[1].scope, "train");
 }
 
 TEST(Resume, FromMidEpochStepCheckpointsEndsBitIdentical) {
@@ -207,6 +208,38 @@ TEST(Resume, FromMidEpochStepCheckpointsEndsBitIdentical) {
     EXPECT_EQ(read_file(dir.path() + "/resumed" + std::to_string(step) + "/misclassified.json"), wrong) << step;
   // From the final checkpoint there is nothing left to do: the run ends cleanly.
   EXPECT_EQ(run_pipeline(json, dir.path() + "/after_end", final_file).reason, StopReason::Finished);
+}
+
+TEST(Resume, StepEvaluationsResumeBitIdentical) {
+  // Evaluations every 3 steps besides epoch ends: the step-3 snapshot is taken with
+  // that evaluation due, and the resumed run makes it first.
+  TempDir dir;
+  const std::string json = resume_pipeline(8, 3, R"(, "eval_every_steps": 3)");
+  const std::vector<std::string> more_eval_epochs = {"nodes.test_data.params.epochs=8"};
+  run_pipeline(json, dir.path() + "/full", "", more_eval_epochs);
+  const std::string final_file = step_file(dir.path() + "/full/checkpoints", 12);
+  for (int step : {3, 5}) {
+    const std::string folder = dir.path() + "/resumed" + std::to_string(step);
+    run_pipeline(json, folder, step_file(dir.path() + "/full/checkpoints", step), more_eval_epochs);
+    SCOPED_TRACE("resumed from step " + std::to_string(step));
+    EXPECT_GT(expect_same_training_state(final_file, step_file(folder + "/checkpoints", 12)), 40);
+    const auto a = read_checkpoint(final_file).state.history, b = read_checkpoint(step_file(folder + "/checkpoints", 12)).state.history;
+    int evals = 0;
+    std::string both;
+    for (std::size_t i = 0; i < std::max(a.size(), b.size()); ++i)
+      both += (i < a.size() ? a[i].describe() : "-").substr(0, 60) + "  |  " + (i < b.size() ? b[i].describe() : "-").substr(0, 60) + "\n";
+    SCOPED_TRACE(both);
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].scope, b[i].scope);
+      if (a[i].scope == "eval") {
+        ++evals;
+        EXPECT_EQ(a[i].step, b[i].step);
+        EXPECT_EQ(a[i].values, b[i].values);
+      }
+    }
+    EXPECT_EQ(evals, 6);  // steps 3, 4, 6, 8, 9, 12
+  }
 }
 
 TEST(Resume, InterruptedMidAccumulationResumesBitIdentical) {

@@ -187,3 +187,34 @@ TEST(TrainPipeline, EarlyStoppingStillEvaluatesTheTestSplit) {
 
 }  // namespace
 }  // namespace flowrun::testing
+
+namespace flowrun::testing {
+namespace {
+
+TEST(TrainPipeline, EvaluatesEveryNStepsAndAtEpochEnds) {
+  // 64 images, batch 32: 2 steps an epoch, 3 epochs. Every 4 steps, and after each epoch:
+  // steps 2 (epoch end), 4 (epoch end: one evaluation, not two), 6 (epoch end) and none else;
+  // with every 3 steps: 2, 3, 4, 6 (6 is an epoch end).
+  Pipeline p(describe(pipeline_json(3, true, kTinyModel),
+                      {"nodes.train.params.eval_every_steps=3", "nodes.test_data.params.epochs=8"}));
+  p.run();
+  std::vector<int> steps;
+  for (const auto& line : metrics_lines(p, "eval")) steps.push_back(std::stoi(line.substr(line.find(" step ") + 6)));
+  EXPECT_EQ(steps, (std::vector<int>{2, 3, 4, 6}));
+}
+
+TEST(TrainPipeline, StepEvaluationsNeedEnoughEvalEpochs) {
+  Pipeline p(describe(pipeline_json(3, true, kTinyModel), {"nodes.train.params.eval_every_steps=1"}));
+  try {
+    p.run();
+    FAIL() << "ran with too few eval epochs";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("runs 3 epoch(s) but this run evaluates up to 9 times (every 1 steps and after "
+                                         "each epoch): set its epochs to 9 or more"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace flowrun::testing

@@ -49,6 +49,9 @@ class RunControl {
   // still to be evaluated after early stopping).
   virtual void end_run(const std::string& node_id, const std::string& why,
                        const std::vector<std::string>& keep_running = {}) = 0;
+  // Ends only these sources' streams, cleanly (an evaluation source that repeats
+  // until training is done); the run goes on.
+  virtual void end_sources(const std::vector<std::string>& sources) = 0;
 };
 
 // Everything a stage is built from.
