@@ -9,6 +9,7 @@
 #include <regex>
 #include <thread>
 
+#include "flowrun/errors.hpp"
 #include "flowrun/pipeline.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
@@ -268,6 +269,34 @@ TEST(Resume, InterruptedMidAccumulationResumesBitIdentical) {
             << saved.state.counter("trainer/micro") << " micro-batch(es) accumulated\n";
   run_pipeline(json, options.run_folder, last);
   EXPECT_GT(expect_same_training_state(final_file, step_file(options.run_folder + "/checkpoints", 6)), 40);
+}
+
+TEST(Resume, AnotherStageFailingSavesTheTrainStateAndTheRunResumesBitIdentical) {
+  // A sink of the metrics fails on its 5th record (train 2, train 4, epoch 0, eval 0,
+  // train 6): the train stage's state is consistent, so it is saved ("stop"), wherever
+  // the train stage had got to when the failure reached it.
+  TempDir dir;
+  std::string json = resume_pipeline(8, 3, R"(, "save_every_steps": 0)");
+  run_pipeline(json, dir.path() + "/full");
+  const std::string final_file = step_file(dir.path() + "/full/checkpoints", 12);
+  json.replace(json.find(R"({"id": "report", "plugin": "report"})"), std::string(R"({"id": "report", "plugin": "report"})").size(),
+               R"({"id": "report", "plugin": "report"}, {"id": "fragile", "plugin": "test.fail_after", "params": {"after": 5}})");
+  json.replace(json.find(R"("train -> report.metrics")"), std::string(R"("train -> report.metrics")").size(),
+               R"("train -> report.metrics", "train -> fragile")");
+  try {
+    run_pipeline(json, dir.path() + "/failed");
+    FAIL() << "the failing stage did not fail the run";
+  } catch (const NodeError& e) {
+    EXPECT_NE(std::string(e.what()).find("fragile"), std::string::npos) << e.what();
+  }
+  const std::string saved = newest_checkpoint(dir.path() + "/failed/checkpoints");
+  ASSERT_FALSE(saved.empty());
+  const CheckpointFile file = read_checkpoint(saved);
+  EXPECT_EQ(file.state.reason, "stop");
+  EXPECT_LT(file.state.step, 12u);
+  EXPECT_GE(file.state.step, 6u);
+  run_pipeline(resume_pipeline(8, 3, R"(, "save_every_steps": 0)"), dir.path() + "/failed", saved);
+  EXPECT_GT(expect_same_training_state(final_file, step_file(dir.path() + "/failed/checkpoints", 12)), 40);
 }
 
 TEST(Resume, KilledWithSigkillWhileSavingLeavesLoadableCheckpointsAndResumesBitIdentical) {

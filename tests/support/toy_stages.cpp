@@ -190,6 +190,19 @@ class BatchFingerprints : public OrderedStage {
   std::vector<BatchRecord> records_;
 };
 
+// Throws on its `after`-th data item: another stage failing mid-run.
+class FailAfter : public OrderedStage {
+ public:
+  explicit FailAfter(const StageArgs& a) : OrderedStage(a), after_(a.params.integer("after")) {}
+  void process(Message, Emitter&) override {
+    if (++seen_ == after_) throw std::runtime_error("test.fail_after: failing on item " + std::to_string(seen_));
+  }
+
+ private:
+  std::int64_t after_;
+  std::int64_t seen_ = 0;
+};
+
 template <typename StageType>
 std::function<std::unique_ptr<Stage>(const StageArgs&)> factory() {
   return [](const StageArgs& a) { return std::make_unique<StageType>(a); };
@@ -246,6 +259,9 @@ void register_toy_stages(Registry& r) {
   group.params.number("sleep_ms", 0.0, "sleep per item").min(0);
   r.add(std::move(group));
 
+  PluginInfo fail = make("test.fail_after", Role::Ordered, {{"in", kAnyKind, "anything"}}, {}, factory<FailAfter>());
+  fail.params.integer("after", 1, "throw on this data item").min(1);
+  r.add(std::move(fail));
   r.add(make("test.bytes_source", Role::Source, {}, {{"out", "test/bytes", "encoded"}}, factory<BytesSource>()));
   r.add(make("test.decode", Role::Map, {{"in", "test/bytes", "encoded"}}, {{"out", "test/pixels", "decoded"}},
              factory<Decode>()));
