@@ -3,7 +3,7 @@
 # when runs/vit_micro_tinyimagenet/model.safetensors exists), then fine-tune it on
 # CIFAR-10 with each strategy, and train the same model from scratch with the same
 # budget and recipe (quickstart.json: 3 epochs, batch 128, the same schedule and
-# regularization, lr 2e-3). Prints test accuracy and wall time per run; logs in
+# regularization, lr 1e-3). Prints test accuracy and wall time per run; logs in
 # runs/table-*.log. About 1.5 hours on the 2-core machine (40 min of it pretraining).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -403,9 +403,10 @@ std::string render_report_html(const ReportData& r) {
       << sample_grid(*r.test, r.test->worst, "test-misclassified");
   }
   if (r.evaluation && !r.evaluation->suspected_label_errors.empty()) {
-    o << "<h2>Suspected label errors</h2><p class=\"sub\">Training samples whose label the model contradicts with high "
-         "confidence in the last epoch: the class it sees and its probability, the label given, the file. Worth a "
-         "look: some are mislabelled, some are hard.</p>"
+    o << "<h2>Suspected label errors</h2><p class=\"sub\">Training samples the model assigned to another class in "
+         "most epochs, with high mean confidence: that class and the probability, the label given, the file (the "
+         "picture as the last epoch augmented it). Worth a look: some are mislabelled, some are just hard, and a model "
+         "that is still weak mostly shows its own confusions.</p>"
       << sample_grid(*r.evaluation, r.evaluation->suspected_label_errors, "label-errors");
   }
   o << "<h2>Pipeline</h2>" << pipeline_svg(sketch_pipeline(r.pipeline_json));

@@ -43,7 +43,8 @@ class TensorboardStage : public OrderedStage {
     const auto& m = in.as<Metrics>();
     for (const auto& [name, value] : m.values) {
       auto it = kTags.find({m.scope, name});
-      const std::string tag = it != kTags.end() ? it->second : m.scope + "/" + name;
+      std::string tag = it != kTags.end() ? it->second : m.scope + "/" + name;
+      if (m.scope == "train" && name.rfind("lr_layer", 0) == 0) tag = "LR/" + name.substr(3);  // per group: LR/layer3
       if (!tag.empty()) writer_->add_scalar(tag, static_cast<float>(value), static_cast<std::int64_t>(m.step));
     }
   }

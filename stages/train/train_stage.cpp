@@ -458,6 +458,11 @@ class TrainStage : public OrderedStage {
                        {"lr", trainer_->base_lr_now()},
                        {"grad_norm", window_.steps ? window_.grad_norm_sum / window_.steps : 0.0},
                        {"images_per_s", secs > 0 ? window_.count / secs : 0.0}};
+    // The learning rate of every optimizer group: "lr_layer3" (no decay: "lr_layer3_no_decay").
+    for (std::size_t g = 0; g < trainer_->groups().size(); ++g) {
+      const ParamGroup& group = trainer_->groups()[g];
+      metrics->values["lr_layer" + std::to_string(group.layer) + (group.decay ? "" : "_no_decay")] = trainer_->lr(g);
+    }
     log::info("[", node_id(), "] epoch ", epoch, " step ", trainer_->step(), "/", trainer_->total_steps(), "  loss ",
               metrics->values["loss"], "  acc ", metrics->values["accuracy"], "  lr ", metrics->values["lr"],
               "  grad_norm ", metrics->values["grad_norm"], "  ", static_cast<long>(metrics->values["images_per_s"]),

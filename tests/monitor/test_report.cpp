@@ -67,7 +67,8 @@ TEST(Report, WritesJsonLinesEvalJsonMisclassifiedAndAnHtmlReport) {
   EXPECT_EQ(test["metrics"]["count"], 24);
   for (const auto& r : records) {
     if (r["scope"] == "train") {
-      for (const char* key : {"step", "epoch", "loss", "accuracy", "lr", "grad_norm", "images_per_s"})
+      for (const char* key : {"step", "epoch", "loss", "accuracy", "lr", "grad_norm", "images_per_s", "lr_layer0",
+                              "lr_layer0_no_decay", "lr_layer3"})  // per optimizer group (depth 2: the head is layer 3)
         EXPECT_TRUE(r.contains(key)) << key << " missing in " << r.dump();
     }
   }
