@@ -267,8 +267,6 @@ std::string run_folder_of(const std::string& checkpoint) {
 
 int command_run(const Args& args, Registry& registry, PackLoader& loader) {
   Description description = load(args, registry, loader);
-  log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
-            " edges, device ", description.device, ", seed ", description.seed);
   RunOptions options;
   if (!args.resume.empty()) {
     options.resume_from = args.resume == "auto" ? find_auto_checkpoint(description.name) : args.resume;
@@ -277,12 +275,15 @@ int command_run(const Args& args, Registry& registry, PackLoader& loader) {
     } catch (const std::exception& e) {
       throw UsageError(std::string("--resume: ") + e.what());
     }
-    log::info("resuming from ", options.resume_from);
   }
   options.run_folder = !args.run_dir.empty()        ? args.run_dir
                        : !options.resume_from.empty() ? run_folder_of(options.resume_from)
                                                       : "runs/" + description.name + "-" + timestamp();
   fs::create_directories(options.run_folder);
+  add_log_file((fs::path(options.run_folder) / "flowrun.log").string());
+  log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
+            " edges, device ", description.device, ", seed ", description.seed);
+  if (!options.resume_from.empty()) log::info("resuming from ", options.resume_from);
   AtomicFile resolved((fs::path(options.run_folder) / "pipeline.json").string());
   resolved.write(description.resolved_json + "\n");
   resolved.commit();

@@ -2,6 +2,7 @@
 #include "flowrun/logging.hpp"
 
 #include <spdlog/sinks/ansicolor_sink.h>
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 namespace flowrun {
@@ -148,6 +150,17 @@ bool configure_logging(const std::string& level) {
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
   return true;
+}
+
+void add_log_file(const std::string& path) {
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
+  try {
+    file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw std::runtime_error("cannot write the log file " + path + ": " + e.what());
+  }
+  file->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l %v");
+  spdlog::default_logger()->sinks().push_back(file);
 }
 
 const char* log_levels_help() { return "trace|debug|info|warn|error|off"; }

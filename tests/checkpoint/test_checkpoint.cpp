@@ -3,6 +3,7 @@
 // ends with the same weights, bit for bit, as one that was never stopped. Plus
 // keep_last / best.h5, early stopping, export and the h5py check.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
@@ -334,6 +335,25 @@ TEST(Resume, KilledWithSigkillWhileSavingLeavesLoadableCheckpointsAndResumesBitI
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   EXPECT_GT(expect_same_training_state(final_file, step_file(run + "/checkpoints", 80)), 40);
+}
+
+TEST(Resume, CliResumeAutoTakesTheNewestCheckpointOfThePipelinesRuns) {
+  // Run folders are runs/NAME-* under the working directory: give this test's pipeline a
+  // name of its own, and clean up after.
+  TempDir dir;
+  std::string json = resume_pipeline(8, 1);
+  json.replace(json.find("resume_test"), 11, "resume_auto_test");
+  const std::string pipeline = dir.write("p.json", json);
+  const std::string run = "runs/resume_auto_test-" + std::to_string(::getpid());
+  auto r = run_flowrun({pipeline, "--run-dir", run, "--set", "nodes.train.params.save_every_steps=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(read_file(run + "/flowrun.log").find("pipeline 'resume_auto_test'"), std::string::npos) << "the run's log";
+  std::filesystem::remove(run + "/checkpoints/ckpt-step00000004.h5");  // newest left: step 2
+  r = run_flowrun({pipeline, "--resume", "auto"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("resuming from " + run + "/checkpoints/ckpt-step00000002.h5"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(run + "/checkpoints/ckpt-step00000004.h5")) << "continued in the same run folder";
+  std::filesystem::remove_all(run);
 }
 
 TEST(Resume, CliResumeErrorsNameTheProblem) {

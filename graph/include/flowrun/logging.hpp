@@ -62,6 +62,9 @@ void clear_status();
 // Installs flowrun's sinks and pattern. `level` is one of trace, debug, info, warn,
 // error, off; returns false (and changes nothing) for anything else.
 bool configure_logging(const std::string& level);
+// Also writes every log line (without colours) to `path`, appending; after
+// configure_logging. Throws std::runtime_error naming the file when it cannot be opened.
+void add_log_file(const std::string& path);
 const char* log_levels_help();  // "trace|debug|info|warn|error|off"
 
 }  // namespace flowrun
