@@ -568,7 +568,7 @@ class TrainStage : public OrderedStage {
     for (std::size_t i = 0; i < found.size() && i < 5; ++i)
       log::info("    ", found[i].key, ": labelled ", name(found[i].label), ", looks like ", name(found[i].predicted), " (",
                 log::fixed(100 * found[i].confidence, 1), "%)");
-    out.emit(kEvaluationsPort, std::move(final), next_epoch_, evaluations_);
+    out.emit(kEvaluationsPort, std::move(final), next_epoch_, evaluation_index_++);
   }
 
   // The test split: evaluated once, after training (and after early stopping).
@@ -599,17 +599,7 @@ class TrainStage : public OrderedStage {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - test_started_).count();
     log::info("[", node_id(), "] test: loss ", test_->loss(), ", accuracy ", test_->accuracy(), ", top-5 ",
               test_->top_k_accuracy(), ", macro F1 ", test_->macro_f1(), " (", test_->count(), " samples, ", secs, " s)");
-    if (evaluations_connected_) {
-      auto evaluation = std::make_shared<Evaluation>();
-      evaluation->split = "test";
-      evaluation->epoch = metrics->epoch;
-      evaluation->step = metrics->step;
-      evaluation->classes = class_names_;
-      evaluation->metrics = std::make_shared<ClassificationMetrics>(*test_);
-      if (trainer_->has_ema()) evaluation->ema_metrics = std::make_shared<ClassificationMetrics>(*test_ema_);
-      evaluation->worst = worst_->take();
-      out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluations_ + 1000000);
-    }
+    if (evaluations_connected_) out.emit(kEvaluationsPort, evaluation_of("test", *metrics, *test_, *test_ema_), metrics->epoch, evaluation_index_++);
     emit(out, metrics);
     tested_ = true;
   }
@@ -633,6 +623,20 @@ class TrainStage : public OrderedStage {
             {"top5_accuracy", m.top_k_accuracy()},
             {"macro_f1", m.macro_f1()},
             {"samples", static_cast<double>(m.count())}};
+  }
+
+  // The full record of an evaluation just finished, for the evaluations output.
+  std::shared_ptr<Evaluation> evaluation_of(const char* split, const Metrics& headline, const ClassificationMetrics& main,
+                                            const ClassificationMetrics& ema) {
+    auto e = std::make_shared<Evaluation>();
+    e->split = split;
+    e->epoch = headline.epoch;
+    e->step = headline.step;
+    e->classes = class_names_;
+    e->metrics = std::make_shared<ClassificationMetrics>(main);
+    if (trainer_->has_ema()) e->ema_metrics = std::make_shared<ClassificationMetrics>(ema);
+    e->worst = worst_->take();
+    return e;
   }
 
   void keep_worst(const Batch& batch) {
@@ -691,15 +695,9 @@ class TrainStage : public OrderedStage {
               trainer_->has_ema() ? ", EMA accuracy " + std::to_string(last_ema_eval_->accuracy()) : std::string());
     if (!eval_source_.empty()) positions_[eval_source_] = {evaluations_, 0};
     if (evaluations_connected_) {
-      auto evaluation = std::make_shared<Evaluation>();
-      evaluation->epoch = metrics->epoch;
-      evaluation->step = metrics->step;
-      evaluation->classes = class_names_;
-      evaluation->metrics = std::make_shared<ClassificationMetrics>(*last_eval_);
-      if (trainer_->has_ema()) evaluation->ema_metrics = std::make_shared<ClassificationMetrics>(*last_ema_eval_);
-      evaluation->worst = worst_->take();
+      auto evaluation = evaluation_of("val", *metrics, *last_eval_, *last_ema_eval_);
       last_evaluation_ = evaluation;
-      out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluations_ - 1);
+      out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluation_index_++);
     }
     const bool stop_now = early_.update(metrics->values);
     emit(out, metrics);
@@ -894,6 +892,7 @@ class TrainStage : public OrderedStage {
   double label_error_confidence_;
   WorstSamples suspects_;
   std::shared_ptr<const Evaluation> last_evaluation_;
+  std::uint64_t evaluation_index_ = 0;
   struct LabelWatch {
     std::int32_t seen = 0, wrong = 0;
     std::int64_t predicted = -1;  // the latest other class
