@@ -61,8 +61,9 @@ Options:
   --resume FILE      continue the run saved in a checkpoint (.h5) exactly where it was;
                      auto = the newest checkpoint under runs/NAME-*/checkpoints/
   --run-dir DIR      the run folder (default runs/NAME-YYYYmmdd-HHMMSS; when resuming, the
-                     checkpoint's run folder); it gets pipeline.json, checkpoints/ and the
-                     outputs of stages whose paths are left empty
+                     checkpoint's run folder); it gets pipeline.json, flowrun.log, checkpoints/
+                     and the outputs of stages whose paths are left empty (tensorboard/,
+                     metrics.jsonl, eval.json, report.html...)
   --log-level LEVEL  trace, debug, info (default), warn, error, off
 
 Environment:

@@ -164,16 +164,19 @@ class ReportStage : public OrderedStage {
 PluginInfo report_plugin() {
   PluginInfo p;
   p.name = "report";
-  p.summary = "Writes metrics.jsonl, eval.json, misclassified.json and a self-contained HTML run report";
+  p.summary = "Writes metrics.jsonl, eval/test JSON, misclassified samples, label errors and an HTML run report";
   p.description =
       "Ordered sink for the train stage's metrics and (optional) evaluations outputs. In the run folder\n"
-      "(or `folder`): metrics.jsonl (one JSON object per record: scope train / train_epoch / eval, step,\n"
-      "epoch, loss, accuracy, lr, grad_norm, images_per_s...), eval.json (the latest evaluation: totals,\n"
-      "per-class precision / recall / F1, confusion matrix, the EMA model's), misclassified.json (the\n"
-      "worst misclassified samples) and report.html: one file, no scripts or network, with SVG charts of\n"
-      "loss, accuracy, learning rate, throughput and gradient norm over steps, the confusion matrix as a\n"
-      "heatmap, the per-class table, thumbnails of the misclassified samples, the pipeline graph and the\n"
-      "resolved description. Rewritten after each evaluation and when the run ends (also when stopped).\n"
+      "(or `folder`): metrics.jsonl (one JSON object per record: scope train / train_epoch / eval / test /\n"
+      "note, step, epoch, loss, accuracy, lr and lr per optimizer group, grad_norm, images_per_s...),\n"
+      "eval.json (the latest evaluation: totals, per-class precision / recall / F1, confusion matrix, the\n"
+      "EMA model's), misclassified.json (the worst misclassified samples), test.json and\n"
+      "test_misclassified.json (the test split, once), label_errors.json (suspected label errors after\n"
+      "training) and report.html: one file, no scripts or network, with SVG charts of loss, accuracy,\n"
+      "learning rate, throughput and gradient norm over steps, the diagnoses, the confusion matrix as a\n"
+      "heatmap, the per-class table, thumbnails of misclassified samples and suspected label errors, the\n"
+      "pipeline graph and the resolved description. Rewritten after each evaluation and when the run ends\n"
+      "(also when stopped). A resumed run continues the same files.\n"
       "\n"
       "  {\"id\": \"report\", \"plugin\": \"report\"},   edges: \"train -> report.metrics\",\n"
       "  \"train.evaluations -> report.evaluations\"";
