@@ -388,7 +388,7 @@ struct Pipeline::Impl : RunControl {
   void drain_stages(StopReason reason);
   void stop_stages(StopReason reason);
   void end_run(const std::string& node_id, const std::string& why, const std::vector<std::string>& keep_running) override;
-  std::vector<std::string> sources_upstream(int node) const;
+  std::vector<UpstreamNode> upstream_of(int node) const;
   void end_sources(const std::vector<std::string>& sources) override;
   std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
@@ -425,10 +425,10 @@ void Pipeline::Impl::create_stages() {
     for (const std::string& kind : desc.input_kinds) args.inputs_connected.push_back(!kind.empty());
     args.outputs_connected.assign(desc.plugin->outputs.size(), false);
     const int self = description.node_index(desc.id);
-    args.input_sources.assign(desc.plugin->inputs.size(), {});
+    args.input_upstream.assign(desc.plugin->inputs.size(), {});
     for (const EdgeDesc& e : description.edges) {
       if (e.from_node == self) args.outputs_connected[static_cast<std::size_t>(e.from_port)] = true;
-      if (e.to_node == self) args.input_sources[static_cast<std::size_t>(e.to_port)] = sources_upstream(e.from_node);
+      if (e.to_node == self) args.input_upstream[static_cast<std::size_t>(e.to_port)] = upstream_of(e.from_node);
     }
     try {
       node->stage = desc.plugin->create(args);
@@ -593,19 +593,20 @@ void Pipeline::Impl::end_sources(const std::vector<std::string>& sources) {
     if (node->pool && std::find(sources.begin(), sources.end(), node->desc->id) != sources.end()) node->ending = true;
 }
 
-std::vector<std::string> Pipeline::Impl::sources_upstream(int node) const {
-  std::vector<std::string> found;
-  std::vector<int> todo = {node};
+// `node` and everything upstream of it, breadth first (nearest first).
+std::vector<UpstreamNode> Pipeline::Impl::upstream_of(int node) const {
+  std::vector<UpstreamNode> found;
+  std::vector<int> queue = {node};
   std::vector<bool> seen(description.nodes.size(), false);
-  while (!todo.empty()) {
-    const int n = todo.back();
-    todo.pop_back();
-    if (seen[static_cast<std::size_t>(n)]) continue;
-    seen[static_cast<std::size_t>(n)] = true;
-    if (description.nodes[static_cast<std::size_t>(n)].plugin->role == Role::Source)
-      found.push_back(description.nodes[static_cast<std::size_t>(n)].id);
-    for (const EdgeDesc& e : description.edges)
-      if (e.to_node == n) todo.push_back(e.from_node);
+  seen[static_cast<std::size_t>(node)] = true;
+  for (std::size_t next = 0; next < queue.size(); ++next) {
+    const NodeDesc& d = description.nodes[static_cast<std::size_t>(queue[next])];
+    found.push_back({d.id, d.plugin->name, d.plugin->role == Role::Source});
+    for (const EdgeDesc& e : description.edges) {
+      if (e.to_node != queue[next] || seen[static_cast<std::size_t>(e.from_node)]) continue;
+      seen[static_cast<std::size_t>(e.from_node)] = true;
+      queue.push_back(e.from_node);
+    }
   }
   return found;
 }

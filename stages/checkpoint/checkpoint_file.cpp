@@ -132,6 +132,16 @@ std::vector<Metrics> read_metrics(const Hdf5File& f) {
   return sorted;
 }
 
+std::map<std::string, StreamPosition> read_positions(const Hdf5File& f) {
+  std::map<std::string, StreamPosition> positions;
+  for (const std::string& source : f.datasets("data")) {
+    const auto pos = f.read_i64("data/" + source);
+    if (pos.size() != 2) throw std::runtime_error(f.path() + ": data/" + source + " should hold [epoch, position]");
+    positions[source] = {static_cast<std::uint64_t>(pos[0]), static_cast<std::uint64_t>(pos[1])};
+  }
+  return positions;
+}
+
 }  // namespace
 
 void write_checkpoint(const TrainState& state, const std::string& path, const std::string& pipeline_json) {
@@ -199,20 +209,13 @@ CheckpointFile read_checkpoint(const std::string& path) {
     if (info.type == Hdf5Type::F64 || info.type == Hdf5Type::F32) s.values[name] = f.read_f64("state/" + name).at(0);
     else s.counters[name] = f.read_i64("state/" + name).at(0);
   }
-  s.positions = read_checkpoint_positions(path);
+  s.positions = read_positions(f);
   s.history = read_metrics(f);
   return out;
 }
 
 std::map<std::string, StreamPosition> read_checkpoint_positions(const std::string& path) {
-  const Hdf5File f = Hdf5File::open_read(path);
-  std::map<std::string, StreamPosition> positions;
-  for (const std::string& source : f.datasets("data")) {
-    const auto pos = f.read_i64("data/" + source);
-    if (pos.size() != 2) throw std::runtime_error(path + ": data/" + source + " should hold [epoch, position]");
-    positions[source] = {static_cast<std::uint64_t>(pos[0]), static_cast<std::uint64_t>(pos[1])};
-  }
-  return positions;
+  return read_positions(Hdf5File::open_read(path));
 }
 
 }  // namespace flowrun

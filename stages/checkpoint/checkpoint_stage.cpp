@@ -152,7 +152,9 @@ class CheckpointStage : public OrderedStage {
 }  // namespace
 
 std::string default_checkpoint_folder(const std::string& run_folder) {
-  return run_folder.empty() ? std::string("checkpoints") : (fs::path(run_folder) / "checkpoints").string();
+  RunContext run;
+  run.folder = run_folder;
+  return run.in_folder("checkpoints", "checkpoints");
 }
 
 std::string newest_checkpoint(const std::string& folder) {

@@ -55,8 +55,7 @@ class ReportStage : public OrderedStage {
   explicit ReportStage(const StageArgs& args)
       : OrderedStage(args),
         folder_(!args.params.string("folder").empty() ? args.params.string("folder")
-                : args.run->folder.empty()            ? std::string("runs/report")
-                                                      : args.run->folder),
+                                                      : args.run->in_folder("", "runs/report")),
         html_(args.params.boolean("html")) {
     data_.name = args.run->name;
     data_.pipeline_json = args.run->resolved_json;

@@ -34,8 +34,7 @@ class TensorboardStage : public OrderedStage {
   explicit TensorboardStage(const StageArgs& args)
       : OrderedStage(args),
         logdir_(!args.params.string("logdir").empty() ? args.params.string("logdir")
-                : args.run->folder.empty()            ? std::string("runs/tensorboard")
-                                                      : args.run->folder + "/tensorboard") {}
+                                                      : args.run->in_folder("tensorboard", "runs/tensorboard")) {}
 
   void start() override { writer_ = std::make_unique<EventFileWriter>(logdir_); }
 

@@ -17,7 +17,6 @@
 #include "stages/batch/batch.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/eval/evaluation.hpp"
-#include "stages/monitor/report_html.hpp"
 #include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
 #include "stages/train/train_state.hpp"
@@ -128,17 +127,22 @@ DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainConfig& t
   c.strategy = p.string("strategy");
   c.accumulation = t.accumulation;
   c.depth = t.model.depth;
-  // The remedies name other nodes: the batch stage feeding this one, an "augment" slot.
-  const PipelineSketch sketch = sketch_pipeline(args.run->resolved_json);
-  int self = -1;
-  for (std::size_t i = 0; i < sketch.nodes.size(); ++i) {
-    if (sketch.nodes[i] == args.node_id) self = static_cast<int>(i);
-    if (sketch.nodes[i] == "augment") c.augment_node = "augment";
+  // The remedies name other nodes: the batch stage feeding the training input, an "augment" slot.
+  if (!args.input_upstream.empty()) {
+    for (const UpstreamNode& n : args.input_upstream[kTrainPort]) {
+      if (n.plugin == "batch" && c.batch_node.empty()) c.batch_node = n.id;
+      if (n.id == "augment") c.augment_node = n.id;
+    }
   }
-  for (const auto& [from, to] : sketch.edges)
-    if (to == self && sketch.plugins[static_cast<std::size_t>(from)] == "batch" && c.batch_node.empty())
-      c.batch_node = sketch.nodes[static_cast<std::size_t>(from)];
   return c;
+}
+
+std::vector<std::string> sources_feeding(const StageArgs& args, int port) {
+  std::vector<std::string> ids;
+  if (static_cast<std::size_t>(port) < args.input_upstream.size())
+    for (const UpstreamNode& n : args.input_upstream[static_cast<std::size_t>(port)])
+      if (n.source) ids.push_back(n.id);
+  return ids;
 }
 
 EarlyStoppingConfig early_stopping_config(const Params& p) {
@@ -166,6 +170,25 @@ struct Window {
     }
   }
   double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(); }
+  // Checkpoints keep the sums under "stage/<name>_..." (the start time is not state).
+  void save(TrainState& state, const std::string& name) const {
+    const std::string p = "stage/" + name + "_";
+    state.counters[p + "batches"] = batches;
+    state.counters[p + "count"] = count;
+    state.counters[p + "correct"] = correct;
+    state.counters[p + "steps"] = steps;
+    state.values[p + "loss_sum"] = loss_sum;
+    state.values[p + "grad_norm_sum"] = grad_norm_sum;
+  }
+  void restore(const TrainState& state, const std::string& name) {
+    const std::string p = "stage/" + name + "_";
+    batches = state.counter(p + "batches");
+    count = state.counter(p + "count");
+    correct = state.counter(p + "correct");
+    steps = state.counter(p + "steps");
+    loss_sum = state.value(p + "loss_sum");
+    grad_norm_sum = state.value(p + "grad_norm_sum");
+  }
 };
 
 class TrainStage : public OrderedStage {
@@ -181,8 +204,8 @@ class TrainStage : public OrderedStage {
         threads_(static_cast<int>(args.params.integer("threads"))),
         eval_connected_(args.inputs_connected.size() > kEvalPort && args.inputs_connected[kEvalPort]),
         test_connected_(args.inputs_connected.size() > kTestPort && args.inputs_connected[kTestPort]),
-        test_sources_(args.input_sources.size() > kTestPort ? args.input_sources[kTestPort] : std::vector<std::string>{}),
-        eval_sources_(args.input_sources.size() > kEvalPort ? args.input_sources[kEvalPort] : std::vector<std::string>{}),
+        test_sources_(sources_feeding(args, kTestPort)),
+        eval_sources_(sources_feeding(args, kEvalPort)),
         eval_every_steps_(args.params.integer("eval_every_steps")),
         eval_at_epoch_end_(args.params.boolean("eval_at_epoch_end")),
         state_connected_(args.outputs_connected.size() > kStatePort && args.outputs_connected[kStatePort]),
@@ -742,22 +765,12 @@ class TrainStage : public OrderedStage {
     c["stage/eval_epoch"] = static_cast<std::int64_t>(eval_epoch_);
     c["stage/eval_after_epoch_end"] = eval_after_epoch_end_ ? 1 : 0;
     c["stage/metrics_index"] = static_cast<std::int64_t>(metrics_index_);
-    c["stage/epoch_batches"] = epoch_.batches;
-    c["stage/epoch_count"] = epoch_.count;
-    c["stage/epoch_correct"] = epoch_.correct;
-    c["stage/epoch_steps"] = epoch_.steps;
     c["stage/early_stopping_bad"] = early_.evaluations_without_improvement();
     c["stage/early_stopping_best_at"] = early_.best_evaluation();
     c["stage/early_stopping_seen"] = early_.seen();
-    c["stage/window_batches"] = window_.batches;
-    c["stage/window_count"] = window_.count;
-    c["stage/window_correct"] = window_.correct;
-    c["stage/window_steps"] = window_.steps;
+    epoch_.save(*state, "epoch");
+    window_.save(*state, "window");
     auto& v = state->values;
-    v["stage/epoch_loss_sum"] = epoch_.loss_sum;
-    v["stage/epoch_grad_norm_sum"] = epoch_.grad_norm_sum;
-    v["stage/window_loss_sum"] = window_.loss_sum;
-    v["stage/window_grad_norm_sum"] = window_.grad_norm_sum;
     v["stage/early_stopping_best"] = early_.best();
     state->positions = positions_;
     state->history = history_;
@@ -824,19 +837,8 @@ class TrainStage : public OrderedStage {
     trainer_->load_state(st);
     evaluations_ = static_cast<std::uint64_t>(st.counter("stage/evaluations"));
     metrics_index_ = static_cast<std::uint64_t>(st.counter("stage/metrics_index"));
-    epoch_.batches = st.counter("stage/epoch_batches");
-    epoch_.count = st.counter("stage/epoch_count");
-    epoch_.correct = st.counter("stage/epoch_correct");
-    epoch_.steps = st.counter("stage/epoch_steps");
-    epoch_.loss_sum = st.value("stage/epoch_loss_sum");
-    epoch_.grad_norm_sum = st.value("stage/epoch_grad_norm_sum");
-    // The log window in progress (its images/s restarts: time is not part of the state).
-    window_.batches = st.counter("stage/window_batches");
-    window_.count = st.counter("stage/window_count");
-    window_.correct = st.counter("stage/window_correct");
-    window_.steps = st.counter("stage/window_steps");
-    window_.loss_sum = st.value("stage/window_loss_sum");
-    window_.grad_norm_sum = st.value("stage/window_grad_norm_sum");
+    epoch_.restore(st, "epoch");
+    window_.restore(st, "window");  // the log window in progress (its images/s restarts)
     early_.restore(st.value("stage/early_stopping_best"), st.counter("stage/early_stopping_bad"),
                    st.counter("stage/early_stopping_best_at", -1), st.counter("stage/early_stopping_seen"));
     positions_ = st.positions;

@@ -189,7 +189,10 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
     const torch::Tensor target = soft.defined() ? soft.argmax(1) : y;
     stats.correct = logits.argmax(1).eq(target).sum().item<std::int64_t>();
     stats.count = x.size(0);
-    if (outcomes) outcomes_of(logits.detach().to(torch::kFloat), y, *outcomes);
+    if (outcomes) {
+      const torch::Tensor detached = logits.detach().to(torch::kFloat);
+      outcomes_of(detached, per_sample_losses(detached, y), *outcomes);
+    }
   }
   if (++micro_ == config_.accumulation) optimizer_step(stats);
   return stats;
@@ -260,11 +263,15 @@ torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
   return logits;
 }
 
-void Trainer::outcomes_of(const torch::Tensor& logits, const torch::Tensor& labels, std::vector<Outcome>& out) const {
+// Each sample's cross-entropy (no label smoothing), on the CPU as double.
+torch::Tensor Trainer::per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels) {
   namespace F = torch::nn::functional;
-  const torch::Tensor losses = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone))
-                                   .to(torch::kCPU, torch::kDouble)
-                                   .contiguous();
+  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone))
+      .to(torch::kCPU, torch::kDouble)
+      .contiguous();
+}
+
+void Trainer::outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const {
   const auto [top, predicted] = logits.softmax(1).max(1);
   const torch::Tensor p = top.to(torch::kCPU, torch::kDouble).contiguous();
   const torch::Tensor c = predicted.to(torch::kCPU, torch::kLong).contiguous();
@@ -275,10 +282,7 @@ void Trainer::outcomes_of(const torch::Tensor& logits, const torch::Tensor& labe
 void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
                              bool ema, std::vector<Outcome>* outcomes) {
   torch::Tensor logits = predict(images, ema);
-  torch::Tensor y = labels.to(device_, true);
-  namespace F = torch::nn::functional;
-  const torch::Tensor losses =
-      F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kNone)).to(torch::kCPU, torch::kDouble).contiguous();
+  const torch::Tensor losses = per_sample_losses(logits, labels.to(device_, true));
   const int k = static_cast<int>(std::min<int64_t>(metrics.top_k(), logits.size(1)));
   const torch::Tensor ranked = std::get<1>(logits.topk(k, 1)).to(torch::kCPU, torch::kLong).contiguous();
   const torch::Tensor y_cpu = labels.to(torch::kCPU, torch::kLong).contiguous();
@@ -286,7 +290,7 @@ void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& l
   const auto* l = y_cpu.data_ptr<std::int64_t>();
   const auto* loss = losses.data_ptr<double>();
   for (int64_t i = 0; i < logits.size(0); ++i) metrics.add(l[i], r + i * k, k, loss[i]);
-  if (outcomes) outcomes_of(logits, y, *outcomes);
+  if (outcomes) outcomes_of(logits, losses, *outcomes);
 }
 
 }  // namespace flowrun

@@ -118,7 +118,8 @@ class Trainer {
   torch::Tensor prepare(const torch::Tensor& images) const;
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
   double clip_and_measure();
-  void outcomes_of(const torch::Tensor& logits, const torch::Tensor& labels, std::vector<Outcome>& out) const;
+  static torch::Tensor per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels);
+  void outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const;
   void optimizer_step(StepStats& stats);
   void update_ema();
 

@@ -200,8 +200,11 @@ TEST(Resume, FromMidEpochStepCheckpointsEndsBitIdentical) {
     // The evaluations after the resume match too: the history is the uninterrupted run's.
     const auto a = read_checkpoint(final_file).state.history, b = read_checkpoint(step_file(folder + "/checkpoints", 12)).state.history;
     ASSERT_EQ(a.size(), b.size());
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (a[i].scope == "eval") EXPECT_EQ(a[i].values, b[i].values) << a[i].describe();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (a[i].scope == "eval") {
+        EXPECT_EQ(a[i].values, b[i].values) << a[i].describe();
+      }
+    }
   }
   // The evaluation's misclassified samples come out the same too.
   const std::string wrong = read_file(dir.path() + "/full/misclassified.json");

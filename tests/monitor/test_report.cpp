@@ -91,7 +91,9 @@ TEST(Report, WritesJsonLinesEvalJsonMisclassifiedAndAnHtmlReport) {
   for (std::size_t i = 0; i < wrong.size(); ++i) {
     EXPECT_NE(wrong[i]["true"], wrong[i]["predicted"]);
     EXPECT_EQ(wrong[i]["key"].get<std::string>().rfind("test/", 0), 0u);
-    if (i > 0) EXPECT_GE(wrong[i - 1]["loss"].get<double>(), wrong[i]["loss"].get<double>());
+    if (i > 0) {
+      EXPECT_GE(wrong[i - 1]["loss"].get<double>(), wrong[i]["loss"].get<double>());
+    }
   }
   // report.html: self-contained, every section there.
   const std::string html = read_file(dir.path() + "/report.html");

@@ -32,6 +32,21 @@ struct RunContext {
   std::string folder;         // the run folder (outputs default there); "" = none
   std::string resolved_json;  // the description as run, for files that record it
   std::string resume_from;    // the checkpoint this run continues from; "" = a fresh run
+
+  // Where an output goes when its parameter is left empty: `entry` inside the run
+  // folder ("" = the folder itself), or `otherwise` when there is no run folder.
+  std::string in_folder(const std::string& entry, const std::string& otherwise) const {
+    if (folder.empty()) return otherwise;
+    return entry.empty() ? folder : folder + "/" + entry;
+  }
+};
+
+// A node upstream of an input port (the pipeline's shape, for stages that name other
+// nodes in their messages).
+struct UpstreamNode {
+  std::string id;
+  std::string plugin;
+  bool source = false;
 };
 
 // Where a source's stream continues: its next item is `position` of epoch `epoch`.
@@ -64,7 +79,8 @@ struct StageArgs {
   RandomStreams random;       // keyed on (seed, node_id)
   std::vector<bool> inputs_connected;   // per input port: optional ports may be left open
   std::vector<bool> outputs_connected;  // per output port: does any edge leave it
-  std::vector<std::vector<std::string>> input_sources;  // per input port: the source nodes upstream of it
+  // Per input port: every node upstream of it, nearest first.
+  std::vector<std::vector<UpstreamNode>> input_upstream;
   std::shared_ptr<const RunContext> run = std::make_shared<RunContext>();
   RunControl* control = nullptr;  // null outside a Pipeline (unit tests)
 };
