@@ -42,11 +42,10 @@ TUNING = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(
           "MALLOC_TOP_PAD_": str(64 << 20)}
 
 
-def python_worker(model, threads, tuned):
+def python_step(model):
+    """timm's ViT and the step as a user writes it; returns (step function, batch size)."""
     import timm
     import torch
-    if tuned or threads:
-        torch.set_num_threads(threads)
     preset, kwargs, batch, steps = MODELS[model]
     torch.manual_seed(0)
     m = timm.models.vision_transformer.VisionTransformer(num_classes=10, drop_path_rate=0.1, **kwargs)
@@ -57,15 +56,27 @@ def python_worker(model, threads, tuned):
                             lr=1e-3)
     x = torch.randn(batch, 3, kwargs["img_size"], kwargs["img_size"])
     y = torch.randint(0, 10, (batch,))
-    times = []
-    for i in range(3 + steps):
-        t = time.perf_counter()
+
+    def step():
         loss = torch.nn.functional.cross_entropy(m(x), y, label_smoothing=0.1)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         loss.item()
+    return step, batch
+
+
+def python_worker(model, threads, tuned):
+    import torch
+    if tuned or threads:
+        torch.set_num_threads(threads)
+    step, batch = python_step(model)
+    steps = MODELS[model][3]
+    times = []
+    for i in range(3 + steps):
+        t = time.perf_counter()
+        step()
         if i >= 3:
             times.append(time.perf_counter() - t)
     print(json.dumps({"images_per_s": batch / statistics.median(times), "threads": torch.get_num_threads()}))

@@ -7,16 +7,21 @@
 //
 //   flowrun_train_step_bench --model vit_cifar_micro --batch 128 --steps 20 [--threads 2]
 //                            [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc]
-//                            [--on worker|main]
+//                            [--on worker|main] [--profile TRACE.json]
 // Prints one JSON line: {"model": ..., "images_per_s": median, "step_ms": [...]}.
+// --profile: after the timed steps, 3 more under LibTorch's profiler, saved as a
+// Chrome trace (bench/profile_train_step.py compares it op by op with Python's).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include "flowrun/memory.hpp"
 #include "stages/train/trainer.hpp"
@@ -33,12 +38,14 @@ struct Options {
   std::string precision = "fp32";
   bool keep_freed_memory = true;  // --malloc glibc: leave glibc's defaults, to measure the setting
   bool on_main_thread = false;    // --on main: the process's first thread (default: a worker, as in a pipeline)
+  std::string profile;            // Chrome trace of 3 extra steps, or "" for none
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: flowrun_train_step_bench [--model PRESET] [--batch N] [--steps N] [--warmup N] "
-               "[--threads N] [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc] [--on worker|main]\n",
+               "[--threads N] [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc] [--on worker|main] "
+               "[--profile TRACE.json]\n",
                why);
   std::exit(2);
 }
@@ -58,6 +65,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--precision") o.precision = v;
     else if (a == "--malloc") o.keep_freed_memory = std::string(v) != "glibc";
     else if (a == "--on") o.on_main_thread = std::string(v) == "main";
+    else if (a == "--profile") o.profile = v;
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch < 1 || o.steps < 1) usage("--batch and --steps must be >= 1");
@@ -86,6 +94,15 @@ void run(const Options& o) {
     trainer.train_batch(images, labels, {}, 0);
     const double elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= o.warmup) ms.push_back(elapsed);
+  }
+  if (!o.profile.empty()) {
+    namespace prof = torch::autograd::profiler;
+    const prof::ProfilerConfig config(prof::ProfilerState::KINETO);
+    const std::set<prof::ActivityType> activities{prof::ActivityType::CPU};
+    prof::prepareProfiler(config, activities);
+    prof::enableProfiler(config, activities);
+    for (int i = 0; i < 3; ++i) trainer.train_batch(images, labels, {}, 0);
+    prof::disableProfiler()->save(o.profile);
   }
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
