@@ -1,0 +1,58 @@
+#include "stages/train/evaluation_pass.hpp"
+
+#include "stages/train/sample_records.hpp"
+
+namespace flowrun {
+
+EvaluationPass::EvaluationPass(int classes, bool ema, std::size_t worst_top)
+    : metrics_(std::make_shared<ClassificationMetrics>(classes)),
+      ema_metrics_(ema ? std::make_shared<ClassificationMetrics>(classes) : nullptr),
+      worst_(worst_top),
+      keep_worst_(worst_top > 0) {}
+
+void EvaluationPass::add(Trainer& trainer, const Batch& batch) {
+  outcomes_.clear();
+  trainer.evaluate_batch(batch.images, batch.labels, *metrics_, false, keep_worst_ ? &outcomes_ : nullptr);
+  if (ema_metrics_) trainer.evaluate_batch(batch.images, batch.labels, *ema_metrics_, true);
+  if (!keep_worst_) return;
+  const torch::Tensor labels = batch.labels.to(torch::kCPU, torch::kLong).contiguous();
+  const auto* label = labels.data_ptr<std::int64_t>();
+  for (std::size_t i = 0; i < outcomes_.size(); ++i) {
+    const Trainer::Outcome& o = outcomes_[i];
+    if (o.predicted == label[i] || !worst_.wants(o.loss)) continue;
+    worst_.add(sample_record(batch, i, label[i], o.predicted, o.confidence, o.loss));
+  }
+}
+
+double EvaluationPass::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
+std::map<std::string, double> EvaluationPass::headline() const {
+  const ClassificationMetrics& m = *metrics_;
+  std::map<std::string, double> values = {{"loss", m.loss()},
+                                          {"accuracy", m.accuracy()},
+                                          {"top5_accuracy", m.top_k_accuracy()},
+                                          {"macro_f1", m.macro_f1()},
+                                          {"samples", static_cast<double>(m.count())}};
+  if (ema_metrics_) {
+    values["ema_loss"] = ema_metrics_->loss();
+    values["ema_accuracy"] = ema_metrics_->accuracy();
+  }
+  return values;
+}
+
+std::shared_ptr<Evaluation> EvaluationPass::take_evaluation(const std::string& split, std::uint64_t epoch,
+                                                            std::uint64_t step, const std::vector<std::string>& classes) {
+  auto e = std::make_shared<Evaluation>();
+  e->split = split;
+  e->epoch = epoch;
+  e->step = step;
+  e->classes = classes;
+  e->metrics = metrics_;  // finished: shared, not copied
+  e->ema_metrics = ema_metrics_;
+  e->worst = worst_.take();
+  return e;
+}
+
+}  // namespace flowrun

@@ -1,0 +1,32 @@
+// The train stage's ports and its parameters (declared in train_plugin.cpp) turned
+// into the configurations of its parts: the trainer, the diagnostics, early stopping.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "flowrun/stage.hpp"
+#include "stages/train/diagnostics.hpp"
+#include "stages/train/early_stopping.hpp"
+#include "stages/train/trainer.hpp"
+
+namespace flowrun {
+
+// Port numbers, in the order train_plugin() declares them.
+constexpr int kTrainPort = 0;
+constexpr int kEvalPort = 1;
+constexpr int kTestPort = 2;
+constexpr int kMetricsPort = 0;
+constexpr int kStatePort = 1;
+constexpr int kEvaluationsPort = 2;
+
+TrainConfig train_config(const StageArgs& args);
+// The remedies name the run's own nodes: the batch stage feeding the train input, an "augment" node.
+DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainConfig& train);
+EarlyStoppingConfig early_stopping_config(const Params& params);
+// The source nodes upstream of an input port.
+std::vector<std::string> sources_feeding(const StageArgs& args, int port);
+bool input_connected(const StageArgs& args, int port);
+bool output_connected(const StageArgs& args, int port);
+
+}  // namespace flowrun
