@@ -44,6 +44,7 @@ TrainConfig train_config(const StageArgs& args) {
   t.beta1 = p.number_list("betas")[0];
   t.beta2 = p.number_list("betas")[1];
   t.eps = p.number("eps");
+  t.fused_optimizer = p.boolean("fused_optimizer");
   t.momentum = p.number("momentum");
   t.nesterov = p.boolean("nesterov");
   t.layer_decay = p.number("layer_decay");

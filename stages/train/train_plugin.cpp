@@ -84,6 +84,8 @@ PluginInfo train_plugin() {
   s.number("weight_decay", 0.05, "decoupled weight decay (AdamW) or L2 (SGD) on weight matrices").range(0, 10);
   s.number_list("betas", {0.9, 0.999}, "AdamW betas").length(2).range(0, 0.99999);
   s.number("eps", 1e-8, "AdamW epsilon").range(0, 1);
+  s.boolean("fused_optimizer", true,
+            "AdamW in ATen's fused kernel (torch.optim.AdamW(fused=True)); false = LibTorch's per-parameter loop");
   s.number("momentum", 0.9, "SGD momentum").range(0, 0.9999);
   s.boolean("nesterov", false, "SGD: Nesterov momentum");
   s.choice("schedule", "cosine", {"cosine", "linear", "constant"}, "decay after warmup");

@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "stages/eval/classification_metrics.hpp"
@@ -39,6 +40,7 @@ struct TrainConfig {
   double weight_decay = 0.05;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // AdamW
   double momentum = 0.9;                           // SGD
+  bool fused_optimizer = true;  // AdamW through ATen's fused kernel (false: LibTorch's per-parameter loop)
   bool nesterov = false;
   double layer_decay = 0.75;  // llrd only
   ScheduleKind schedule = ScheduleKind::Cosine;
@@ -118,6 +120,7 @@ class Trainer {
   torch::Tensor prepare(const torch::Tensor& images) const;
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
   double clip_and_measure();
+  void fused_adamw_step();
   static torch::Tensor per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels);
   void outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const;
   void optimizer_step(StepStats& stats);
@@ -130,6 +133,7 @@ class Trainer {
   std::vector<std::pair<torch::Tensor, torch::Tensor>> ema_pairs_;  // (EMA parameter, live parameter)
   std::vector<ParamGroup> groups_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unordered_map<void*, torch::Tensor> adamw_steps_;  // fused AdamW: step counts as tensors, by parameter
   std::unique_ptr<LoadReport> load_report_;
   LrSchedule schedule_;
   torch::Tensor mean_, inv_std_;

@@ -86,6 +86,7 @@ void Trainer::load_state(const TrainState& state) {
   }
   auto& states = optimizer_->state();
   states.clear();
+  adamw_steps_.clear();  // rebuilt from the restored step counts
   for (auto& p : model_->named_parameters()) {
     const std::string prefix = "optimizer/" + p.key() + "/";
     void* key = p.value().unsafeGetTensorImpl();

@@ -1,0 +1,147 @@
+// The train stage's parts on their own: the label-error check (which samples it
+// suspects, and that its counts survive a checkpoint) and one evaluation pass
+// (headline numbers, EMA, the worst misclassified samples).
+#include <gtest/gtest.h>
+
+#include "model/vit_test_util.hpp"
+#include "stages/train/evaluation_pass.hpp"
+#include "stages/train/label_check.hpp"
+#include "stages/train/train_state.hpp"
+#include "stages/train/trainer.hpp"
+
+namespace flowrun::testing {
+namespace {
+
+// Four samples of classes 0-3 with dataset indices 10-13.
+Batch four_samples(std::uint64_t epoch) {
+  Batch b;
+  b.images = torch::arange(4 * 3 * 8 * 8, torch::kFloat).reshape({4, 3, 8, 8});
+  b.labels = torch::arange(4, torch::kLong);
+  b.indices = torch::arange(10, 14, torch::kLong);
+  b.keys = {"s10", "s11", "s12", "s13"};
+  b.epoch = epoch;
+  return b;
+}
+
+// The model's view in epoch e: sample 10 is confidently called class 1 every time;
+// 11 is right; 12 is wrong every time but unsure; 13 is wrong once, in the last epoch.
+std::vector<Trainer::Outcome> outcomes(int e, int last) {
+  return {{1, 0.9, 2.0}, {1, 0.8, 0.1}, {0, 0.4, 1.5}, {e == last ? 0 : 3, 0.95, 0.5}};
+}
+
+TEST(LabelCheck, SuspectsSamplesContradictedConfidentlyInMostEpochs) {
+  LabelCheck check(0.7, 10);
+  ASSERT_TRUE(check.enabled());
+  for (int e = 1; e <= 3; ++e) check.observe(four_samples(e), outcomes(e, 3), e == 3);
+  const std::vector<Misclassified> suspects = check.take_suspects();
+  ASSERT_EQ(suspects.size(), 1u);
+  EXPECT_EQ(suspects[0].key, "s10");
+  EXPECT_EQ(suspects[0].label, 0);
+  EXPECT_EQ(suspects[0].predicted, 1);
+  EXPECT_DOUBLE_EQ(suspects[0].confidence, 0.9);
+  EXPECT_DOUBLE_EQ(suspects[0].loss, 1.0 + 0.9);  // the score: share of wrong epochs + mean confidence
+  EXPECT_EQ(suspects[0].thumbnail.width, 8);
+  EXPECT_EQ(suspects[0].thumbnail.rgb.size(), 8u * 8u * 3u);
+  EXPECT_FALSE(LabelCheck(1.0, 10).enabled());
+}
+
+TEST(LabelCheck, LowerConfidenceThresholdAddsTheUnsureSample) {
+  LabelCheck check(0.3, 10);
+  for (int e = 1; e <= 3; ++e) check.observe(four_samples(e), outcomes(e, 3), e == 3);
+  const std::vector<Misclassified> suspects = check.take_suspects();
+  ASSERT_EQ(suspects.size(), 2u);
+  EXPECT_EQ(suspects[0].key, "s10");  // strongest first
+  EXPECT_EQ(suspects[1].key, "s12");
+}
+
+TEST(LabelCheck, CountsSurviveACheckpoint) {
+  LabelCheck whole(0.7, 10), first(0.7, 10), resumed(0.7, 10);
+  for (int e = 1; e <= 2; ++e) {
+    whole.observe(four_samples(e), outcomes(e, 3), false);
+    first.observe(four_samples(e), outcomes(e, 3), false);
+  }
+  TrainState state;
+  first.save(state);
+  ASSERT_NE(state.find("label_check/seen_wrong"), nullptr);
+  resumed.load(state);
+  whole.observe(four_samples(3), outcomes(3, 3), true);
+  resumed.observe(four_samples(3), outcomes(3, 3), true);
+  const auto a = whole.take_suspects(), b = resumed.take_suspects();
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].key, b[0].key);
+  EXPECT_DOUBLE_EQ(a[0].loss, b[0].loss);
+  TrainState empty;
+  LabelCheck(0.7, 10).save(empty);
+  EXPECT_EQ(empty.find("label_check/index"), nullptr);  // nothing observed, nothing written
+}
+
+TrainConfig tiny_with_ema() {
+  TrainConfig t;
+  t.model = fixture_config(4, VitPool::Cls, 1e-6);
+  t.ema_decay = 0.9;
+  t.seed = 3;
+  return t;
+}
+
+Batch random_batch(int n) {
+  auto g = at::make_generator<at::CPUGeneratorImpl>(7);
+  Batch b;
+  b.images = torch::randn({n, 3, 32, 32}, g);
+  b.labels = torch::randint(0, 4, {n}, g);
+  b.indices = torch::arange(n, torch::kLong);
+  for (int i = 0; i < n; ++i) b.keys.push_back("img" + std::to_string(i));
+  return b;
+}
+
+TEST(EvaluationPass, HeadlineEmaAndWorstSamples) {
+  Trainer trainer(tiny_with_ema());
+  trainer.set_total_steps(10);
+  // A few steps so that the live model and its EMA differ and predict more than one class.
+  const Batch train = random_batch(16);
+  for (int i = 0; i < 3; ++i) trainer.train_batch(train.images, train.labels, {}, 0);
+  const Batch eval = random_batch(24);
+  EvaluationPass pass(4, true, 5);
+  pass.add(trainer, eval);
+  const auto values = pass.headline();
+  EXPECT_EQ(values.at("samples"), 24);
+  const torch::Tensor predicted = trainer.predict(eval.images).argmax(1);
+  const double accuracy = predicted.eq(eval.labels).to(torch::kDouble).mean().item<double>();
+  EXPECT_DOUBLE_EQ(values.at("accuracy"), accuracy);
+  const torch::Tensor ema_predicted = trainer.predict(eval.images, true).argmax(1);
+  EXPECT_DOUBLE_EQ(values.at("ema_accuracy"), ema_predicted.eq(eval.labels).to(torch::kDouble).mean().item<double>());
+  ASSERT_NE(pass.ema_metrics(), nullptr);
+
+  const auto record = pass.take_evaluation("val", 2, 30, {"a", "b", "c", "d"});
+  EXPECT_EQ(record->split, "val");
+  EXPECT_EQ(record->epoch, 2u);
+  EXPECT_EQ(record->step, 30u);
+  EXPECT_EQ(record->metrics.get(), &pass.metrics());
+  const auto wrong = static_cast<std::size_t>(predicted.ne(eval.labels).sum().item<std::int64_t>());
+  ASSERT_GT(wrong, 0u);
+  EXPECT_EQ(record->worst.size(), std::min<std::size_t>(wrong, 5));
+  for (std::size_t i = 0; i < record->worst.size(); ++i) {
+    const Misclassified& m = record->worst[i];
+    EXPECT_NE(m.predicted, m.label);
+    if (i > 0) {
+      EXPECT_GE(record->worst[i - 1].loss, m.loss);  // highest loss first
+    }
+  }
+  EXPECT_TRUE(pass.take_evaluation("val", 2, 30, {}).get()->worst.empty());  // handed over once
+}
+
+TEST(EvaluationPass, WithoutEmaOrWorstSamples) {
+  TrainConfig config = tiny_with_ema();
+  config.ema_decay = 0;
+  Trainer trainer(config);
+  EvaluationPass pass(4, false, 0);
+  pass.add(trainer, random_batch(8));
+  pass.add(trainer, random_batch(8));
+  EXPECT_EQ(pass.headline().at("samples"), 16);
+  EXPECT_EQ(pass.headline().count("ema_accuracy"), 0u);
+  EXPECT_EQ(pass.ema_metrics(), nullptr);
+  EXPECT_TRUE(pass.take_evaluation("test", 0, 0, {}).get()->worst.empty());
+}
+
+}  // namespace
+}  // namespace flowrun::testing
