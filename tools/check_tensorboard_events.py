@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Reads a log folder with TensorBoard's own reader and checks scalars:
 
-    check_tensorboard_events.py LOGDIR 'TAG=STEP:VALUE,STEP:VALUE' ...
+    check_tensorboard_events.py LOGDIR [--unique] [--count TAG=N] 'TAG=STEP:VALUE,STEP:VALUE' ...
 
 Each TAG must exist; each listed step must hold the value (relative tolerance 1e-6,
-float32 storage). With a bare TAG (no '='), only its presence is checked. Exit 0 when
-all hold. Used by the test suite on flowrun's event files."""
+float32 storage). With a bare TAG (no '='), only its presence is checked. --unique:
+no tag holds a step twice (as TensorBoard shows it, after restart markers); --count:
+the tag holds N values. Exit 0 when all hold. Used by the test suite on flowrun's
+event files."""
 import math
 import sys
 
@@ -13,7 +15,19 @@ from tensorboard.backend.event_processing import event_accumulator
 
 
 def main():
-    logdir, checks = sys.argv[1], sys.argv[2:]
+    logdir, args = sys.argv[1], sys.argv[2:]
+    unique = "--unique" in args
+    counts, checks = {}, []
+    i = 0
+    while i < len(args):
+        if args[i] == "--count":
+            tag, _, n = args[i + 1].partition("=")
+            counts[tag] = int(n)
+            i += 2
+            continue
+        if args[i] != "--unique":
+            checks.append(args[i])
+        i += 1
     acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.SCALARS: 0})
     acc.Reload()
     tags = acc.Tags()["scalars"]
@@ -32,6 +46,16 @@ def main():
             if got is None or not math.isclose(got, float(value), rel_tol=1e-6):
                 print(f"{tag} at step {step}: expected {value}, got {got}")
                 ok = False
+    for tag in sorted(tags):
+        steps = [e.step for e in acc.Scalars(tag)]
+        if unique and len(steps) != len(set(steps)):
+            print(f"{tag}: steps repeat: {steps}")
+            ok = False
+    for tag, n in counts.items():
+        got = len(acc.Scalars(tag)) if tag in tags else 0
+        if got != n:
+            print(f"{tag}: {got} values, expected {n}")
+            ok = False
     sys.exit(0 if ok else 1)
 
 

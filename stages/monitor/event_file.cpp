@@ -152,6 +152,12 @@ std::string encode_event(const Event& e) {
     }
     put_bytes(out, 5, summary);
   }
+  if (e.session_status != 0) {
+    std::string session_log;
+    put_key(session_log, 1, Varint);
+    put_varint(session_log, static_cast<std::uint64_t>(e.session_status));
+    put_bytes(out, 7, session_log);
+  }
   return out;
 }
 
@@ -175,6 +181,14 @@ Event decode_event(const std::string& bytes) {
         const std::uint64_t k = summary.varint();
         if ((k >> 3) == 1 && static_cast<Wire>(k & 7) == Bytes) e.scalars.push_back(decode_value(summary.bytes()));
         else summary.skip(static_cast<Wire>(k & 7));
+      }
+    } else if (field == 7 && wire == Bytes) {
+      const std::string log_bytes = r.bytes();
+      Reader log(log_bytes);
+      while (!log.done()) {
+        const std::uint64_t k = log.varint();
+        if ((k >> 3) == 1 && static_cast<Wire>(k & 7) == Varint) e.session_status = static_cast<int>(log.varint());
+        else log.skip(static_cast<Wire>(k & 7));
       }
     } else {
       r.skip(wire);
@@ -204,6 +218,14 @@ void EventFileWriter::add_scalar(const std::string& tag, float value, std::int64
   e.wall_time = wall_time >= 0 ? wall_time : now_seconds();
   e.step = step;
   e.scalars.push_back({tag, value});
+  write(e);
+}
+
+void EventFileWriter::add_restart(std::int64_t step) {
+  Event e;
+  e.wall_time = now_seconds();
+  e.step = step;
+  e.session_status = Event::kSessionStart;
   write(e);
 }
 

@@ -5,7 +5,9 @@
 // of the record. The Event fields used (tensorflow/core/util/event.proto):
 //   1 wall_time double, 2 step int64, 3 file_version string ("brain.Event:2"),
 //   5 summary: Summary { repeated Value value = 1 }, Value { 1 tag string, 2 simple_value float }
-// which is what PyTorch's SummaryWriter.add_scalar writes and TensorBoard reads.
+//   7 session_log: SessionLog { 1 status enum (1 = START) }
+// which is what PyTorch's SummaryWriter.add_scalar (and its purge_step) writes and
+// TensorBoard reads.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +30,10 @@ struct Event {
   std::int64_t step = 0;
   std::string file_version;          // set in a file's first event only
   std::vector<EventScalar> scalars;  // simple_value summaries
+  // SessionLog status; kSessionStart marks a restart: TensorBoard's reader drops the
+  // events it has read with this step or a later one (the run is replaying them).
+  static constexpr int kSessionStart = 1;
+  int session_status = 0;
 };
 
 // Appends events to LOGDIR/events.out.tfevents.<seconds>.<host>.flowrun (the
@@ -42,6 +48,9 @@ class EventFileWriter {
   EventFileWriter& operator=(const EventFileWriter&) = delete;
 
   void add_scalar(const std::string& tag, float value, std::int64_t step, double wall_time = -1);
+  // A run resumed from a checkpoint continues at `step`: TensorBoard forgets what the
+  // interrupted run wrote from there on, so each step shows once (SummaryWriter's purge_step).
+  void add_restart(std::int64_t step);
   void write(const Event& event);
   const std::string& path() const { return path_; }
 

@@ -34,12 +34,17 @@ class TensorboardStage : public OrderedStage {
   explicit TensorboardStage(const StageArgs& args)
       : OrderedStage(args),
         logdir_(!args.params.string("logdir").empty() ? args.params.string("logdir")
-                                                      : args.run->in_folder("tensorboard", "runs/tensorboard")) {}
+                                                      : args.run->in_folder("tensorboard", "runs/tensorboard")),
+        resumed_(!args.run->resume_from.empty()) {}
 
   void start() override { writer_ = std::make_unique<EventFileWriter>(logdir_); }
 
   void process(Message in, Emitter&) override {
     const auto& m = in.as<Metrics>();
+    if (resumed_) {  // records arrive in step order: the first one is where the resumed run takes over
+      writer_->add_restart(static_cast<std::int64_t>(m.step));
+      resumed_ = false;
+    }
     for (const auto& [name, value] : m.values) {
       auto it = kTags.find({m.scope, name});
       std::string tag = it != kTags.end() ? it->second : m.scope + "/" + name;
@@ -51,6 +56,7 @@ class TensorboardStage : public OrderedStage {
  private:
   std::string logdir_;
   std::unique_ptr<EventFileWriter> writer_;
+  bool resumed_;  // the restart marker is still to be written
 };
 
 }  // namespace
@@ -66,7 +72,9 @@ PluginInfo tensorboard_plugin() {
       "`tensorboard --logdir LOGDIR` follows the run live. Tags: Loss/train, Accuracy/train, LR,\n"
       "GradNorm, Throughput/images_per_s (every log_every steps); Loss/train_epoch,\n"
       "Accuracy/train_epoch; Loss/val, Accuracy/val, Accuracy/val_top5, F1/val_macro (and Loss/val_ema,\n"
-      "Accuracy/val_ema with an EMA). A resumed run adds a second event file to the same folder.\n"
+      "Accuracy/val_ema with an EMA). A resumed run (flowrun --resume) writes a new event file\n"
+      "that starts with a restart marker at its first step, so TensorBoard drops the interrupted\n"
+      "run's values from there on and each step shows once.\n"
       "\n"
       "  {\"id\": \"tb\", \"plugin\": \"tensorboard\"}     (writes RUN_FOLDER/tensorboard)";
   p.role = Role::Ordered;

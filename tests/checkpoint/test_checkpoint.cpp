@@ -275,6 +275,24 @@ TEST(Resume, InterruptedMidAccumulationResumesBitIdentical) {
   EXPECT_GT(expect_same_training_state(final_file, step_file(options.run_folder + "/checkpoints", 6)), 40);
 }
 
+// Resumed in its own run folder, the run's TensorBoard curves show each step once:
+// the resumed run marks where it takes over (see EventFileWriter::add_restart).
+TEST(Resume, TensorBoardShowsEachStepOnceAfterAResume) {
+  TempDir dir;
+  std::string json = resume_pipeline();
+  const std::string report = R"({"id": "report", "plugin": "report"})";
+  json.replace(json.find(report), report.size(), report + R"(, {"id": "tb", "plugin": "tensorboard"})");
+  const std::string edge = R"("train -> report.metrics")";
+  json.replace(json.find(edge), edge.size(), edge + R"(, "train -> tb")");
+  const std::string folder = dir.path() + "/run";
+  run_pipeline(json, folder);
+  run_pipeline(json, folder, step_file(folder + "/checkpoints", 5));
+  const std::string cmd = source_dir() + "/.venv/bin/python " + source_dir() + "/tools/check_tensorboard_events.py " +
+                          folder + "/tensorboard --unique --count Loss/train=6 --count Accuracy/val=3 > " + dir.path() +
+                          "/log.txt 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(dir.path() + "/log.txt");
+}
+
 TEST(Resume, AnotherStageFailingSavesTheTrainStateAndTheRunResumesBitIdentical) {
   // A sink of the metrics fails on its 5th record (train 2, train 4, epoch 0, eval 0,
   // train 6): the train stage's state is consistent, so it is saved ("stop"), wherever

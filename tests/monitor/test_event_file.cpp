@@ -105,5 +105,34 @@ TEST(EventFile, TensorBoardsReaderAcceptsFlowrunsFile) {
   EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(dir.path() + "/log.txt");
 }
 
+// A resumed run's restart marker: TensorBoard's reader drops what the interrupted run
+// wrote from the marker's step on, so each step shows once, with the resumed run's
+// value. Without the marker the replayed steps show twice (the check can fail).
+TEST(EventFile, RestartMarkerMakesTensorBoardShowEachStepOnce) {
+  Event marker;
+  marker.step = 3;
+  marker.session_status = Event::kSessionStart;
+  EXPECT_EQ(decode_event(encode_event(marker)).session_status, Event::kSessionStart);
+  EXPECT_EQ(decode_event(encode_event(marker)).step, 3);
+  TempDir dir;
+  for (const bool restart : {true, false}) {
+    const std::string logdir = dir.path() + (restart ? "/with" : "/without");
+    {
+      EventFileWriter interrupted(logdir);
+      for (int step = 1; step <= 5; ++step) interrupted.add_scalar("Loss/train", 10.0f + step, step);
+    }
+    EventFileWriter resumed(logdir);
+    if (restart) resumed.add_restart(3);
+    for (int step = 3; step <= 6; ++step) resumed.add_scalar("Loss/train", 20.0f + step, step);
+  }
+  const std::string check = source_dir() + "/.venv/bin/python " + source_dir() + "/tools/check_tensorboard_events.py ";
+  std::string cmd = check + dir.path() + "/with --unique --count Loss/train=6 'Loss/train=1:11,2:12,3:23,6:26' > " +
+                    dir.path() + "/log.txt 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(dir.path() + "/log.txt");
+  cmd = check + dir.path() + "/without --unique > " + dir.path() + "/log2.txt 2>&1";
+  EXPECT_NE(std::system(cmd.c_str()), 0) << read_file(dir.path() + "/log2.txt");
+  EXPECT_NE(read_file(dir.path() + "/log2.txt").find("steps repeat"), std::string::npos) << read_file(dir.path() + "/log2.txt");
+}
+
 }  // namespace
 }  // namespace flowrun::testing
