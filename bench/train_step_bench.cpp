@@ -7,7 +7,7 @@
 //
 //   flowrun_train_step_bench --model vit_cifar_micro --batch 128 --steps 20 [--threads 2]
 //                            [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc]
-//                            [--on worker|main] [--profile TRACE.json]
+//                            [--on worker|main] [--profile TRACE.json] [--device cpu|cuda]
 // Prints one JSON line: {"model": ..., "images_per_s": median, "step_ms": [...]}.
 // --profile: after the timed steps, 3 more under LibTorch's profiler, saved as a
 // Chrome trace (bench/profile_train_step.py compares it op by op with Python's).
@@ -39,13 +39,14 @@ struct Options {
   bool keep_freed_memory = true;  // --malloc glibc: leave glibc's defaults, to measure the setting
   bool on_main_thread = false;    // --on main: the process's first thread (default: a worker, as in a pipeline)
   std::string profile;            // Chrome trace of 3 extra steps, or "" for none
+  std::string device = "cpu";     // the batches start on the CPU and are copied, as in a pipeline
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: flowrun_train_step_bench [--model PRESET] [--batch N] [--steps N] [--warmup N] "
                "[--threads N] [--precision fp32|bf16] [--image-size N] [--malloc keep|glibc] [--on worker|main] "
-               "[--profile TRACE.json]\n",
+               "[--profile TRACE.json] [--device cpu|cuda]\n",
                why);
   std::exit(2);
 }
@@ -66,6 +67,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--malloc") o.keep_freed_memory = std::string(v) != "glibc";
     else if (a == "--on") o.on_main_thread = std::string(v) == "main";
     else if (a == "--profile") o.profile = v;
+    else if (a == "--device") o.device = v;
     else usage(("unknown option " + a).c_str());
   }
   if (o.batch < 1 || o.steps < 1) usage("--batch and --steps must be >= 1");
@@ -83,6 +85,7 @@ void run(const Options& o) {
   c.label_smoothing = 0.1;
   c.clip_grad_norm = 1.0;
   c.precision = flowrun::precision_from_name(o.precision);
+  c.device = o.device;
   flowrun::Trainer trainer(c);
   trainer.set_total_steps(o.warmup + o.steps);
   const int side = c.model.image_size;
@@ -107,8 +110,10 @@ void run(const Options& o) {
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
   const double median_ms = sorted[sorted.size() / 2];
-  std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"precision\": \"%s\", \"images_per_s\": %.2f, \"step_ms\": [",
-              o.model.c_str(), o.batch, torch::get_num_threads(), o.precision.c_str(), o.batch * 1000.0 / median_ms);
+  std::printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"device\": \"%s\", \"precision\": \"%s\", "
+              "\"images_per_s\": %.2f, \"step_ms\": [",
+              o.model.c_str(), o.batch, torch::get_num_threads(), o.device.c_str(), o.precision.c_str(),
+              o.batch * 1000.0 / median_ms);
   for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.1f", i ? ", " : "", ms[i]);
   std::printf("]}\n");
 }
@@ -117,13 +122,26 @@ void run(const Options& o) {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  std::string error;
+  auto guarded = [&] {
+    try {
+      run(o);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  };
   // In a pipeline the train stage runs on a TBB worker thread, whose malloc arena is
   // not the main thread's; run the loop on a thread of its own to measure the same.
   if (o.on_main_thread) {
-    run(o);
+    guarded();
   } else {
-    std::thread worker([&] { run(o); });
+    std::thread worker(guarded);
     worker.join();
+  }
+  if (!error.empty()) {
+    std::fprintf(stderr, "flowrun_train_step_bench (device %s): %s\n", o.device.c_str(),
+                 error.substr(0, error.find('\n')).c_str());
+    return 1;
   }
   return 0;
 }
