@@ -8,6 +8,7 @@ float32 storage). With a bare TAG (no '='), only its presence is checked. --uniq
 no tag holds a step twice (as TensorBoard shows it, after restart markers); --count:
 the tag holds N values. Exit 0 when all hold. Used by the test suite on flowrun's
 event files."""
+import argparse
 import math
 import sys
 
@@ -15,19 +16,14 @@ from tensorboard.backend.event_processing import event_accumulator
 
 
 def main():
-    logdir, args = sys.argv[1], sys.argv[2:]
-    unique = "--unique" in args
-    counts, checks = {}, []
-    i = 0
-    while i < len(args):
-        if args[i] == "--count":
-            tag, _, n = args[i + 1].partition("=")
-            counts[tag] = int(n)
-            i += 2
-            continue
-        if args[i] != "--unique":
-            checks.append(args[i])
-        i += 1
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("logdir")
+    ap.add_argument("checks", nargs="*", help="TAG or TAG=STEP:VALUE,...")
+    ap.add_argument("--unique", action="store_true", help="no tag holds a step twice")
+    ap.add_argument("--count", action="append", default=[], metavar="TAG=N", help="the tag holds N values")
+    args = ap.parse_intermixed_args()
+    logdir, checks, unique = args.logdir, args.checks, args.unique
+    counts = {tag: int(n) for tag, _, n in (c.partition("=") for c in args.count)}
     acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.SCALARS: 0})
     acc.Reload()
     tags = acc.Tags()["scalars"]

@@ -279,12 +279,17 @@ class TrainStage : public OrderedStage {
                 resume_->state.counter("trainer/total_steps"), ": the data or batch size changed, the run will not match");
     }
     trainer_->set_total_steps(total);
-    diagnostics_.set_run(total, LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, 0).warmup_steps,
-                         batch.images.size(0), trainer_->model()->config.num_classes);
+    const std::int64_t warmup = warmup_of(total);
+    diagnostics_.set_run(total, warmup, batch.images.size(0), trainer_->model()->config.num_classes);
     schedule_set_ = true;
     log::info("[", node_id(), "] ", total, " optimizer steps (batch ", batch.images.size(0), " x accumulation ",
-              config_.accumulation, "), warmup ", LrSchedule::make(config_.schedule, total, config_.warmup_steps,
-                                                                     config_.warmup_fraction, 0).warmup_steps);
+              config_.accumulation, "), warmup ", warmup);
+  }
+
+  // The warmup of a schedule `total` optimizer steps long, as the trainer computes it.
+  std::int64_t warmup_of(std::int64_t total) const {
+    return LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, config_.min_lr_ratio)
+        .warmup_steps;
   }
 
   void report_window(std::uint64_t epoch, Emitter& out) {
@@ -539,8 +544,7 @@ class TrainStage : public OrderedStage {
     label_check_.load(st);
     // The diagnostics see the run so far again (before the first evaluation or batch of this process).
     const std::int64_t total = st.counter("trainer/total_steps");
-    diagnostics_.set_run(total, LrSchedule::make(config_.schedule, total, config_.warmup_steps, config_.warmup_fraction, 0).warmup_steps,
-                         0, trainer_->model()->config.num_classes);
+    diagnostics_.set_run(total, warmup_of(total), 0, trainer_->model()->config.num_classes);
     diagnostics_.replay(st.history);
     history_ = st.history;
     if (st.counter("stage/evaluating"))
