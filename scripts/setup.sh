@@ -12,6 +12,11 @@ TORCH_VERSION="2.11.0"   # pinned; the GPU device machine runs the same release
 TRANSFORMERS_VERSION="5.24.0"
 TENSORBOARD_VERSION="2.21.0"
 H5PY_VERSION="3.16.0"
+# timm's Mixup is the reference for the mixup/cutmix stages (tools/make_mix_fixtures.py,
+# bench/mix_bench.py); installed with torch and torchvision pinned beside it, since an
+# unpinned timm pulls the newest torch.
+TIMM_VERSION="1.0.31"
+TORCHVISION_VERSION="0.26.0"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
 
@@ -52,5 +57,9 @@ fi
 if ! "$VENV/bin/python" -c "import h5py, sys; sys.exit(h5py.__version__ != '$H5PY_VERSION')" 2>/dev/null; then
   echo "setup: installing h5py==$H5PY_VERSION into $VENV (for the checkpoint check)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "h5py==$H5PY_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import timm, torchvision, sys; sys.exit(timm.__version__ != '$TIMM_VERSION' or torchvision.__version__.split('+')[0] != '$TORCHVISION_VERSION')" 2>/dev/null; then
+  echo "setup: installing timm==$TIMM_VERSION and torchvision==$TORCHVISION_VERSION into $VENV (the Mixup/CutMix reference)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "timm==$TIMM_VERSION" "torchvision==$TORCHVISION_VERSION" "torch==$TORCH_VERSION"
 fi
 echo "setup: ok (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), $(cmake --version | head -1))"

@@ -3,6 +3,7 @@
 #include "flowrun/registry.hpp"
 #include "stages/augment/augment_plugins.hpp"
 #include "stages/batch/batch_plugins.hpp"
+#include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/core/core_stages.hpp"
 #include "stages/decode/decode_plugins.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
@@ -32,6 +33,15 @@ void register_builtin_stages(Registry& registry) {
   registry.add(normalize_plugin());
   registry.add(random_erasing_plugin());
   registry.add(batch_plugin());
+  registry.add(to_device_plugin());
+  registry.add(batch_flip_plugin());
+  registry.add(batch_normalize_plugin());
+  registry.add(batch_resize_plugin());
+  registry.add(batch_random_resized_crop_plugin());
+  registry.add(batch_random_erasing_plugin());
+  registry.add(mixup_plugin());
+  registry.add(cutmix_plugin());
+  registry.add(mixup_cutmix_plugin());
   registry.add(train_plugin());
   registry.add(tensorboard_plugin());
   registry.add(checkpoint_plugin());

@@ -1,9 +1,11 @@
 // Small building blocks: random streams, schema constraint texts, atomic files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <vector>
 
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/errors.hpp"
@@ -44,6 +46,59 @@ TEST(Rng, DistributionsLookRight) {
   EXPECT_NEAR(heads / static_cast<double>(n), 0.25, 0.01);
   EXPECT_NEAR(sum / n, 0.0, 0.01);
   EXPECT_NEAR(sum_sq / n, 1.0, 0.02);
+}
+
+// Kolmogorov-Smirnov distance of `draws` (sorted in place) from a CDF.
+static double ks_distance(std::vector<double>& draws, double (*cdf)(double)) {
+  std::sort(draws.begin(), draws.end());
+  double d = 0;
+  const double n = static_cast<double>(draws.size());
+  for (std::size_t i = 0; i < draws.size(); ++i) {
+    const double f = cdf(draws[i]);
+    d = std::max({d, std::abs(f - i / n), std::abs((i + 1) / n - f)});
+  }
+  return d;
+}
+
+// Beta(a, a) is Mixup's and CutMix's lambda. Where the CDF has a closed form the whole
+// distribution is tested (KS at the 0.1% level: 1.95 / sqrt(n)): a = 1 is uniform,
+// a = 0.5 the arcsine law; elsewhere the first two moments (mean 1/2, variance
+// 1 / (4 (2a + 1))), and Gamma's mean and variance (both the shape).
+TEST(Rng, BetaAndGammaFollowTheirLaws) {
+  Rng rng(7);
+  const int n = 50000;
+  const double ks_limit = 1.95 / std::sqrt(static_cast<double>(n));
+  std::vector<double> uniform_draws, arcsine_draws;
+  for (int i = 0; i < n; ++i) {
+    uniform_draws.push_back(rng.beta(1.0, 1.0));
+    arcsine_draws.push_back(rng.beta(0.5, 0.5));
+  }
+  EXPECT_LT(ks_distance(uniform_draws, [](double x) { return x; }), ks_limit);
+  EXPECT_LT(ks_distance(arcsine_draws, [](double x) { return 2.0 / M_PI * std::asin(std::sqrt(x)); }), ks_limit);
+  for (double a : {0.1, 0.2, 0.8, 2.0, 5.0}) {
+    double sum = 0, sum_sq = 0;
+    for (int i = 0; i < n; ++i) {
+      const double x = rng.beta(a, a);
+      ASSERT_GE(x, 0.0);
+      ASSERT_LE(x, 1.0);
+      sum += x;
+      sum_sq += x * x;
+    }
+    const double mean = sum / n, var = sum_sq / n - mean * mean, expected_var = 1.0 / (4.0 * (2.0 * a + 1.0));
+    EXPECT_NEAR(mean, 0.5, 4 * std::sqrt(expected_var / n)) << "a = " << a;
+    EXPECT_NEAR(var, expected_var, 0.03 * expected_var + 0.002) << "a = " << a;
+  }
+  for (double shape : {0.3, 1.0, 4.5}) {
+    double sum = 0, sum_sq = 0;
+    for (int i = 0; i < n; ++i) {
+      const double g = rng.gamma(shape);
+      sum += g;
+      sum_sq += g * g;
+    }
+    const double mean = sum / n, var = sum_sq / n - mean * mean;
+    EXPECT_NEAR(mean, shape, 4 * std::sqrt(shape / n)) << "shape " << shape;
+    EXPECT_NEAR(var, shape, 0.06 * shape) << "shape " << shape;
+  }
 }
 
 TEST(Schema, ConstraintTextsAndDefaults) {

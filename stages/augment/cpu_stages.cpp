@@ -186,18 +186,10 @@ class RandomErasing : public MapStage {
     Rng rng = item_rng(in);
     if (!rng.bernoulli(p_)) return in.payload;
     const Image& image = in.as<ImageSample>().image;
-    const double area = static_cast<double>(image.height) * image.width;
-    const double log_lo = std::log(ratio_[0]), log_hi = std::log(ratio_[1]);
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      const double erase = area * rng.uniform(scale_[0], scale_[1]);
-      const double aspect = std::exp(rng.uniform(log_lo, log_hi));
-      const int h = static_cast<int>(std::nearbyint(std::sqrt(erase * aspect)));
-      const int w = static_cast<int>(std::nearbyint(std::sqrt(erase / aspect)));
-      if (!(h < image.height && w < image.width)) continue;
-      const int top = static_cast<int>(rng.below(static_cast<std::uint64_t>(image.height - h + 1)));
-      const int left = static_cast<int>(rng.below(static_cast<std::uint64_t>(image.width - w + 1)));
+    CropWindow w{0, 0, 0, 0};
+    if (random_erasing_window(image.height, image.width, scale_, ratio_, rng, w)) {
       Image out = image;
-      erase_window(out, top, left, h, w, rng);
+      erase_window(out, w.top, w.left, w.height, w.width, rng);
       return with_image(in, std::move(out));
     }
     return in.payload;  // no window fitted: unchanged, as torchvision

@@ -131,6 +131,24 @@ CropWindow random_resized_crop_window(int H, int W, const std::vector<double>& s
   return {(H - h) / 2, (W - w) / 2, h, w};
 }
 
+bool random_erasing_window(int H, int W, const std::vector<double>& scale, const std::vector<double>& ratio, Rng& rng,
+                           CropWindow& window) {
+  const double area = static_cast<double>(H) * W;
+  const double log_lo = std::log(ratio[0]), log_hi = std::log(ratio[1]);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double erase = area * rng.uniform(scale[0], scale[1]);
+    const double aspect = std::exp(rng.uniform(log_lo, log_hi));
+    const int h = static_cast<int>(std::nearbyint(std::sqrt(erase * aspect)));
+    const int w = static_cast<int>(std::nearbyint(std::sqrt(erase / aspect)));
+    if (!(h < H && w < W)) continue;
+    const int top = static_cast<int>(rng.below(static_cast<std::uint64_t>(H - h + 1)));
+    const int left = static_cast<int>(rng.below(static_cast<std::uint64_t>(W - w + 1)));
+    window = {top, left, h, w};
+    return true;
+  }
+  return false;
+}
+
 NormalizeTable::NormalizeTable(const std::vector<double>& mean, const std::vector<double>& std) {
   for (std::size_t k = 0; k < values.size(); ++k) {
     // The same float32 operations as to_tensor (x / 255) then normalize ((v - m) / s).

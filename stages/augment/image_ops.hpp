@@ -40,6 +40,12 @@ struct CropWindow {
 CropWindow random_resized_crop_window(int height, int width, const std::vector<double>& scale,
                                       const std::vector<double>& ratio, Rng& rng);
 
+// torchvision's RandomErasing.get_params, draw for draw: up to 10 attempts at an area
+// share drawn from scale and a log-uniform aspect ratio from ratio (sides rounded half
+// to even), the window strictly smaller than the image; false when none fitted.
+bool random_erasing_window(int height, int width, const std::vector<double>& scale, const std::vector<double>& ratio,
+                           Rng& rng, CropWindow& window);
+
 // F.to_tensor then F.normalize, in float32: ((x / 255) - mean) / std, CHW. The result
 // depends on the byte value alone, so it is a table lookup per channel, computed
 // with the same float32 operations (identical values, a fraction of the cost).

@@ -2,6 +2,9 @@
 
 #include "stages/train/sample_records.hpp"
 
+#include <stdexcept>
+#include <string>
+
 namespace flowrun {
 
 EvaluationPass::EvaluationPass(int classes, bool ema, std::size_t worst_top)
@@ -11,6 +14,11 @@ EvaluationPass::EvaluationPass(int classes, bool ema, std::size_t worst_top)
       keep_worst_(worst_top > 0) {}
 
 void EvaluationPass::add(Trainer& trainer, const Batch& batch) {
+  if (batch.targets.defined())
+    throw std::runtime_error("evaluation batch " + std::to_string(batch.step) +
+                             " carries soft targets: a mixup/cutmix stage is on an evaluation chain; evaluation "
+                             "scores the labels of unmixed images, so move the mix stage to the training chain");
+  batch.wait_ready();
   outcomes_.clear();
   trainer.evaluate_batch(batch.images, batch.labels, *metrics_, false, keep_worst_ ? &outcomes_ : nullptr);
   if (ema_metrics_) trainer.evaluate_batch(batch.images, batch.labels, *ema_metrics_, true);

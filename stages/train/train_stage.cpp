@@ -209,7 +209,14 @@ class TrainStage : public OrderedStage {
 
   void train_batch(const Message& m, Emitter& out) {
     const auto& batch = m.as<Batch>();
+    batch.wait_ready();
     if (!trainer_) build(&batch);
+    if (batch.targets.defined() && !told_soft_targets_) {
+      told_soft_targets_ = true;
+      log::info("[", node_id(), "] batches carry soft targets (Mixup/CutMix): the loss uses them as they are",
+                config_.label_smoothing > 0 ? "; label_smoothing here applies to batches without them only" : "",
+                "; train accuracy counts the target's largest class");
+    }
     if (class_names_.empty() && batch.dataset) class_names_ = batch.dataset->classes;
     if (!schedule_set_) set_schedule(batch);
     // The label check watches every epoch but the first (a random model's guesses say nothing).
@@ -596,6 +603,7 @@ class TrainStage : public OrderedStage {
   std::uint64_t eval_epochs_ = 0, evaluations_ = 0;
   std::string eval_source_;
   std::unique_ptr<EvaluationPass> eval_, last_eval_, test_;
+  bool told_soft_targets_ = false;
   bool tested_ = false;
   std::shared_ptr<const Evaluation> last_evaluation_;
   std::uint64_t evaluation_index_ = 0;

@@ -158,9 +158,12 @@ torch::Tensor Trainer::prepare(const torch::Tensor& images) const {
   return x;
 }
 
+// Soft targets (Mixup/CutMix) arrive smoothed by the stage that made them (timm's
+// mixup_target), so they are used as they are: PyTorch's cross_entropy would smooth
+// probability targets a second time (timm trains on them with SoftTargetCrossEntropy).
 torch::Tensor Trainer::loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const {
   namespace F = torch::nn::functional;
-  auto options = F::CrossEntropyFuncOptions().label_smoothing(config_.label_smoothing);
+  auto options = F::CrossEntropyFuncOptions().label_smoothing(soft.defined() ? 0.0 : config_.label_smoothing);
   return F::cross_entropy(logits.to(torch::kFloat), soft.defined() ? soft : labels, options);
 }
 

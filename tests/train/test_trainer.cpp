@@ -348,6 +348,23 @@ TEST(Trainer, SoftTargetsAndClippingAndEma) {
   EXPECT_NE(live.loss(), ema.loss()) << "the EMA lags the live weights";
 }
 
+// A mix stage's targets come smoothed (timm's mixup_target): the trainer must not
+// smooth them again. Smoothed one-hot soft targets then give the loss that the
+// labels with label_smoothing give, whatever the trainer's own label_smoothing.
+TEST(Trainer, SoftTargetsAreNotSmoothedTwice) {
+  TrainConfig c = tiny(Strategy::FullFinetune);
+  c.label_smoothing = 0.1;
+  Data d = batch(8, 4);
+  const torch::Tensor smoothed = torch::nn::functional::one_hot(d.labels, 4).to(torch::kFloat) * 0.9 + 0.1 / 4;
+  Trainer hard(c), soft(c);
+  hard.set_total_steps(4);
+  soft.set_total_steps(4);
+  const StepStats with_labels = hard.train_batch(d.images, d.labels, {}, 0);
+  const StepStats with_targets = soft.train_batch(d.images, d.labels, smoothed, 0);
+  EXPECT_NEAR(with_labels.loss, with_targets.loss, 1e-5);
+  EXPECT_EQ(with_labels.correct, with_targets.correct) << "accuracy counts the target's largest class";
+}
+
 TEST(Trainer, Bf16AutocastTrainsOnTheCpu) {
   TrainConfig c = tiny(Strategy::FullFinetune);
   c.precision = Precision::Bf16;

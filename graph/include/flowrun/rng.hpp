@@ -21,6 +21,8 @@ class Rng {
   std::uint64_t below(std::uint64_t n);          // [0, n), unbiased; n > 0
   bool bernoulli(double p);
   double normal();                               // mean 0, std 1 (Box-Muller)
+  double gamma(double shape);                    // Gamma(shape, 1), shape > 0 (Marsaglia-Tsang)
+  double beta(double a, double b);               // Beta(a, b), a, b > 0 (two gammas)
 
  private:
   std::uint64_t s_[4];

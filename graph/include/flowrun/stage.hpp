@@ -105,6 +105,9 @@ class Stage {
 
   const std::string& node_id() const { return node_id_; }
   Rng item_rng(const Message& m) const { return random_.for_item(m.epoch, m.index); }
+  // The stream item_rng() gives the item (epoch, index): a batch stage draws each of its
+  // samples' parameters from the stream a per-sample stage of the same node id would use.
+  Rng item_rng(std::uint64_t epoch, std::uint64_t index) const { return random_.for_item(epoch, index); }
   Rng epoch_rng(std::uint64_t epoch) const { return random_.for_epoch(epoch); }
 
  private:
