@@ -190,6 +190,15 @@ class BatchFingerprints : public OrderedStage {
   std::vector<BatchRecord> records_;
 };
 
+// Keeps every batch it receives (the payloads, not their leases), for tests that
+// compare tensors across pipelines.
+class KeepBatches : public OrderedStage {
+ public:
+  using OrderedStage::OrderedStage;
+  void process(Message in, Emitter&) override { kept_.push_back(in.payload); }
+  std::vector<std::shared_ptr<const Payload>> kept_;
+};
+
 // Throws on its `after`-th data item: another stage failing mid-run.
 class FailAfter : public OrderedStage {
  public:
@@ -224,6 +233,10 @@ PluginInfo make(const std::string& name, Role role, std::vector<PortSpec> in, st
 
 const std::vector<BatchRecord>& batch_records(Stage& stage) {
   return dynamic_cast<BatchFingerprints&>(stage).records_;
+}
+
+const std::vector<std::shared_ptr<const Payload>>& kept_batches(Stage& stage) {
+  return dynamic_cast<KeepBatches&>(stage).kept_;
 }
 
 LiveCounter& tracked_payloads() {
@@ -279,6 +292,7 @@ void register_toy_stages(Registry& r) {
   r.add(std::move(needs));
   r.add(make("test.batch_fingerprints", Role::Ordered, {{"in", kBatchKind, "batches"}}, {},
              factory<BatchFingerprints>()));
+  r.add(make("test.keep_batches", Role::Ordered, {{"in", kBatchKind, "batches"}}, {}, factory<KeepBatches>()));
   r.add(make("test.stop_recorder", Role::Map, {{"in", kAnyKind, "anything"}}, {{"out", kSameKind, "same"}},
              factory<StopRecorder>()));
 }

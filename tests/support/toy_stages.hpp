@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -40,13 +41,16 @@ struct BatchRecord {
   }
 };
 const std::vector<BatchRecord>& batch_records(Stage& stage);  // of a test.batch_fingerprints stage
+// The batches a test.keep_batches stage received, in order.
+const std::vector<std::shared_ptr<const Payload>>& kept_batches(Stage& stage);
 
 // Stop reasons seen by test.stop_recorder stages, in call order.
 std::vector<std::string> recorded_stops();
 void clear_recorded_stops();
 
 // Registers: test.tracked_source, test.random_tag, test.group, test.bytes_source,
-// test.decode, test.pixels_sink, test.two_inputs, test.needs_params, test.stop_recorder.
+// test.decode, test.pixels_sink, test.two_inputs, test.needs_params, test.stop_recorder,
+// test.batch_fingerprints, test.keep_batches, test.fail_after.
 void register_toy_stages(Registry& registry);
 
 }  // namespace flowrun::testing
