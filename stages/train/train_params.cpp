@@ -45,6 +45,7 @@ TrainConfig train_config(const StageArgs& args) {
   t.beta2 = p.number_list("betas")[1];
   t.eps = p.number("eps");
   t.fused_optimizer = p.boolean("fused_optimizer");
+  t.defer_reads = true;  // the stage reads each step's numbers behind the device (train_stage.cpp: settle)
   t.momentum = p.number("momentum");
   t.nesterov = p.boolean("nesterov");
   t.layer_decay = p.number("layer_decay");

@@ -151,6 +151,12 @@ class TrainStage : public OrderedStage {
   void drain(StopReason reason, Emitter& out) override {
     log::clear_status();
     if (!trainer_ || in_step_) return;
+    try {
+      settle(0);
+    } catch (const std::exception& e) {  // the steps since the last read diverged: keep the saved state
+      log::warn("[", node_id(), "] run ", stop_reason_name(reason), ": no state handed on (", first_line(e.what()), ")");
+      return;
+    }
     emit_state(out, "stop");
     log::info("[", node_id(), "] run ", stop_reason_name(reason), ": state at step ", trainer_->step(), " handed on for saving");
   }
@@ -224,14 +230,17 @@ class TrainStage : public OrderedStage {
                               !batch.targets.defined() && (batch.epoch > 0 || train_epochs_ == 1);
     outcomes_.clear();
     in_step_ = true;
-    const StepStats s = guarded_step(batch, watch_labels ? &outcomes_ : nullptr);
+    std::vector<Trainer::Outcome> ignored;  // deferred reads leave the step's outcomes in its readout
+    const StepStats s = guarded([&] {
+      return trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch),
+                                   watch_labels ? &ignored : nullptr);
+    });
     in_step_ = false;
-    if (watch_labels) label_check_.observe(batch, outcomes_, batch.epoch + 1 == train_epochs_);
+    pending_.push_back({s, watch_labels ? m.payload : nullptr, batch.epoch + 1 == train_epochs_});
+    settle(kReadLag);
     changed_since_state_ = true;
     if (batch.dataset) positions_[batch.dataset->source] = {batch.epoch, batch.next_position};
     next_epoch_ = batch.epoch;
-    window_.add(s);
-    epoch_.add(s);
     progress_.show({batch.epoch, train_epochs_, trainer_->step(), trainer_->total_steps(), window_.loss(),
                     window_.accuracy(), trainer_->base_lr_now(), window_.images_per_s()});
     if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
@@ -242,10 +251,35 @@ class TrainStage : public OrderedStage {
     if (s.stepped && save_every_steps_ > 0 && trainer_->step() % save_every_steps_ == 0) emit_state(out, "step");
   }
 
-  // The train step, with the diagnosis and its remedies when it fails the usual ways.
-  StepStats guarded_step(const Batch& batch, std::vector<Trainer::Outcome>* outcomes) {
+  // The steps' numbers reach the host behind the device (Trainer's defer_reads): each
+  // step's are read kReadLag steps later, when the device has long finished it, so the
+  // host never waits for the step it just queued. Everything that reports or saves
+  // them settles all of them first. A divergence found here fails the run as one found
+  // in the step would, and leaves no state to save (the weights may already be NaN).
+  void settle(std::size_t keep) {
+    if (pending_.size() <= keep) return;
+    in_step_ = true;
+    guarded([&] {
+      while (pending_.size() > keep) {
+        PendingStep& p = pending_.front();
+        outcomes_.clear();
+        trainer_->read_stats(p.stats, p.batch ? &outcomes_ : nullptr);
+        if (p.batch) label_check_.observe(static_cast<const Batch&>(*p.batch), outcomes_, p.last_epoch);
+        window_.add(p.stats);
+        epoch_.add(p.stats);
+        pending_.pop_front();
+      }
+      return 0;
+    });
+    in_step_ = false;
+  }
+
+  // `step` (the train step, or reading its numbers), with the diagnosis and its
+  // remedies when it fails the usual ways.
+  template <typename F>
+  auto guarded(F step) -> decltype(step()) {
     try {
-      return trainer_->train_batch(batch.images, batch.labels, batch.targets, static_cast<std::int64_t>(batch.epoch), outcomes);
+      return step();
     } catch (const DivergedError& e) {
       throw std::runtime_error(diagnostics_.diverged(e.what()).text());
     } catch (const c10::OutOfMemoryError& e) {
@@ -300,6 +334,7 @@ class TrainStage : public OrderedStage {
   }
 
   void report_window(std::uint64_t epoch, Emitter& out) {
+    settle(0);
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "train";
     metrics->epoch = epoch;
@@ -325,6 +360,7 @@ class TrainStage : public OrderedStage {
 
   void end_train_epoch(std::uint64_t epoch, Emitter& out) {
     if (!trainer_) return;
+    settle(0);
     for (auto& [source, at] : positions_)
       if (source != eval_source_ && at.epoch == epoch) at = {epoch + 1, 0};
     next_epoch_ = epoch + 1;
@@ -370,6 +406,7 @@ class TrainStage : public OrderedStage {
   }
 
   void report_suspects(Emitter& out) {
+    settle(0);
     if (!evaluations_connected_ || !label_check_.enabled()) return;
     auto final = last_evaluation_ ? std::make_shared<Evaluation>(*last_evaluation_) : std::make_shared<Evaluation>();
     final->classes = class_names_;
@@ -450,6 +487,7 @@ class TrainStage : public OrderedStage {
     metrics->epoch = eval_epoch_;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
     metrics->values = eval_->headline();
+    settle(0);
     // The mean training loss of the epoch so far, to compare with.
     metrics->values["train_loss"] = eval_after_epoch_end_ || epoch_.batches == 0 ? last_train_epoch_loss_ : epoch_.loss();
     last_eval_ = std::move(eval_);
@@ -491,6 +529,7 @@ class TrainStage : public OrderedStage {
   // A snapshot of everything needed to continue exactly here (see train_state.hpp).
   void emit_state(Emitter& out, const char* reason) {
     if (!state_connected_ || !trainer_ || !changed_since_state_) return;
+    settle(0);
     changed_since_state_ = false;
     auto state = std::make_shared<TrainState>();
     state->reason = reason;
@@ -604,6 +643,15 @@ class TrainStage : public OrderedStage {
   std::string eval_source_;
   std::unique_ptr<EvaluationPass> eval_, last_eval_, test_;
   bool told_soft_targets_ = false;
+  // Steps whose numbers are still on their way to the host, oldest first; `batch` is
+  // kept for the label check (its thumbnails) when the step was watched.
+  struct PendingStep {
+    StepStats stats;
+    std::shared_ptr<const Payload> batch;
+    bool last_epoch = false;
+  };
+  static constexpr std::size_t kReadLag = 2;
+  std::deque<PendingStep> pending_;
   bool tested_ = false;
   std::shared_ptr<const Evaluation> last_evaluation_;
   std::uint64_t evaluation_index_ = 0;

@@ -1,9 +1,12 @@
 #include "stages/train/trainer.hpp"
 
 #include <ATen/autocast_mode.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "flowrun/logging.hpp"
@@ -55,6 +58,18 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, co
 }
 
 }  // namespace
+
+// Deferred reads: the step's numbers, stacked into one double tensor (loss, correct,
+// grad norm) plus the per-sample outcomes (predicted, confidence, loss), copied
+// non-blocking into page-locked host memory right behind the step on its stream, and
+// an event recorded after the copy. Reading waits for that event only, so while the
+// host reads step k the device already runs the steps queued after it. On the CPU the
+// copy is done at once and there is no event.
+struct StepReadout {
+  torch::Tensor numbers;   // (3) double: loss, correct, grad norm
+  torch::Tensor outcomes;  // (N, 3) double, or undefined
+  std::optional<c10::Event> copied;
+};
 
 Precision precision_from_name(const std::string& name) {
   if (name == "fp32") return Precision::Fp32;
@@ -180,25 +195,79 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
     logits = model_->forward(x);
   }
   loss = loss_of(logits, y, soft);
-  stats.loss = loss.item<double>();
-  if (!std::isfinite(stats.loss) && config_.precision != Precision::Fp16) {
-    throw DivergedError("the training loss is " + std::to_string(stats.loss) + " at step " + std::to_string(step_));
+  stats.at_step = step_;
+  const bool defer = config_.defer_reads;
+  if (!defer) {
+    stats.loss = loss.item<double>();
+    if (!std::isfinite(stats.loss) && config_.precision != Precision::Fp16) {
+      throw DivergedError("the training loss is " + std::to_string(stats.loss) + " at step " + std::to_string(step_));
+    }
   }
   torch::Tensor scaled = loss / config_.accumulation;
   if (config_.precision == Precision::Fp16) scaled = scaled * loss_scale_;
   scaled.backward();
+  torch::Tensor correct, sample_outcomes;
   {
     torch::NoGradGuard no_grad;
     const torch::Tensor target = soft.defined() ? soft.argmax(1) : y;
-    stats.correct = logits.argmax(1).eq(target).sum().item<std::int64_t>();
+    correct = logits.argmax(1).eq(target).sum();
     stats.count = x.size(0);
+    if (!defer) stats.correct = correct.item<std::int64_t>();
     if (outcomes) {
       const torch::Tensor detached = logits.detach().to(torch::kFloat);
-      outcomes_of(detached, per_sample_losses(detached, y), *outcomes);
+      if (defer) {
+        const auto [top, predicted] = detached.softmax(1).max(1);
+        sample_outcomes = torch::stack({predicted.to(torch::kDouble), top.to(torch::kDouble),
+                                        per_sample_losses_on_device(detached, y)}, 1);
+      } else {
+        outcomes_of(detached, per_sample_losses(detached, y), *outcomes);
+      }
     }
   }
-  if (++micro_ == config_.accumulation) optimizer_step(stats);
+  torch::Tensor norm;
+  if (++micro_ == config_.accumulation) optimizer_step(stats, defer ? &norm : nullptr);
+  if (defer) queue_readout(stats, loss.detach(), correct, norm, sample_outcomes);
   return stats;
+}
+
+void Trainer::queue_readout(StepStats& stats, const torch::Tensor& loss, const torch::Tensor& correct,
+                            const torch::Tensor& grad_norm, const torch::Tensor& outcomes) {
+  torch::NoGradGuard no_grad;
+  auto readout = std::make_shared<StepReadout>();
+  const torch::Tensor norm = grad_norm.defined() ? grad_norm.to(torch::kDouble) : torch::zeros({}, loss.options().dtype(torch::kDouble));
+  const torch::Tensor numbers = torch::stack({loss.to(torch::kDouble), correct.to(torch::kDouble), norm});
+  if (!device_.is_cuda()) {
+    readout->numbers = numbers;
+    readout->outcomes = outcomes.defined() ? outcomes.contiguous() : outcomes;
+  } else {
+    const auto pinned = torch::TensorOptions().dtype(torch::kDouble).pinned_memory(true);
+    readout->numbers = torch::empty({3}, pinned).copy_(numbers, /*non_blocking=*/true);
+    if (outcomes.defined()) readout->outcomes = torch::empty(outcomes.sizes(), pinned).copy_(outcomes, true);
+    const c10::Stream stream = c10::impl::getDeviceGuardImpl(device_.type())->getStream(device_);
+    readout->copied.emplace(device_.type());
+    readout->copied->record(stream);
+  }
+  stats.pending = std::move(readout);
+}
+
+void Trainer::read_stats(StepStats& stats, std::vector<Outcome>* outcomes) const {
+  if (!stats.pending) return;
+  const std::shared_ptr<StepReadout> readout = std::move(stats.pending);
+  if (readout->copied) readout->copied->synchronize();
+  const double* v = readout->numbers.data_ptr<double>();
+  stats.loss = v[0];
+  stats.correct = static_cast<std::int64_t>(v[1]);
+  if (stats.stepped) stats.grad_norm = v[2];
+  if (config_.precision != Precision::Fp16) {  // the checks the immediate step makes, in its words
+    if (!std::isfinite(stats.loss))
+      throw DivergedError("the training loss is " + std::to_string(stats.loss) + " at step " + std::to_string(stats.at_step));
+    if (stats.stepped && !std::isfinite(stats.grad_norm))
+      throw DivergedError("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " + std::to_string(stats.at_step));
+  }
+  if (!outcomes || !readout->outcomes.defined()) return;
+  const double* o = readout->outcomes.data_ptr<double>();
+  for (int64_t i = 0; i < readout->outcomes.size(0); ++i)
+    outcomes->push_back({static_cast<std::int64_t>(o[3 * i]), o[3 * i + 1], o[3 * i + 2]});
 }
 
 // The global L2 norm of the gradients, and clipping to clip_grad_norm, with the
@@ -257,7 +326,27 @@ void Trainer::fused_adamw_step() {
   }
 }
 
-void Trainer::optimizer_step(StepStats& stats) {
+// clip_and_measure without reading the norm: the clipping coefficient is computed on
+// the device, min(1, max_norm / (norm + 1e-6)), in double as the host computes it and
+// then as float32, the same factor the host's scalar multiplication uses, so both
+// ways give the same gradients bit for bit (as torch.nn.utils.clip_grad_norm_'s
+// foreach path: a multiplication by a clamped coefficient, 1 when under the limit).
+torch::Tensor Trainer::clip_and_measure_on_device() {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : model_->parameters())
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return {};
+  torch::NoGradGuard no_grad;
+  const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
+  torch::Tensor norm = norms.size() == 1 ? norms[0] : at::stack(norms).norm(2);
+  if (config_.clip_grad_norm > 0) {
+    const torch::Tensor coef = (config_.clip_grad_norm / (norm.to(torch::kDouble) + 1e-6)).clamp_max(1.0).to(torch::kFloat);
+    at::_foreach_mul_(grads, coef);
+  }
+  return norm;
+}
+
+void Trainer::optimizer_step(StepStats& stats, torch::Tensor* device_norm) {
   micro_ = 0;
   if (config_.precision == Precision::Fp16) {
     // Unscale, then skip the step if any gradient overflowed (GradScaler's rule).
@@ -280,9 +369,13 @@ void Trainer::optimizer_step(StepStats& stats) {
       good_steps_ = 0;
     }
   }
-  stats.grad_norm = clip_and_measure();
-  if (!std::isfinite(stats.grad_norm) && config_.precision != Precision::Fp16) {
-    throw DivergedError("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " + std::to_string(step_));
+  if (device_norm) {
+    *device_norm = clip_and_measure_on_device();
+  } else {
+    stats.grad_norm = clip_and_measure();
+    if (!std::isfinite(stats.grad_norm) && config_.precision != Precision::Fp16) {
+      throw DivergedError("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " + std::to_string(step_));
+    }
   }
   if (config_.optimizer == "adamw" && config_.fused_optimizer) fused_adamw_step();
   else optimizer_->step();
@@ -314,12 +407,13 @@ torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
   return logits;
 }
 
-// Each sample's cross-entropy (no label smoothing), on the CPU as double.
-torch::Tensor Trainer::per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels) {
+// Each sample's cross-entropy (no label smoothing), as double: on the device, or on the CPU.
+torch::Tensor Trainer::per_sample_losses_on_device(const torch::Tensor& logits, const torch::Tensor& labels) {
   namespace F = torch::nn::functional;
-  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone))
-      .to(torch::kCPU, torch::kDouble)
-      .contiguous();
+  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)).to(torch::kDouble);
+}
+torch::Tensor Trainer::per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels) {
+  return per_sample_losses_on_device(logits, labels).to(torch::kCPU).contiguous();
 }
 
 void Trainer::outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const {

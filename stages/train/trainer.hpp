@@ -55,7 +55,14 @@ struct TrainConfig {
   std::vector<double> mean, std;  // normalization of uint8 batches; empty = batches come normalized
   std::string device = "cpu";
   std::uint64_t seed = 0;
+  // Leave each step's loss, correct count and gradient norm (and outcomes) on the
+  // device, copied to the host behind the step, so the host never waits for the step
+  // it just queued: read_stats() reads them later. The train stage sets it; off, the
+  // step reads them at once (the unit tests' mode).
+  bool defer_reads = false;
 };
+
+struct StepReadout;  // a step's numbers on their way to the host (trainer.cpp)
 
 struct StepStats {
   double loss = 0;          // of this micro-batch (not divided by accumulation)
@@ -64,6 +71,9 @@ struct StepStats {
   bool stepped = false;     // the optimizer stepped after this micro-batch
   double grad_norm = 0;     // global norm before clipping, when stepped
   bool skipped = false;     // fp16: non-finite gradients, step skipped and scale lowered
+  std::int64_t at_step = 0; // optimizer steps taken before this micro-batch
+  // defer_reads: loss, correct and grad_norm above are not filled in until read_stats().
+  std::shared_ptr<StepReadout> pending;
 };
 
 // The loss or the gradient norm became NaN or infinite (outside fp16 loss scaling).
@@ -95,6 +105,10 @@ class Trainer {
   void evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
                       bool ema = false, std::vector<Outcome>* outcomes = nullptr);
   torch::Tensor predict(const torch::Tensor& images, bool ema = false);  // logits, eval mode
+  // defer_reads: fills `stats`' loss, correct count and gradient norm (and `outcomes`,
+  // when the step was asked for them), waiting for that step's copy only; throws
+  // DivergedError as the step itself would have. A no-op for a stats already read.
+  void read_stats(StepStats& stats, std::vector<Outcome>* outcomes = nullptr) const;
 
   // Appends the trainer's state to `out` (CPU copies; see train_state.hpp), and
   // restores it into a trainer built with the same configuration.
@@ -120,10 +134,14 @@ class Trainer {
   torch::Tensor prepare(const torch::Tensor& images) const;
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
   double clip_and_measure();
+  torch::Tensor clip_and_measure_on_device();
   void fused_adamw_step();
   static torch::Tensor per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels);
+  static torch::Tensor per_sample_losses_on_device(const torch::Tensor& logits, const torch::Tensor& labels);
   void outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const;
-  void optimizer_step(StepStats& stats);
+  void optimizer_step(StepStats& stats, torch::Tensor* device_norm);
+  void queue_readout(StepStats& stats, const torch::Tensor& loss, const torch::Tensor& correct,
+                     const torch::Tensor& grad_norm, const torch::Tensor& outcomes);
   void update_ema();
 
   TrainConfig config_;

@@ -365,6 +365,75 @@ TEST(Trainer, SoftTargetsAreNotSmoothedTwice) {
   EXPECT_EQ(with_labels.correct, with_targets.correct) << "accuracy counts the target's largest class";
 }
 
+// The train stage's mode: each step's numbers stay on the device and are read later.
+// Clipping on the device (a clamped coefficient) must give the host path's weights bit
+// for bit, and the numbers read later must be the ones the host path reads at once.
+TEST(Trainer, DeferredReadsGiveTheImmediateNumbersAndWeights) {
+  TrainConfig c = tiny(Strategy::FullFinetune);
+  c.clip_grad_norm = 0.05;  // below the norm in some steps, so the coefficient matters
+  c.accumulation = 2;
+  Trainer immediate(c);
+  c.defer_reads = true;
+  Trainer deferred(c);
+  immediate.set_total_steps(4);
+  deferred.set_total_steps(4);
+  std::vector<StepStats> later;
+  std::vector<std::vector<Trainer::Outcome>> now_outcomes, later_outcomes(8);
+  int clipped = 0;
+  for (int i = 0; i < 8; ++i) {
+    const Data d = batch(8, 20 + i);
+    now_outcomes.emplace_back();
+    const StepStats now = immediate.train_batch(d.images, d.labels, {}, 0, &now_outcomes.back());
+    std::vector<Trainer::Outcome> none;
+    later.push_back(deferred.train_batch(d.images, d.labels, {}, 0, &none));
+    EXPECT_TRUE(none.empty()) << "deferred outcomes arrive with read_stats";
+    EXPECT_TRUE(later.back().pending);
+    clipped += now.stepped && now.grad_norm > c.clip_grad_norm;
+    if (i >= 2) deferred.read_stats(later[i - 2], &later_outcomes[i - 2]);  // two steps behind, as the stage reads
+  }
+  EXPECT_GT(clipped, 0);
+  for (int i = 6; i < 8; ++i) deferred.read_stats(later[i], &later_outcomes[i]);
+  TrainConfig rc = tiny(Strategy::FullFinetune);
+  rc.clip_grad_norm = 0.05;
+  rc.accumulation = 2;
+  Trainer again(rc);  // the immediate numbers again, step by step
+  again.set_total_steps(4);
+  for (int i = 0; i < 8; ++i) {
+    const Data d = batch(8, 20 + i);
+    const StepStats now = again.train_batch(d.images, d.labels, {}, 0);
+    EXPECT_EQ(later[i].loss, now.loss) << "micro-batch " << i;
+    EXPECT_EQ(later[i].correct, now.correct);
+    EXPECT_EQ(later[i].grad_norm, now.grad_norm);
+    EXPECT_EQ(later[i].stepped, now.stepped);
+    ASSERT_EQ(later_outcomes[i].size(), now_outcomes[i].size());
+    for (std::size_t k = 0; k < now_outcomes[i].size(); ++k) {
+      EXPECT_EQ(later_outcomes[i][k].predicted, now_outcomes[i][k].predicted);
+      EXPECT_EQ(later_outcomes[i][k].confidence, now_outcomes[i][k].confidence);
+      EXPECT_EQ(later_outcomes[i][k].loss, now_outcomes[i][k].loss);
+    }
+  }
+  const auto a = snapshot(immediate.model()), b = snapshot(deferred.model());
+  for (const auto& [name, value] : a) EXPECT_TRUE(value.equal(b.at(name))) << name << " differs after clipping on the device";
+}
+
+TEST(Trainer, DeferredReadsStillCatchADivergence) {
+  TrainConfig c = tiny(Strategy::FullFinetune);
+  c.defer_reads = true;
+  Trainer t(c);
+  t.set_total_steps(4);
+  Data d = batch(8, 3);
+  StepStats first = t.train_batch(d.images, d.labels, {}, 0);
+  t.read_stats(first);
+  d.images[0][0][0][0] = std::numeric_limits<float>::quiet_NaN();
+  StepStats s = t.train_batch(d.images, d.labels, {}, 0);  // no throw: nothing was read yet
+  try {
+    t.read_stats(s);
+    FAIL() << "a NaN loss was read without complaint";
+  } catch (const DivergedError& e) {
+    EXPECT_NE(std::string(e.what()).find("the training loss is nan at step 1"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, Bf16AutocastTrainsOnTheCpu) {
   TrainConfig c = tiny(Strategy::FullFinetune);
   c.precision = Precision::Bf16;
