@@ -9,6 +9,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "stages/augment/augment_params.hpp"
 #include "stages/augment/augment_plugins.hpp"
 #include "stages/augment/color_ops.hpp"
 #include "stages/augment/image_ops.hpp"
@@ -17,9 +18,6 @@
 namespace flowrun {
 namespace {
 
-const std::vector<double> kImagenetMean = {0.485, 0.456, 0.406};
-const std::vector<double> kImagenetStd = {0.229, 0.224, 0.225};
-constexpr double kDefaultFlipProbability = 0.5;
 
 struct Size {
   int height;
@@ -310,8 +308,7 @@ PluginInfo resize_plugin() {
                            "(antialiasing), as PIL does; values match torchvision on PIL images within one grey level.\n"
                            "\n"
                            "  {\"id\": \"resize\", \"plugin\": \"resize\", \"params\": {\"size\": [256]}}");
-  declare_size(p.params, "[s]: shorter side to s, keeping the aspect ratio; [height, width]: exactly");
-  p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
+  declare_resize_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Resize>(args); };
   return p;
 }
@@ -324,11 +321,7 @@ PluginInfo random_resized_crop_plugin() {
       "get_params does, from the item's own random stream; then crops and resizes it to size.\n"
       "\n"
       "  {\"id\": \"crop\", \"plugin\": \"random_resized_crop\", \"params\": {\"size\": [224]}}");
-  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
-  p.params.number_list("scale", {0.08, 1.0}, "[low, high] share of the image's area to keep").length(2).range(0, 1);
-  p.params.number_list("ratio", {3.0 / 4.0, 4.0 / 3.0}, "[low, high] aspect ratio (width / height) of the window")
-      .length(2).range(1e-3, 1e3);
-  p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
+  declare_random_resized_crop_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<RandomResizedCrop>(args); };
   return p;
 }
@@ -369,12 +362,7 @@ PluginInfo random_erasing_plugin() {
   p.role = Role::Map;
   p.inputs = {{"in", kImageOrTensorKind, "uint8 images or normalized float samples"}};
   p.outputs = {{"out", kSameKind, "the same kind, with a rectangle erased"}};
-  p.params.number("p", 0.5, "probability of erasing each sample").range(0, 1);
-  p.params.number_list("scale", {0.02, 0.33}, "[low, high] share of the area to erase").length(2).range(0, 1);
-  p.params.number_list("ratio", {0.3, 3.3}, "[low, high] aspect ratio of the erased window").length(2).range(1e-3, 1e3);
-  p.params.number_list("value", {0.0}, "fill value, one per channel or one for all").min_length(1).max_length(4)
-      .range(-1000, 1000);
-  p.params.boolean("random_value", false, "fill with standard-normal noise per pixel instead of value");
+  declare_random_erasing_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<RandomErasing>(args); };
   return p;
 }
@@ -393,7 +381,7 @@ PluginInfo center_crop_plugin() {
 PluginInfo horizontal_flip_plugin() {
   PluginInfo p = image_map("horizontal_flip", "Mirrors images left-right with probability p (RandomHorizontalFlip)",
                            "  {\"id\": \"flip\", \"plugin\": \"horizontal_flip\", \"params\": {\"p\": 0.5}}");
-  p.params.number("p", kDefaultFlipProbability, "probability of flipping each image").range(0, 1);
+  declare_flip_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<HorizontalFlip>(args); };
   return p;
 }
@@ -406,10 +394,7 @@ PluginInfo normalize_plugin() {
                            "  {\"id\": \"norm\", \"plugin\": \"normalize\",\n"
                            "   \"params\": {\"mean\": [0.4914, 0.4822, 0.4465], \"std\": [0.247, 0.243, 0.261]}}");
   p.outputs = {{"out", kTensorSampleKind, "normalized images, float32 CHW"}};
-  p.params.number_list("mean", kImagenetMean, "per-channel mean, on the [0, 1] scale (default: ImageNet)")
-      .min_length(1).max_length(4).range(-10, 10);
-  p.params.number_list("std", kImagenetStd, "per-channel standard deviation, > 0 (default: ImageNet)")
-      .min_length(1).max_length(4).range(1e-6, 100);
+  declare_normalize_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Normalize>(args); };
   return p;
 }

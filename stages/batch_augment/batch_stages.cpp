@@ -13,6 +13,7 @@
 
 #include <stdexcept>
 
+#include "stages/augment/augment_params.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/batch_augment/batch_ops.hpp"
 #include "stages/batch_augment/batch_transform.hpp"
@@ -37,11 +38,6 @@ PluginInfo batch_transform_plugin(const std::string& name, const std::string& su
 }
 
 namespace {
-
-const std::vector<double> kImagenetMean = {0.485, 0.456, 0.406};
-const std::vector<double> kImagenetStd = {0.229, 0.224, 0.225};
-constexpr double kDefaultFlipProbability = 0.5;
-constexpr double kDefaultErasingProbability = 0.5;
 
 struct OutputSize {
   std::int64_t height, width;
@@ -178,10 +174,6 @@ class BatchRandomErasing : public BatchTransform {
   bool noise_;
 };
 
-void declare_size(Schema& s, const std::string& doc) {
-  s.required("size", ParamType::IntList, doc).min_length(1).max_length(2).range(1, 65535);
-}
-
 }  // namespace
 
 PluginInfo batch_flip_plugin() {
@@ -191,7 +183,7 @@ PluginInfo batch_flip_plugin() {
       "so the same samples flip; the pixels are identical.\n"
       "\n"
       "  {\"id\": \"flip\", \"plugin\": \"batch_flip\", \"params\": {\"p\": 0.5}}");
-  p.params.number("p", kDefaultFlipProbability, "probability of flipping each sample").range(0, 1);
+  declare_flip_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchFlip>(args); };
   return p;
 }
@@ -205,10 +197,7 @@ PluginInfo batch_normalize_plugin() {
       "  {\"id\": \"norm\", \"plugin\": \"batch_normalize\",\n"
       "   \"params\": {\"mean\": [0.4914, 0.4822, 0.4465], \"std\": [0.247, 0.2435, 0.2616]}}");
   p.outputs = {{"out", kBatchKind, "normalized float32 batches, on the same device"}};
-  p.params.number_list("mean", kImagenetMean, "per-channel mean, on the [0, 1] scale (default: ImageNet)")
-      .min_length(1).max_length(4).range(-10, 10);
-  p.params.number_list("std", kImagenetStd, "per-channel standard deviation, > 0 (default: ImageNet)")
-      .min_length(1).max_length(4).range(1e-6, 100);
+  declare_normalize_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchNormalize>(args); };
   return p;
 }
@@ -222,8 +211,7 @@ PluginInfo batch_resize_plugin() {
       "within one grey level of the resize stage (most identical). Float batches: one float pass.\n"
       "\n"
       "  {\"id\": \"resize\", \"plugin\": \"batch_resize\", \"params\": {\"size\": [224]}}");
-  declare_size(p.params, "[s]: shorter side to s, keeping the aspect ratio; [height, width]: exactly");
-  p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
+  declare_resize_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchResize>(args); };
   return p;
 }
@@ -237,11 +225,7 @@ PluginInfo batch_random_resized_crop_plugin() {
       "size as batch_resize does: within one grey level of the CPU twin.\n"
       "\n"
       "  {\"id\": \"crop\", \"plugin\": \"batch_random_resized_crop\", \"params\": {\"size\": [224], \"scale\": [0.5, 1.0]}}");
-  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
-  p.params.number_list("scale", {0.08, 1.0}, "[low, high] share of the image's area to keep").length(2).range(0, 1);
-  p.params.number_list("ratio", {3.0 / 4.0, 4.0 / 3.0}, "[low, high] aspect ratio (width / height) of the window")
-      .length(2).range(1e-3, 1e3);
-  p.params.choice("interpolation", "bilinear", {"bilinear", "bicubic"}, "resampling filter");
+  declare_random_resized_crop_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchRandomResizedCrop>(args); };
   return p;
 }
@@ -255,12 +239,7 @@ PluginInfo batch_random_erasing_plugin() {
       "from the sample's stream (bit-identical to the twin), then copied to the device.\n"
       "\n"
       "  {\"id\": \"erase\", \"plugin\": \"batch_random_erasing\", \"params\": {\"p\": 0.25, \"random_value\": true}}");
-  p.params.number("p", kDefaultErasingProbability, "probability of erasing each sample").range(0, 1);
-  p.params.number_list("scale", {0.02, 0.33}, "[low, high] share of the area to erase").length(2).range(0, 1);
-  p.params.number_list("ratio", {0.3, 3.3}, "[low, high] aspect ratio of the erased window").length(2).range(1e-3, 1e3);
-  p.params.number_list("value", {0.0}, "fill value, one per channel or one for all").min_length(1).max_length(4)
-      .range(-1000, 1000);
-  p.params.boolean("random_value", false, "fill with standard-normal noise per pixel instead of value");
+  declare_random_erasing_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchRandomErasing>(args); };
   return p;
 }

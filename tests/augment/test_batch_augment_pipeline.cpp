@@ -66,15 +66,16 @@ TEST(BatchAugmentPipeline, Vit224InputPathWithBatchTwinsMatchesTheCpuChain) {
     two_levels += d.gt(1.5 * level).sum().item<double>();
     total += static_cast<double>(d.numel());
   }
-  // Each pass rounds to uint8 in both chains (PIL's 22-bit fixed point there, float32
-  // here): a value a hair apart can round one level apart in the first pass and the
-  // second pass can add its own level. Measured on these 40 images: 99.1% identical,
-  // 4 of 6.0 million values two levels apart, none more.
+  // Both chains resample in two passes that round to uint8: Pillow's 22-bit fixed point
+  // in the CPU twin, ATen's uint8 kernel (the same fixed-point scheme) in the batch stage
+  // on the CPU. Measured on these 40 images: 99.9% identical, none more than one level
+  // apart. (CUDA's float32 passes, measured here on the CPU before the uint8 kernel
+  // took over: 99.1% identical, 4 of 6.0 million values two levels apart.)
   std::cout << "twins: " << 100 * equal / total << "% identical, " << two_levels << " of " << total
             << " values two levels apart, largest gap " << worst / level << " levels\n";
-  EXPECT_LE(worst, 2 * level + 1e-6) << "more than two grey levels apart";
-  EXPECT_LT(two_levels / total, 1e-4);
-  EXPECT_GT(equal / total, 0.97);
+  EXPECT_LE(worst, level + 1e-6) << "more than one grey level apart";
+  EXPECT_EQ(two_levels, 0);
+  EXPECT_GT(equal / total, 0.99);
 }
 
 const char* const kMixNodes = R"(, {"id": "decode", "plugin": "jpeg_decode"},
