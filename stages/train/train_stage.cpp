@@ -236,7 +236,7 @@ class TrainStage : public OrderedStage {
                                    watch_labels ? &ignored : nullptr);
     });
     in_step_ = false;
-    pending_.push_back({s, watch_labels ? m.payload : nullptr, batch.epoch + 1 == train_epochs_});
+    pending_.push_back({s, m.payload, watch_labels, batch.epoch + 1 == train_epochs_});
     settle(kReadLag);
     changed_since_state_ = true;
     if (batch.dataset) positions_[batch.dataset->source] = {batch.epoch, batch.next_position};
@@ -263,8 +263,8 @@ class TrainStage : public OrderedStage {
       while (pending_.size() > keep) {
         PendingStep& p = pending_.front();
         outcomes_.clear();
-        trainer_->read_stats(p.stats, p.batch ? &outcomes_ : nullptr);
-        if (p.batch) label_check_.observe(static_cast<const Batch&>(*p.batch), outcomes_, p.last_epoch);
+        trainer_->read_stats(p.stats, p.watched ? &outcomes_ : nullptr);
+        if (p.watched) label_check_.observe(static_cast<const Batch&>(*p.batch), outcomes_, p.last_epoch);
         window_.add(p.stats);
         epoch_.add(p.stats);
         pending_.pop_front();
@@ -643,11 +643,15 @@ class TrainStage : public OrderedStage {
   std::string eval_source_;
   std::unique_ptr<EvaluationPass> eval_, last_eval_, test_;
   bool told_soft_targets_ = false;
-  // Steps whose numbers are still on their way to the host, oldest first; `batch` is
-  // kept for the label check (its thumbnails) when the step was watched.
+  // Steps whose numbers are still on their way to the host, oldest first. `batch` is
+  // kept until they are read: for the label check (its thumbnails) when the step was
+  // watched, and because a batch that came from host memory may still be being copied
+  // to the device (a non-blocking copy from the batch stage's pinned buffers, which it
+  // refills once released); the step's numbers are read after that copy is done.
   struct PendingStep {
     StepStats stats;
     std::shared_ptr<const Payload> batch;
+    bool watched = false;
     bool last_epoch = false;
   };
   static constexpr std::size_t kReadLag = 2;
