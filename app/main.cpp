@@ -59,7 +59,8 @@ Options:
                        --set seed=3   --set nodes.augment.plugin=randaugment
                        --set nodes.source.params.count=500
   --resume FILE      continue the run saved in a checkpoint (.h5) exactly where it was;
-                     auto = the newest checkpoint under runs/NAME-*/checkpoints/
+                     auto = the newest checkpoint under runs/NAME-*/checkpoints/, or with
+                     --run-dir DIR the newest in DIR/checkpoints/ (none there: a fresh run)
   --run-dir DIR      the run folder (default runs/NAME-YYYYmmdd-HHMMSS; when resuming, the
                      checkpoint's run folder); it gets pipeline.json, flowrun.log, checkpoints/
                      and the outputs of stages whose paths are left empty (tensorboard/,
@@ -87,7 +88,8 @@ its node id, plugin and message (exit 1). Early stopping ends the run normally (
 --resume CHECKPOINT.h5 continues a run from a checkpoint: weights, optimizer, schedule,
 generator states and each source's position in its epoch are restored, so the run ends with
 the same weights, bit for bit on the CPU, as one that was never stopped. --resume auto takes
-the newest checkpoint under runs/NAME-*/checkpoints/.
+the newest checkpoint under runs/NAME-*/checkpoints/; with --run-dir DIR, the newest in
+DIR/checkpoints/ only, and a fresh run in DIR when there is none (it says which).
 )"},
     {"export", R"(flowrun export CHECKPOINT.h5 OUT_FOLDER [--ema]
 
@@ -269,8 +271,18 @@ std::string run_folder_of(const std::string& checkpoint) {
 int command_run(const Args& args, Registry& registry, PackLoader& loader) {
   Description description = load(args, registry, loader);
   RunOptions options;
-  if (!args.resume.empty()) {
-    options.resume_from = args.resume == "auto" ? find_auto_checkpoint(description.name) : args.resume;
+  std::string fresh_because;  // --resume auto --run-dir DIR found nothing in DIR
+  if (args.resume == "auto" && !args.run_dir.empty()) {
+    // The run folder was named: its own checkpoints only, never another run's.
+    const std::string folder = default_checkpoint_folder(args.run_dir);
+    options.resume_from = newest_checkpoint(folder);
+    if (options.resume_from.empty()) fresh_because = "--resume auto: no checkpoint in " + folder + "/: starting a fresh run";
+  } else if (args.resume == "auto") {
+    options.resume_from = find_auto_checkpoint(description.name);
+  } else {
+    options.resume_from = args.resume;
+  }
+  if (!options.resume_from.empty()) {
     try {
       options.start_positions = read_checkpoint_positions(options.resume_from);
     } catch (const std::exception& e) {
@@ -285,6 +297,7 @@ int command_run(const Args& args, Registry& registry, PackLoader& loader) {
   log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
             " edges, device ", description.device, ", seed ", description.seed);
   if (!options.resume_from.empty()) log::info("resuming from ", options.resume_from);
+  if (!fresh_because.empty()) log::info(fresh_because);
   AtomicFile resolved((fs::path(options.run_folder) / "pipeline.json").string());
   resolved.write(description.resolved_json + "\n");
   resolved.commit();

@@ -11,7 +11,7 @@ Runs, in one go:
   - flowrun's loader over 5,000 images, to compare peak memory with the 50,000 run;
 and prints every figure (medians) and the ratios.
 
-    .venv/bin/pip install torchvision==0.26.0 pillow   # once
+    # torchvision and Pillow: scripts/setup.sh installs them (torchvision pinned to torch 2.11)
     .venv/bin/python bench/compare_loaders.py [--threads 2] [--runs 3]
 """
 import argparse

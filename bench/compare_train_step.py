@@ -3,7 +3,7 @@
 step in PyTorch-Python with the same wheel, side by side, plus the whole flowrun
 pipeline (real CIFAR-10 JPEGs loaded while training) against its step alone.
 
-    .venv/bin/pip install timm==1.0.31     # the Python reference model (once)
+    # timm, the Python reference model: scripts/setup.sh installs it with torch pinned beside it
     .venv/bin/python bench/compare_train_step.py [--rounds 5] [--threads 2] [--models micro,vit_s16]
 
 For each model it runs, in alternating rounds (this VM's speed drifts; alternating keeps

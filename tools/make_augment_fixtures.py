@@ -3,7 +3,7 @@
 torchvision.transforms.functional makes of them, for the C++ tests to compare against
 (tests/data/test_augment.cpp). Regenerate after changing a case:
 
-    .venv/bin/pip install torchvision==0.26.0 pillow   # once
+    # torchvision and Pillow: scripts/setup.sh installs them (torchvision pinned to torch 2.11)
     .venv/bin/python tools/make_augment_fixtures.py
 
 The file records the torch and torchvision versions that wrote it.

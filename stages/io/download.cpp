@@ -13,8 +13,7 @@
 
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
-#include "stages/io/md5.hpp"
-#include "stages/io/sha256.hpp"
+#include "stages/io/digest.hpp"
 
 namespace flowrun {
 namespace {

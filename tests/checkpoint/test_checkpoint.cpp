@@ -377,6 +377,32 @@ TEST(Resume, CliResumeAutoTakesTheNewestCheckpointOfThePipelinesRuns) {
   std::filesystem::remove_all(run);
 }
 
+// With --run-dir, auto looks in that folder only: not at a newer checkpoint of another
+// run of the same pipeline; and an empty folder starts a fresh run, saying so.
+TEST(Resume, CliResumeAutoWithRunDirLooksInThatFolderOnly) {
+  TempDir dir;
+  std::string json = resume_pipeline(8, 1);
+  json.replace(json.find("resume_test"), 11, "resume_dir_test");
+  const std::string pipeline = dir.write("p.json", json);
+  const std::string mine = dir.path() + "/mine", other = "runs/resume_dir_test-" + std::to_string(::getpid());
+  auto r = run_flowrun({pipeline, "--run-dir", mine, "--set", "nodes.train.params.save_every_steps=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::filesystem::remove(mine + "/checkpoints/ckpt-step00000004.h5");  // newest left here: step 2
+  r = run_flowrun({pipeline, "--run-dir", other, "--set", "nodes.train.params.save_every_steps=2"});  // a newer run
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_flowrun({pipeline, "--resume", "auto", "--run-dir", mine});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("resuming from " + mine + "/checkpoints/ckpt-step00000002.h5"), std::string::npos) << r.out;
+  const std::string empty = dir.path() + "/empty";
+  r = run_flowrun({pipeline, "--resume", "auto", "--run-dir", empty});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("--resume auto: no checkpoint in " + empty + "/checkpoints/: starting a fresh run"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("resuming from"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(empty + "/checkpoints/ckpt-step00000004.h5")) << "the fresh run trained to the end";
+  std::filesystem::remove_all(other);
+}
+
 TEST(Resume, CliResumeErrorsNameTheProblem) {
   TempDir dir;
   const std::string pipeline = dir.write("p.json", resume_pipeline(8, 1));

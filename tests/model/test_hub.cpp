@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "stages/io/sha256.hpp"
+#include "stages/io/digest.hpp"
 #include "stages/model/hub.hpp"
 #include "support/http_server.hpp"
 #include "support/test_util.hpp"
