@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything flowrun needs on a fresh Debian 12 machine: the Debian
-# packages (oneTBB, TurboJPEG, HDF5, spdlog, nlohmann-json, GoogleTest, OpenSSL, ccache,
+# packages (oneTBB, TurboJPEG, HDF5, spdlog, nlohmann-json, GoogleTest, CLI11, OpenSSL, ccache,
 # ninja) and LibTorch from the pinned PyTorch wheel in a project-local virtual
 # environment (.venv, or $FLOWRUN_VENV). Safe to run again: each step is skipped
 # when already done.
@@ -23,7 +23,7 @@ VENV="${FLOWRUN_VENV:-$ROOT/.venv}"
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git python3 python3-venv
   libtbb-dev libturbojpeg0-dev libpng-dev libhdf5-dev libspdlog-dev
-  nlohmann-json3-dev libgtest-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+  nlohmann-json3-dev libgtest-dev libcli11-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
 )
 
 missing=()

@@ -40,6 +40,28 @@ TEST(Cli, VersionAndHelp) {
   EXPECT_EQ(r.exit_code, 2);
   expect_contains(r.err, "unknown option '--bogus'");
   EXPECT_EQ(run_flowrun({}).exit_code, 2);
+  r = run_flowrun({"run", "--help"});
+  expect_contains(r.out, "--resume CHECKPOINT|auto");
+  expect_contains(r.out, "Exit codes: 0 finished");
+}
+
+// Commands that do not exist (yet) are refused, not run as a pipeline or answered with
+// the general help; a misspelt command or option gets a suggestion.
+TEST(Cli, UnknownCommandsAndOptionsExitTwoWithADidYouMean) {
+  for (const char* command : {"bench", "launch", "ablate"}) {
+    auto r = run_flowrun({command, "--help"});
+    EXPECT_EQ(r.exit_code, 2) << command;
+    expect_contains(r.err, std::string("unknown command '") + command + "'");
+  }
+  auto r = run_flowrun({"validat", "p.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_contains(r.err, "did you mean 'validate'");
+  r = run_flowrun({"validate", source_dir() + "/pipelines/runtime_demo.json", "--sett", "seed=1"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_contains(r.err, "unknown option '--sett' for validate (did you mean '--set'?)");
+  r = run_flowrun({"export", "only_one.h5"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_contains(r.err, "OUT_FOLDER is required");
 }
 
 TEST(Cli, PluginsListAndDetails) {

@@ -13,7 +13,7 @@ pkgs=(libtbb-dev libtbb12 libtbbmalloc2 libtbbbind-2-5 libhwloc15
       libturbojpeg0-dev libturbojpeg0 libjpeg62-turbo libpng-dev libpng16-16 zlib1g-dev
       libhdf5-dev libhdf5-103-1 libhdf5-cpp-103-1 libhdf5-hl-100 libhdf5-hl-cpp-100 libsz2 libaec0 libaec-dev
       libcurl4-openssl-dev libcurl4 libssl-dev libssl3 libnghttp2-14 librtmp1 libssh2-1 libpsl5 libbrotli1 libldap-2.5-0 libsasl2-2
-      libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 nlohmann-json3-dev
+      libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 nlohmann-json3-dev
       libgtest-dev googletest libopenblas0-pthread)
 mkdir -p .deps-debs .device-data
 for d in /.deps-debs/ /.device-data/; do grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done

@@ -1,0 +1,41 @@
+#include "cli.hpp"
+
+#include "device.hpp"
+#include "flowrun/errors.hpp"
+
+namespace flowrun::cli {
+
+void add_overrides(CLI::App& command, std::vector<std::string>& overrides) {
+  command.add_option("--set", overrides,
+                     "override a value of the description; PATH uses dots and node ids, VALUE is JSON or a bare "
+                     "string (repeatable), e.g. --set seed=3 --set nodes.augment.plugin=randaugment")
+      ->type_name("PATH=VALUE")
+      ->take_all()
+      ->allow_extra_args(false);
+}
+
+void add_log_level(CLI::App& command, Context& context) {
+  command.add_option("--log-level", context.log_level, "trace, debug, info (default), warn, error, off")
+      ->type_name("LEVEL");
+}
+
+void load_search_path_packs(Context& context) {
+  try {
+    context.loader.load_search_path(context.registry);
+  } catch (const std::exception& e) {
+    throw DescriptionError("FLOWRUN_PLUGIN_PATH", "", e.what());
+  }
+}
+
+Description load_pipeline(Context& context, const std::string& path, const std::vector<std::string>& overrides) {
+  load_search_path_packs(context);
+  Description d = load_description(path, overrides, context.registry, context.loader);
+  try {
+    d.device = resolve_device(d.device);
+  } catch (const std::exception& e) {
+    throw DescriptionError(d.source, "/device", e.what());
+  }
+  return d;
+}
+
+}  // namespace flowrun::cli

@@ -1,0 +1,51 @@
+// What the sub-commands share: the registry they resolve plugins in, the usage error
+// (exit 2), loading a description as every command does, and the exit codes.
+// Each sub-command lives in its own file (cmd_*.cpp) and registers itself on the
+// CLI11 app with its options, help text and the action to run after parsing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "flowrun/description.hpp"
+#include "flowrun/pack.hpp"
+#include "flowrun/registry.hpp"
+
+namespace flowrun::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Context {
+  Registry registry;
+  PackLoader loader;
+  std::function<int()> action;  // set by the sub-command that was chosen
+  std::string log_level = "info";
+};
+
+// --set PATH=VALUE (repeatable) and --log-level LEVEL on a sub-command.
+void add_overrides(CLI::App& command, std::vector<std::string>& overrides);
+void add_log_level(CLI::App& command, Context& context);
+
+// Packs from FLOWRUN_PLUGIN_PATH, then the description with its overrides, validated,
+// with its device resolved (LibTorch's answer to "auto").
+Description load_pipeline(Context& context, const std::string& path, const std::vector<std::string>& overrides);
+void load_search_path_packs(Context& context);
+
+void add_run_command(CLI::App& app, Context& context);
+void add_validate_command(CLI::App& app, Context& context);
+void add_graph_command(CLI::App& app, Context& context);
+void add_plugins_command(CLI::App& app, Context& context);
+void add_export_command(CLI::App& app, Context& context);
+
+}  // namespace flowrun::cli

@@ -1,0 +1,167 @@
+// flowrun run (the default command): check the description, then run it in a run
+// folder, resuming from a checkpoint when asked; Ctrl-C and SIGTERM stop cleanly.
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+
+#include "cli.hpp"
+#include "flowrun/atomic_file.hpp"
+#include "flowrun/logging.hpp"
+#include "flowrun/pipeline.hpp"
+#include "signals.hpp"
+#include "stages/checkpoint/checkpoint_file.hpp"
+#include "stages/checkpoint/checkpoint_plugins.hpp"
+
+namespace flowrun::cli {
+namespace {
+
+struct RunArgs {
+  std::string pipeline;
+  std::vector<std::string> overrides;
+  std::string resume;
+  std::string run_dir;
+};
+
+void print_report(const RunReport& report) {
+  log::info("run ", stop_reason_name(report.reason), " in ", log::fixed(report.seconds, 2), " s on ", report.threads,
+            " threads");
+  for (const NodeStats& n : report.nodes) {
+    const double busy = static_cast<double>(n.busy_ns) * 1e-9;
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-16s %-16s %10llu items %9.3f s busy %12.0f items/s busy", n.id.c_str(),
+                  n.plugin.c_str(), static_cast<unsigned long long>(n.items), busy,
+                  busy > 0 ? static_cast<double>(n.items) / busy : 0.0);
+    log::info(line);
+  }
+  for (const SourceStats& s : report.sources) log::debug("  source ", s.id, ": peak ", s.peak_in_flight, " items in flight");
+}
+
+namespace fs = std::filesystem;
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
+  return text;
+}
+
+// --resume auto: the most recently written checkpoint of any runs/NAME-* folder.
+std::string find_auto_checkpoint(const std::string& name) {
+  std::string best;
+  fs::file_time_type best_time{};
+  std::error_code ec;
+  for (const auto& run : fs::directory_iterator("runs", ec)) {
+    const std::string folder = run.path().filename().string();
+    if (folder != name && folder.rfind(name + "-", 0) != 0) continue;
+    const std::string newest = newest_checkpoint(default_checkpoint_folder(run.path().string()));
+    if (newest.empty()) continue;
+    const auto time = fs::last_write_time(newest, ec);
+    if (best.empty() || time > best_time) {
+      best = newest;
+      best_time = time;
+    }
+  }
+  if (best.empty()) throw UsageError("--resume auto: no checkpoint under runs/" + name + "-*/checkpoints/");
+  return best;
+}
+
+// The run folder a checkpoint belongs to: the folder above its checkpoints/.
+std::string run_folder_of(const std::string& checkpoint) {
+  const fs::path folder = fs::absolute(checkpoint).parent_path();
+  return folder.filename() == "checkpoints" ? folder.parent_path().string() : folder.string();
+}
+
+int run_pipeline(Context& context, const RunArgs& args) {
+  Description description = load_pipeline(context, args.pipeline, args.overrides);
+  RunOptions options;
+  std::string fresh_because;  // --resume auto --run-dir DIR found nothing in DIR
+  if (args.resume == "auto" && !args.run_dir.empty()) {
+    // The run folder was named: its own checkpoints only, never another run's.
+    const std::string folder = default_checkpoint_folder(args.run_dir);
+    options.resume_from = newest_checkpoint(folder);
+    if (options.resume_from.empty()) fresh_because = "--resume auto: no checkpoint in " + folder + "/: starting a fresh run";
+  } else if (args.resume == "auto") {
+    options.resume_from = find_auto_checkpoint(description.name);
+  } else {
+    options.resume_from = args.resume;
+  }
+  if (!options.resume_from.empty()) {
+    try {
+      options.start_positions = read_checkpoint_positions(options.resume_from);
+    } catch (const std::exception& e) {
+      throw UsageError(std::string("--resume: ") + e.what());
+    }
+  }
+  options.run_folder = !args.run_dir.empty()        ? args.run_dir
+                       : !options.resume_from.empty() ? run_folder_of(options.resume_from)
+                                                      : "runs/" + description.name + "-" + timestamp();
+  fs::create_directories(options.run_folder);
+  add_log_file((fs::path(options.run_folder) / "flowrun.log").string());
+  log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
+            " edges, device ", description.device, ", seed ", description.seed);
+  if (!options.resume_from.empty()) log::info("resuming from ", options.resume_from);
+  if (!fresh_because.empty()) log::info(fresh_because);
+  AtomicFile resolved((fs::path(options.run_folder) / "pipeline.json").string());
+  resolved.write(description.resolved_json + "\n");
+  resolved.commit();
+  log::info("run folder ", options.run_folder);
+  Pipeline pipeline(std::move(description), options);
+  SignalWatcher watcher(
+      [&](int sig) {
+        log::warn(sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  " received: stopping (in-flight work is dropped; send again to abort at once)");
+        pipeline.request_stop();
+      },
+      [&](int) {
+        log::warn("second signal: aborting now");
+        pipeline.cancel();
+      });
+  const RunReport report = pipeline.run();
+  log::clear_status();
+  print_report(report);
+  if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
+  if (watcher.received() == SIGINT) return 130;
+  if (watcher.received() == SIGTERM) return 143;
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, Context& context) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* command = app.add_subcommand("run", "check the description, then run it (the default: flowrun PIPELINE.json)");
+  command->footer(
+      "Checks the description (exit 2 on any problem, nothing written), builds the flow graph and\n"
+      "runs it in a run folder (runs/NAME-YYYYmmdd-HHMMSS unless --run-dir; pipeline.json there\n"
+      "is the description as run). Ctrl-C (SIGINT) or SIGTERM stops cleanly: sources end their\n"
+      "streams, in-flight work is dropped, the train stage hands its last state to the checkpoint\n"
+      "stage, which saves it; a second Ctrl-C aborts at once. A stage that throws ends the run with\n"
+      "its node id, plugin and message (exit 1). Early stopping ends the run normally (exit 0).\n"
+      "\n"
+      "--resume CHECKPOINT.h5 continues a run from a checkpoint: weights, optimizer, schedule,\n"
+      "generator states and each source's position in its epoch are restored, so the run ends with\n"
+      "the same weights, bit for bit on the CPU, as one that was never stopped. --resume auto takes\n"
+      "the newest checkpoint under runs/NAME-*/checkpoints/; with --run-dir DIR, the newest in\n"
+      "DIR/checkpoints/ only, and a fresh run in DIR when there is none (it says which).\n"
+      "\n"
+      "Exit codes: 0 finished, 1 a stage failed, 2 invalid description or usage, 130 SIGINT, 143 SIGTERM");
+  command->add_option("PIPELINE", args->pipeline, "the description (.json)")->required();
+  add_overrides(*command, args->overrides);
+  command->add_option("--resume", args->resume,
+                      "continue the run saved in a checkpoint (.h5) exactly where it was; auto = the newest "
+                      "checkpoint under runs/NAME-*/checkpoints/, or with --run-dir DIR the newest in "
+                      "DIR/checkpoints/ (none there: a fresh run)")
+      ->type_name("CHECKPOINT|auto");
+  command->add_option("--run-dir", args->run_dir,
+                      "the run folder (default runs/NAME-YYYYmmdd-HHMMSS; when resuming, the checkpoint's run "
+                      "folder): pipeline.json, flowrun.log, checkpoints/ and the outputs of stages whose paths are "
+                      "left empty (tensorboard/, metrics.jsonl, eval.json, report.html...)")
+      ->type_name("DIR");
+  add_log_level(*command, context);
+  command->callback([&context, args] { context.action = [&context, args] { return run_pipeline(context, *args); }; });
+}
+
+}  // namespace flowrun::cli
