@@ -186,6 +186,18 @@ class ParamChecker {
       }
     }
     if (!ok) return std::nullopt;
+    if (spec.is_ascending()) {
+      const auto descending_at = [&](const auto& values) {
+        for (std::size_t i = 1; i < values.size(); ++i)
+          if (values[i] < values[i - 1]) return static_cast<int>(i);
+        return -1;
+      };
+      const int at = spec.type() == ParamType::IntList ? descending_at(ints) : descending_at(numbers);
+      if (at > 0) {
+        problem(pointer, "expected ascending values ([low, high] with low <= high), got " + describe_json(v));
+        return std::nullopt;
+      }
+    }
     if (spec.type() == ParamType::IntList) return ParamValue(std::move(ints));
     if (spec.type() == ParamType::FloatList) return ParamValue(std::move(numbers));
     return ParamValue(std::move(strings));
@@ -217,6 +229,7 @@ class Validator {
     check_edges();
     if (problems_.empty()) order_and_resolve_kinds();
     if (problems_.empty()) check_connections();
+    if (problems_.empty()) run_plugin_checks();
     finish();
     out_.resolved_json = doc_.dump(2);
     return std::move(out_);
@@ -627,6 +640,33 @@ class Validator {
     if (!any_source) problem("/nodes", "the pipeline has no source stage; nothing would produce data");
   }
 
+  // Each plugin's own check of its node against its parameters and its neighbours.
+  void run_plugin_checks() {
+    for (std::size_t i = 0; i < out_.nodes.size(); ++i) {
+      const NodeDesc& node = out_.nodes[i];
+      if (!node.plugin->check) continue;
+      CheckedNode checked;
+      checked.id = node.id;
+      checked.params = &node.params;
+      checked.inputs.assign(node.plugin->inputs.size(), {});
+      for (const EdgeDesc& e : out_.edges) {
+        if (e.to_node != static_cast<int>(i)) continue;
+        for (int u : out_.upstream_of(e.from_node)) {
+          const NodeDesc& up = out_.nodes[static_cast<std::size_t>(u)];
+          checked.inputs[static_cast<std::size_t>(e.to_port)].push_back({up.id, up.plugin->name, &up.params});
+        }
+      }
+      std::vector<CheckFinding> findings;
+      try {
+        node.plugin->check(checked, findings);
+      } catch (const std::exception& e) {
+        problem(node.pointer, "plugin " + node.plugin->name + " failed to check node '" + node.id + "': " + e.what());
+      }
+      for (const CheckFinding& f : findings)
+        problem(node.pointer + (f.param.empty() ? "" : "/params/" + f.param), f.message);
+    }
+  }
+
   const json& doc_;
   Registry& registry_;
   PackLoader& loader_;
@@ -635,6 +675,20 @@ class Validator {
 };
 
 }  // namespace
+
+std::vector<int> Description::upstream_of(int node) const {
+  std::vector<int> found = {node};
+  std::vector<bool> seen(nodes.size(), false);
+  seen[static_cast<std::size_t>(node)] = true;
+  for (std::size_t next = 0; next < found.size(); ++next) {
+    for (const EdgeDesc& e : edges) {
+      if (e.to_node != found[next] || seen[static_cast<std::size_t>(e.from_node)]) continue;
+      seen[static_cast<std::size_t>(e.from_node)] = true;
+      found.push_back(e.from_node);
+    }
+  }
+  return found;
+}
 
 int Description::node_index(const std::string& id) const {
   for (std::size_t i = 0; i < nodes.size(); ++i)

@@ -596,17 +596,9 @@ void Pipeline::Impl::end_sources(const std::vector<std::string>& sources) {
 // `node` and everything upstream of it, breadth first (nearest first).
 std::vector<UpstreamNode> Pipeline::Impl::upstream_of(int node) const {
   std::vector<UpstreamNode> found;
-  std::vector<int> queue = {node};
-  std::vector<bool> seen(description.nodes.size(), false);
-  seen[static_cast<std::size_t>(node)] = true;
-  for (std::size_t next = 0; next < queue.size(); ++next) {
-    const NodeDesc& d = description.nodes[static_cast<std::size_t>(queue[next])];
+  for (int u : description.upstream_of(node)) {
+    const NodeDesc& d = description.nodes[static_cast<std::size_t>(u)];
     found.push_back({d.id, d.plugin->name, d.plugin->role == Role::Source});
-    for (const EdgeDesc& e : description.edges) {
-      if (e.to_node != queue[next] || seen[static_cast<std::size_t>(e.from_node)]) continue;
-      seen[static_cast<std::size_t>(e.from_node)] = true;
-      queue.push_back(e.from_node);
-    }
   }
   return found;
 }

@@ -74,6 +74,10 @@ ParamSpec& ParamSpec::max_length(std::size_t n) {
   max_len_ = n;
   return *this;
 }
+ParamSpec& ParamSpec::ascending() {
+  ascending_ = true;
+  return *this;
+}
 
 std::string ParamSpec::describe_constraint() const {
   if (type_ == ParamType::Choice) {
@@ -101,6 +105,7 @@ std::string ParamSpec::describe_constraint() const {
   } else if (min_len_ > 0) {
     count = "at least " + std::to_string(min_len_) + " values";
   }
+  if (ascending_) count += count.empty() ? "ascending" : ", ascending";
   if (bounds.empty()) return count;
   return count.empty() ? "each " + bounds : count + ", each " + bounds;
 }

@@ -36,16 +36,16 @@ void declare_resize_params(Schema& s) {
 
 void declare_random_resized_crop_params(Schema& s) {
   declare_size(s, "output size: [s] for s x s, or [height, width]");
-  s.number_list("scale", {0.08, 1.0}, "[low, high] share of the image's area to keep").length(2).range(0, 1);
+  s.number_list("scale", {0.08, 1.0}, "[low, high] share of the image's area to keep").length(2).range(0, 1).ascending();
   s.number_list("ratio", {3.0 / 4.0, 4.0 / 3.0}, "[low, high] aspect ratio (width / height) of the window")
-      .length(2).range(1e-3, 1e3);
+      .length(2).range(1e-3, 1e3).ascending();
   declare_interpolation(s);
 }
 
 void declare_random_erasing_params(Schema& s) {
   s.number("p", kDefaultErasingProbability, "probability of erasing each sample").range(0, 1);
-  s.number_list("scale", {0.02, 0.33}, "[low, high] share of the area to erase").length(2).range(0, 1);
-  s.number_list("ratio", {0.3, 3.3}, "[low, high] aspect ratio of the erased window").length(2).range(1e-3, 1e3);
+  s.number_list("scale", {0.02, 0.33}, "[low, high] share of the area to erase").length(2).range(0, 1).ascending();
+  s.number_list("ratio", {0.3, 3.3}, "[low, high] aspect ratio of the erased window").length(2).range(1e-3, 1e3).ascending();
   s.number_list("value", {0.0}, "fill value, one per channel or one for all").min_length(1).max_length(4).range(-1000, 1000);
   s.boolean("random_value", false, "fill with standard-normal noise per pixel instead of value");
 }

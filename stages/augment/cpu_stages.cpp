@@ -337,13 +337,13 @@ PluginInfo color_jitter_plugin() {
       "  {\"id\": \"jitter\", \"plugin\": \"color_jitter\",\n"
       "   \"params\": {\"brightness\": [0.4], \"contrast\": [0.4], \"saturation\": [0.4], \"hue\": [0.1]}}");
   p.params.number_list("brightness", {0.0}, "[f] or [low, high] brightness factor; [0] = off").min_length(1)
-      .max_length(2).range(0, 100);
+      .max_length(2).range(0, 100).ascending();
   p.params.number_list("contrast", {0.0}, "[f] or [low, high] contrast factor; [0] = off").min_length(1)
-      .max_length(2).range(0, 100);
+      .max_length(2).range(0, 100).ascending();
   p.params.number_list("saturation", {0.0}, "[f] or [low, high] saturation factor; [0] = off").min_length(1)
-      .max_length(2).range(0, 100);
+      .max_length(2).range(0, 100).ascending();
   p.params.number_list("hue", {0.0}, "[h] or [low, high] hue shift, within [-0.5, 0.5]; [0] = off").min_length(1)
-      .max_length(2).range(-0.5, 0.5);
+      .max_length(2).range(-0.5, 0.5).ascending();
   p.create = [](const StageArgs& args) { return std::make_unique<ColorJitter>(args); };
   return p;
 }

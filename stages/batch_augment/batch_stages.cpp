@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "stages/augment/augment_params.hpp"
+#include "stages/batch/batch_checks.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/batch_augment/batch_ops.hpp"
 #include "stages/batch_augment/batch_transform.hpp"
@@ -199,6 +200,13 @@ PluginInfo batch_normalize_plugin() {
   p.outputs = {{"out", kBatchKind, "normalized float32 batches, on the same device"}};
   declare_normalize_params(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchNormalize>(args); };
+  p.check = [](const CheckedNode& node, std::vector<CheckFinding>& findings) {
+    if (node.inputs.empty()) return;
+    if (const CheckedNode::Upstream* done = normalizing_node(node.inputs[0])) {
+      findings.push_back({"", "its batches are normalized already, by node '" + done->id + "' (" + done->plugin +
+                                  "): remove one of the two (batch_normalize wants uint8 batches)"});
+    }
+  };
   return p;
 }
 

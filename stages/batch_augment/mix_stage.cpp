@@ -9,6 +9,7 @@
 
 #include <stdexcept>
 
+#include "stages/batch/batch_checks.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/batch_augment/batch_transform.hpp"
 #include "stages/batch_augment/mix_ops.hpp"
@@ -174,13 +175,32 @@ void declare_common(Schema& s) {
 
 void declare_cutmix(Schema& s) {
   s.number_list("cutmix_minmax", {}, "[low, high] box side as a share of the image side, instead of alpha's "
-                                     "box (timm's rand_bbox_minmax); [] = off").max_length(2).range(0, 1);
+                                     "box (timm's rand_bbox_minmax); [] = off").max_length(2).range(0, 1).ascending();
   s.boolean("correct_lam", true, "lam = the share of pixels the box leaves (the box is clipped at the border)");
+}
+
+// Before the run: two mix stages on one chain, a half-given cutmix_minmax, nothing to mix.
+void check_mix_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
+  const Params& p = *node.params;
+  if (!node.inputs.empty()) {
+    if (const CheckedNode::Upstream* other = mixing_node(node.inputs[0]))
+      findings.push_back({"", "node '" + other->id + "' upstream mixes these batches already; keep one mix stage "
+                                                      "(mixup_cutmix does both)"});
+  }
+  if (p.values().count("cutmix_minmax")) {
+    const auto& minmax = p.number_list("cutmix_minmax");
+    if (minmax.size() == 1 || (minmax.size() == 2 && minmax[0] >= minmax[1]))
+      findings.push_back({"cutmix_minmax", "expected [] or [low, high] with low < high"});
+  }
+  if (p.values().count("mixup_alpha") && p.number("mixup_alpha") <= 0 && p.number("cutmix_alpha") <= 0 &&
+      p.number_list("cutmix_minmax").empty())
+    findings.push_back({"mixup_alpha", "nothing to mix: set mixup_alpha or cutmix_alpha above 0 (or cutmix_minmax)"});
 }
 
 PluginInfo mix_plugin(const std::string& name, const std::string& summary, const std::string& example) {
   PluginInfo p = batch_transform_plugin(name, summary, std::string(kMixNotes) + "\n\n  " + example);
   p.outputs = {{"out", kBatchKind, "mixed batches with soft targets (N, K), on the same device"}};
+  p.check = check_mix_node;
   return p;
 }
 

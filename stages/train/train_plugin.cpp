@@ -1,6 +1,7 @@
 // The train stage's plugin declaration: ports, every parameter with its doc, and the
 // description `flowrun plugins train` prints. The stage itself is train_stage.cpp.
 #include "stages/batch/batch.hpp"
+#include "stages/batch/batch_checks.hpp"
 #include "stages/eval/evaluation.hpp"
 #include "stages/model/vit_config.hpp"
 #include "stages/train/metrics.hpp"
@@ -8,6 +9,33 @@
 #include "stages/train/train_state.hpp"
 
 namespace flowrun {
+
+namespace {
+
+// Before the run: batches that reach the stage as uint8 with nothing to normalize them
+// (the step would fail at its first batch), and mixed batches on an evaluation input.
+void check_train_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
+  const char* const ports[] = {"train", "eval", "test"};
+  const bool own_mean = !node.params->number_list("mean").empty();
+  for (std::size_t port = 0; port < node.inputs.size() && port < 3; ++port) {
+    const UpstreamChain& chain = node.inputs[port];
+    if (chain.empty()) continue;
+    const CheckedNode::Upstream* batching = batching_node(chain);
+    if (batching && !own_mean && !normalizing_node(chain)) {
+      findings.push_back({"mean", std::string("batches reach input '") + ports[port] + "' as uint8 from node '" + batching->id +
+                                      "' and nothing normalizes them: set mean and std on node '" + batching->id +
+                                      "', add a batch_normalize node after it, or set mean and std here"});
+    }
+    const CheckedNode::Upstream* mixing = mixing_node(chain);
+    if (port > 0 && mixing) {
+      findings.push_back({"", std::string("input '") + ports[port] + "' gets batches mixed by node '" + mixing->id + "' (" +
+                                  mixing->plugin + "): evaluation scores the labels of unmixed images; move the mix "
+                                                   "stage to the training chain"});
+    }
+  }
+}
+
+}  // namespace
 
 PluginInfo train_plugin() {
   PluginInfo p;
@@ -122,6 +150,7 @@ PluginInfo train_plugin() {
   s.integer("early_stopping_patience", 3, "evaluations without an improvement larger than min_delta before stopping").range(1, 1 << 20);
   s.number("early_stopping_min_delta", 0.0, "smallest change that counts as an improvement").range(0, 1e9);
   p.create = make_train_stage;
+  p.check = check_train_node;
   return p;
 }
 

@@ -1,8 +1,9 @@
 // Batch augmentation in real pipelines on the CIFAR-10 JPEGs: the ViT-B/16 input path
 // with batch twins on uint8 32-px batches gives the CPU chain's batches (same node
 // ids, same draws; one grey level apart at most after resampling); Mixup/CutMix is
-// thread-independent; the quickstart's Mixup/CutMix ablation is one --set; and a mix
-// stage on an evaluation chain is refused.
+// thread-independent; the quickstart's Mixup/CutMix ablation is one --set; and mistakes
+// in a chain (a mix stage on an evaluation chain, uint8 batches nobody normalizes) are
+// refused by validation, with their locations.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -103,22 +104,44 @@ TEST(BatchAugmentPipeline, MixupCutmixGivesTheSameBatchesWithOneOrTwoThreads) {
   EXPECT_TRUE(differs) << "the mix draws do not depend on the seed";
 }
 
-TEST(BatchAugmentPipeline, AMixStageOnAnEvaluationChainIsRefused) {
+// Refused before anything runs: validation asks each plugin to check its node against
+// its neighbours, and reports each mistake at its JSON location.
+std::string validation_problems(const std::string& json) {
+  try {
+    describe(json);
+  } catch (const DescriptionError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(BatchAugmentPipeline, ChainMistakesAreCaughtByValidationWithTheirLocations) {
   const std::string nodes = source_node("data", "train/", 2) + R"(, {"id": "decode", "plugin": "jpeg_decode"},
-      {"id": "batch", "plugin": "batch", "params": {"batch_size": 10, "mean": [0.5], "std": [0.25]}},)" +
+      {"id": "batch", "plugin": "batch", "params": {"batch_size": 10}},
+      {"id": "mix", "plugin": "mixup_cutmix", "params": {"cutmix_minmax": [0.4]}},)" +
                             source_node("test_data", "test/", 2) + R"(, {"id": "test_decode", "plugin": "jpeg_decode"},
       {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 10, "mean": [0.5], "std": [0.25]}},
+      {"id": "test_norm", "plugin": "batch_normalize"},
       {"id": "test_mix", "plugin": "mixup"},
-      {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 32, "depth": 1, "heads": 1,
-                                                    "log_every": 1000, "threads": 1}})";
-  const std::string edges = R"("data -> decode -> batch -> train.train", "test_data -> test_decode -> test_batch -> test_mix -> train.eval")";
-  Pipeline p(describe(description(nodes, edges)));
-  try {
-    p.run();
-    FAIL() << "evaluation accepted mixed batches";
-  } catch (const NodeError& e) {
-    EXPECT_NE(std::string(e.what()).find("move the mix stage to the training chain"), std::string::npos) << e.what();
-  }
+      {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 32, "depth": 1, "heads": 1}})";
+  const std::string edges = R"("data -> decode -> batch -> mix -> train.train",
+      "test_data -> test_decode -> test_batch -> test_norm -> test_mix -> train.eval")";
+  const std::string found = validation_problems(description(nodes, edges));
+  for (const char* expected : {
+           "/nodes/3/params/cutmix_minmax: expected [] or [low, high] with low < high",
+           "/nodes/7: its batches are normalized already, by node 'test_batch' (batch)",
+           "/nodes/9/params/mean: batches reach input 'train' as uint8 from node 'batch' and nothing normalizes them",
+           "/nodes/9: input 'eval' gets batches mixed by node 'test_mix' (mixup): evaluation scores the labels of unmixed "
+           "images; move the mix stage to the training chain"})
+    EXPECT_NE(found.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << found;
+  // Low > high in a range is a parameter problem, found before the graph is looked at.
+  const std::string crop = validation_problems(description(
+      source_node("data", "train/", 2) + R"(, {"id": "decode", "plugin": "jpeg_decode"},
+          {"id": "crop", "plugin": "batch_random_resized_crop", "params": {"size": [32], "scale": [0.9, 0.5]}},
+          {"id": "batch", "plugin": "batch"}, {"id": "keep", "plugin": "test.keep_batches"})",
+      R"("data -> decode -> batch -> crop -> keep")"));
+  EXPECT_NE(crop.find("/nodes/2/params/scale: expected ascending values ([low, high] with low <= high)"), std::string::npos)
+      << crop;
 }
 
 TEST(BatchAugmentPipeline, QuickstartMixupCutmixAblationIsOneSet) {

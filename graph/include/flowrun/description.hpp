@@ -61,6 +61,8 @@ struct Description {
   std::string resolved_json;  // the description after --set, as run (saved with results)
 
   int node_index(const std::string& id) const;  // -1 if absent
+  // Every node upstream of `node`, itself first, then breadth-first against the edges.
+  std::vector<int> upstream_of(int node) const;
 };
 
 // Reads and parses a description file (comments allowed). Throws DescriptionError:

@@ -30,6 +30,28 @@ struct PortSpec {
 enum class Role { Source, Map, Ordered };
 const char* role_name(Role role);
 
+// What a plugin's check sees of its node before any run: the validated parameters
+// and, per input port, every node upstream of it (nearest first) with its plugin and
+// parameters. Lets a plugin refuse combinations no single parameter's range can
+// express: low > high, uint8 batches nobody normalizes, a mix stage on an eval chain.
+struct CheckedNode {
+  struct Upstream {
+    std::string id;
+    std::string plugin;
+    const Params* params = nullptr;
+  };
+  std::string id;
+  const Params* params = nullptr;
+  std::vector<std::vector<Upstream>> inputs;  // per input port; empty when unconnected
+};
+
+// A mistake a check found: `param` names the parameter it is about ("" = the node as a
+// whole); `message` says what is wrong and what to do.
+struct CheckFinding {
+  std::string param;
+  std::string message;
+};
+
 struct PluginInfo {
   std::string name;         // unique; [a-z0-9_.]+ ; packs prefix theirs ("mypack.blur")
   std::string summary;      // one line, for `flowrun plugins`
@@ -39,6 +61,9 @@ struct PluginInfo {
   std::vector<PortSpec> outputs;
   Schema params;
   std::function<std::unique_ptr<Stage>(const StageArgs&)> create;
+  // Optional: runs in `flowrun validate` and before every run, once the graph is
+  // known; each finding is reported with the node's JSON location (exit 2, nothing run).
+  std::function<void(const CheckedNode&, std::vector<CheckFinding>&)> check;
   std::string origin = "built-in";  // set by the registry: "built-in" or the pack's path
 };
 

@@ -43,6 +43,8 @@ class ParamSpec {
   ParamSpec& length(std::size_t n) { return min_length(n).max_length(n); }
   ParamSpec& min_length(std::size_t n);
   ParamSpec& max_length(std::size_t n);
+  // Lists: values in ascending order (a [low, high] range with low <= high).
+  ParamSpec& ascending();
 
   const std::string& name() const { return name_; }
   ParamType type() const { return type_; }
@@ -54,6 +56,7 @@ class ParamSpec {
   double upper() const { return upper_; }
   std::size_t min_len() const { return min_len_; }
   std::size_t max_len() const { return max_len_; }
+  bool is_ascending() const { return ascending_; }
 
   // Human-readable constraint: "[0, 1]", ">= 1", "skip | fail", "3 values in [0, 1]", "".
   std::string describe_constraint() const;
@@ -69,6 +72,7 @@ class ParamSpec {
   double upper_ = std::numeric_limits<double>::infinity();
   std::size_t min_len_ = 0;
   std::size_t max_len_ = std::numeric_limits<std::size_t>::max();
+  bool ascending_ = false;
 };
 
 class Schema {
