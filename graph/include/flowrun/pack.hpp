@@ -17,7 +17,8 @@ namespace flowrun {
 
 class Registry;
 
-constexpr int kPackAbiVersion = 1;
+// 2: PluginInfo::check, Stage::item_rng(epoch, index), Batch::fence (2026-12-01).
+constexpr int kPackAbiVersion = 2;
 
 struct PackEntry {
   int abi_version;        // kPackAbiVersion of the headers the pack was built with; always first
