@@ -164,7 +164,7 @@ TEST_P(OnDevice, ATinyVitTrainsThroughToDeviceAndBatchStages) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, OnDevice, ::testing::Values("cpu", "cuda"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& device) { return device.param; });
 
 }  // namespace
 }  // namespace flowrun::testing
