@@ -49,18 +49,17 @@ at::Tensor resample_batch(const at::Tensor& images, std::int64_t height, std::in
   return x;
 }
 
+at::Tensor like_input(const at::Tensor& resampled, const at::Tensor& input) {
+  return input.scalar_type() == at::kByte ? resampled.to(at::kByte) : resampled;
+}
+
 // One uint8 crop on the CPU: ATen's uint8 antialiased kernel, which follows Pillow's
 // fixed-point passes (channels-last is its fast path): twice as fast as the float
 // passes and as close to PIL. Elsewhere (CUDA has no uint8 kernel) the float passes.
 at::Tensor resample_crop(const at::Tensor& crop, std::int64_t height, std::int64_t width, Interpolation interpolation) {
   if (crop.is_cpu() && crop.scalar_type() == at::kByte)
     return resample(crop.contiguous(at::MemoryFormat::ChannelsLast), height, width, interpolation);
-  const at::Tensor resampled = resample_batch(crop, height, width, interpolation);
-  return crop.scalar_type() == at::kByte ? resampled.to(at::kByte) : resampled;
-}
-
-at::Tensor like_input(const at::Tensor& resampled, const at::Tensor& input) {
-  return input.scalar_type() == at::kByte ? resampled.to(at::kByte) : resampled;
+  return like_input(resample_batch(crop, height, width, interpolation), crop);
 }
 
 }  // namespace

@@ -11,7 +11,6 @@
 //   {"id": "norm", "plugin": "batch_normalize", "params": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}
 #include <ATen/ATen.h>
 
-#include <stdexcept>
 
 #include "stages/augment/augment_params.hpp"
 #include "stages/batch/batch_checks.hpp"
@@ -45,9 +44,6 @@ struct OutputSize {
 };
 OutputSize square_or_pair(const std::vector<std::int64_t>& v) { return v.size() == 1 ? OutputSize{v[0], v[0]} : OutputSize{v[0], v[1]}; }
 
-void check_low_high(const std::vector<double>& v, const char* name) {
-  if (v[0] > v[1]) throw std::invalid_argument(std::string(name) + " must be [low, high] with low <= high");
-}
 
 class BatchFlip : public BatchTransform {
  public:
@@ -110,8 +106,6 @@ class BatchRandomResizedCrop : public BatchTransform {
         scale_(args.params.number_list("scale")),
         ratio_(args.params.number_list("ratio")),
         interpolation_(parse_interpolation(args.params.string("interpolation"))) {
-    check_low_high(scale_, "scale");
-    check_low_high(ratio_, "ratio");
   }
 
  protected:
@@ -140,8 +134,6 @@ class BatchRandomErasing : public BatchTransform {
         ratio_(args.params.number_list("ratio")),
         value_(args.params.number_list("value")),
         noise_(args.params.boolean("random_value")) {
-    check_low_high(scale_, "scale");
-    check_low_high(ratio_, "ratio");
   }
 
  protected:

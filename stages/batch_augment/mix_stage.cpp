@@ -47,7 +47,8 @@ class MixStage : public BatchTransform {
       correct_lam_ = args.params.boolean("correct_lam");
       minmax_ = args.params.number_list("cutmix_minmax");
       if (!minmax_.empty()) {
-        if (minmax_[0] >= minmax_[1]) throw std::invalid_argument("cutmix_minmax must be [low, high] with low < high");
+        if (minmax_.size() != 2 || minmax_[0] >= minmax_[1])
+          throw std::invalid_argument("cutmix_minmax must be [] or [low, high] with low < high");
         cutmix_alpha_ = 1.0;  // as timm: with min/max boxes the alpha only decides whether to cut
       }
     }

@@ -228,7 +228,6 @@ class TrainStage : public OrderedStage {
     // The label check watches every epoch but the first (a random model's guesses say nothing).
     const bool watch_labels = evaluations_connected_ && label_check_.enabled() && train_epochs_ > 0 &&
                               !batch.targets.defined() && (batch.epoch > 0 || train_epochs_ == 1);
-    outcomes_.clear();
     in_step_ = true;
     std::vector<Trainer::Outcome> ignored;  // deferred reads leave the step's outcomes in its readout
     const StepStats s = guarded([&] {

@@ -270,23 +270,6 @@ void Trainer::read_stats(StepStats& stats, std::vector<Outcome>* outcomes) const
     outcomes->push_back({static_cast<std::int64_t>(o[3 * i]), o[3 * i + 1], o[3 * i + 2]});
 }
 
-// The global L2 norm of the gradients, and clipping to clip_grad_norm, with the
-// multi-tensor (_foreach) kernels: on CUDA a few launches instead of two per parameter
-// (torch::nn::utils::clip_grad_norm_ loops); on the CPU the same work. As in
-// torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when below 1.
-double Trainer::clip_and_measure() {
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : model_->parameters())
-    if (p.grad().defined()) grads.push_back(p.grad());
-  if (grads.empty()) return 0.0;
-  torch::NoGradGuard no_grad;
-  const std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
-  const double norm = (norms.size() == 1 ? norms[0] : at::stack(norms).norm(2)).item<double>();
-  const double coef = config_.clip_grad_norm / (norm + 1e-6);
-  if (config_.clip_grad_norm > 0 && std::isfinite(norm) && coef < 1.0) at::_foreach_mul_(grads, coef);
-  return norm;
-}
-
 // AdamW through ATen's fused kernel, as torch.optim.AdamW(fused=True): one pass per
 // parameter over weight, gradient and both moments (on CUDA a few multi-tensor
 // launches) instead of ~8 ops per parameter in torch::optim::AdamW::step. The state
@@ -326,12 +309,12 @@ void Trainer::fused_adamw_step() {
   }
 }
 
-// clip_and_measure without reading the norm: the clipping coefficient is computed on
-// the device, min(1, max_norm / (norm + 1e-6)), in double as the host computes it and
-// then as float32, the same factor the host's scalar multiplication uses, so both
-// ways give the same gradients bit for bit (as torch.nn.utils.clip_grad_norm_'s
-// foreach path: a multiplication by a clamped coefficient, 1 when under the limit).
-torch::Tensor Trainer::clip_and_measure_on_device() {
+// The global L2 norm of the gradients, and clipping to clip_grad_norm, with the
+// multi-tensor (_foreach) kernels (on CUDA a few launches instead of two per
+// parameter), without reading the norm on the host: as torch.nn.utils.clip_grad_norm_'s
+// foreach path, the gradients are multiplied by min(1, max_norm / (norm + 1e-6)),
+// computed on the device in double and applied as float32 (1 when under the limit).
+torch::Tensor Trainer::clip_and_measure() {
   std::vector<torch::Tensor> grads;
   for (const auto& p : model_->parameters())
     if (p.grad().defined()) grads.push_back(p.grad());
@@ -369,10 +352,11 @@ void Trainer::optimizer_step(StepStats& stats, torch::Tensor* device_norm) {
       good_steps_ = 0;
     }
   }
+  const torch::Tensor norm = clip_and_measure();
   if (device_norm) {
-    *device_norm = clip_and_measure_on_device();
+    *device_norm = norm;
   } else {
-    stats.grad_norm = clip_and_measure();
+    stats.grad_norm = norm.defined() ? norm.item<double>() : 0.0;
     if (!std::isfinite(stats.grad_norm) && config_.precision != Precision::Fp16) {
       throw DivergedError("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " + std::to_string(step_));
     }

@@ -133,8 +133,7 @@ class Trainer {
   void apply_schedule();
   torch::Tensor prepare(const torch::Tensor& images) const;
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
-  double clip_and_measure();
-  torch::Tensor clip_and_measure_on_device();
+  torch::Tensor clip_and_measure();  // the norm before clipping, on the device; undefined without gradients
   void fused_adamw_step();
   static torch::Tensor per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels);
   static torch::Tensor per_sample_losses_on_device(const torch::Tensor& logits, const torch::Tensor& labels);
