@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "flowrun/atomic_file.hpp"
@@ -38,6 +39,32 @@ void print_report(const RunReport& report) {
 }
 
 namespace fs = std::filesystem;
+
+// run.json in the run folder: how the run ended and what each node did, for scripts
+// and for `flowrun ablate` (a run with reason "finished" is not run again).
+void write_run_summary(const std::string& folder, const std::string& pipeline, const RunReport* report,
+                       const std::string& error, int exit_code) {
+  nlohmann::json j = {{"pipeline", pipeline}, {"exit_code", exit_code}};
+  if (report) {
+    j["reason"] = stop_reason_name(report->reason);
+    j["seconds"] = report->seconds;
+    j["threads"] = report->threads;
+    if (!report->ended_by.empty()) j["ended_by"] = report->ended_by, j["ended_why"] = report->ended_why;
+    j["nodes"] = nlohmann::json::array();
+    for (const NodeStats& n : report->nodes)
+      j["nodes"].push_back({{"id", n.id}, {"plugin", n.plugin}, {"items", n.items}, {"busy_s", static_cast<double>(n.busy_ns) * 1e-9}});
+  } else {
+    j["reason"] = "failed";
+    j["error"] = error;
+  }
+  try {
+    AtomicFile out((fs::path(folder) / "run.json").string());
+    out.write(j.dump(1) + "\n");
+    out.commit();
+  } catch (const std::exception& e) {
+    log::warn("could not write run.json: ", e.what());
+  }
+}
 
 std::string timestamp() {
   const std::time_t now = std::time(nullptr);
@@ -119,13 +146,19 @@ int run_pipeline(Context& context, const RunArgs& args) {
         log::warn("second signal: aborting now");
         pipeline.cancel();
       });
-  const RunReport report = pipeline.run();
+  RunReport report;
+  try {
+    report = pipeline.run();
+  } catch (const std::exception& e) {
+    write_run_summary(options.run_folder, args.pipeline, nullptr, e.what(), kExitFailed);
+    throw;
+  }
   log::clear_status();
   print_report(report);
   if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
-  if (watcher.received() == SIGINT) return 130;
-  if (watcher.received() == SIGTERM) return 143;
-  return kExitOk;
+  const int code = watcher.received() == SIGINT ? 130 : watcher.received() == SIGTERM ? 143 : kExitOk;
+  write_run_summary(options.run_folder, args.pipeline, &report, "", code);
+  return code;
 }
 
 }  // namespace
@@ -157,7 +190,7 @@ void add_run_command(CLI::App& app, Context& context) {
       ->type_name("CHECKPOINT|auto");
   command->add_option("--run-dir", args->run_dir,
                       "the run folder (default runs/NAME-YYYYmmdd-HHMMSS; when resuming, the checkpoint's run "
-                      "folder): pipeline.json, flowrun.log, checkpoints/ and the outputs of stages whose paths are "
+                      "folder): pipeline.json, flowrun.log, run.json (how it ended, busy time per node), checkpoints/ and the outputs of stages whose paths are "
                       "left empty (tensorboard/, metrics.jsonl, eval.json, report.html...)")
       ->type_name("DIR");
   add_log_level(*command, context);

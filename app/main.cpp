@@ -26,6 +26,7 @@ const char* const kUsage = R"(In short:
   flowrun export CHECKPOINT.h5 OUT_FOLDER [--ema]
   flowrun validate PIPELINE.json [--set PATH=VALUE]...
   flowrun graph PIPELINE.json [--set PATH=VALUE]...
+  flowrun ablate ABLATION.json [--out DIR] [--set PATH=VALUE]... [--dry-run]
   flowrun plugins [NAME] [--markdown]
   flowrun --version | --help | COMMAND --help
 )";
@@ -34,6 +35,7 @@ const char* const kFooter = R"(Examples:
   flowrun pipelines/quickstart.json --set nodes.mix.plugin=mixup_cutmix
   flowrun pipelines/quickstart.json --resume auto
   flowrun validate p.json --set seed=3
+  flowrun ablate pipelines/ablations/quickstart_augment.json
 Environment:
   FLOWRUN_PLUGIN_PATH   colon-separated folders of plugin packs (*.so), all loaded at start
 Exit codes:
@@ -62,7 +64,7 @@ std::vector<std::string> with_default_command(CLI::App& app, int argc, char** ar
                                  std::filesystem::is_regular_file(first);
     if (first[0] != '-' && !looks_like_file)
       throw UsageError("unknown command '" + first + "'" + did_you_mean(first, commands) +
-                       "; commands: run, validate, graph, plugins, export");
+                       "; commands: run, validate, graph, plugins, export, ablate");
     args.insert(args.begin(), "run");
   }
   const std::vector<std::string> known = long_options(*app.get_subcommand(args.front()));
@@ -98,6 +100,7 @@ int main_impl(int argc, char** argv) {
   add_graph_command(app, context);
   add_plugins_command(app, context);
   add_export_command(app, context);
+  add_ablate_command(app, context);
   std::vector<std::string> args;
   try {
     args = with_default_command(app, argc, argv);

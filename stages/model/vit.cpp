@@ -18,8 +18,10 @@ void trunc_normal(torch::Tensor t, double std) {
   t.uniform_(lo, hi).erfinv_().mul_(std * std::sqrt(2.0)).clamp_(-2 * std, 2 * std);
 }
 
-// timm's init: truncated normal (std 0.02) for linear weights, zero biases.
-void init_linear(torch::nn::Linear& layer) {
+// timm's init: truncated normal (std 0.02) for linear weights, zero biases. PyTorch's
+// keeps what the layer's constructor drew (Kaiming-uniform weights and biases).
+void init_linear(torch::nn::Linear& layer, VitInit init) {
+  if (init != VitInit::Timm) return;
   torch::NoGradGuard no_grad;
   trunc_normal(layer->weight, 0.02);
   if (layer->bias.defined()) layer->bias.zero_();
@@ -44,12 +46,12 @@ torch::Tensor drop_path(const torch::Tensor& x, double p, bool training) {
   return x * mask.div_(keep);
 }
 
-VitAttentionImpl::VitAttentionImpl(const VitConfig& c) : heads(c.heads), attn_dropout(c.attn_dropout) {
+VitAttentionImpl::VitAttentionImpl(const VitConfig& c, VitInit init) : heads(c.heads), attn_dropout(c.attn_dropout) {
   qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(c.width, 3 * c.width).bias(c.qkv_bias)));
   proj = register_module("proj", torch::nn::Linear(c.width, c.width));
   proj_drop = register_module("proj_drop", torch::nn::Dropout(c.dropout));
-  init_linear(qkv);
-  init_linear(proj);
+  init_linear(qkv, init);
+  init_linear(proj, init);
 }
 
 torch::Tensor VitAttentionImpl::forward(const torch::Tensor& x) {
@@ -64,23 +66,23 @@ torch::Tensor VitAttentionImpl::forward(const torch::Tensor& x) {
   return proj_drop(linear(proj, out.transpose(1, 2).reshape({n, t, d})));
 }
 
-VitMlpImpl::VitMlpImpl(const VitConfig& c) {
+VitMlpImpl::VitMlpImpl(const VitConfig& c, VitInit init) {
   fc1 = register_module("fc1", torch::nn::Linear(c.width, c.mlp_width()));
   fc2 = register_module("fc2", torch::nn::Linear(c.mlp_width(), c.width));
   drop = register_module("drop", torch::nn::Dropout(c.dropout));
-  init_linear(fc1);
-  init_linear(fc2);
+  init_linear(fc1, init);
+  init_linear(fc2, init);
 }
 
 torch::Tensor VitMlpImpl::forward(const torch::Tensor& x) {
   return drop(linear(fc2, drop(torch::gelu(linear(fc1, x)))));
 }
 
-VitBlockImpl::VitBlockImpl(const VitConfig& c, double drop_path_) : drop_path(drop_path_) {
+VitBlockImpl::VitBlockImpl(const VitConfig& c, double drop_path_, VitInit init) : drop_path(drop_path_) {
   norm1 = register_module("norm1", layer_norm(c));
-  attn = register_module("attn", VitAttention(c));
+  attn = register_module("attn", VitAttention(c, init));
   norm2 = register_module("norm2", layer_norm(c));
-  mlp = register_module("mlp", VitMlp(c));
+  mlp = register_module("mlp", VitMlp(c, init));
 }
 
 torch::Tensor VitBlockImpl::forward(torch::Tensor x) {
@@ -88,7 +90,7 @@ torch::Tensor VitBlockImpl::forward(torch::Tensor x) {
   return x + flowrun::drop_path(mlp(norm2(x)), drop_path, is_training());
 }
 
-VitImpl::VitImpl(const VitConfig& c) : config(c) {
+VitImpl::VitImpl(const VitConfig& c, VitInit init_) : config(c), init(init_) {
   c.check();
   auto embed = std::make_shared<torch::nn::Module>();
   patch_embed = torch::nn::Conv2d(torch::nn::Conv2dOptions(c.channels, c.width, c.patch_size).stride(c.patch_size));
@@ -100,7 +102,7 @@ VitImpl::VitImpl(const VitConfig& c) : config(c) {
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i) {
     const double rate = c.depth > 1 ? c.drop_path * i / (c.depth - 1) : c.drop_path;
-    blocks->push_back(VitBlock(c, rate));
+    blocks->push_back(VitBlock(c, rate, init));
   }
   if (c.pool == VitPool::Cls) {
     norm = register_module("norm", layer_norm(c));
@@ -123,6 +125,7 @@ void VitImpl::reset_head(int classes) {
   }
   if (classes == 0) return;
   head = register_module("head", torch::nn::Linear(config.width, classes));
+  if (init != VitInit::Timm) return;
   torch::NoGradGuard no_grad;
   head->weight.zero_();  // timm zero-inits the head: the fine-tuning start is an even guess
   head->bias.zero_();

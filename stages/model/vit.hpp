@@ -13,7 +13,7 @@
 namespace flowrun {
 
 struct VitAttentionImpl : torch::nn::Module {
-  VitAttentionImpl(const VitConfig& c);
+  VitAttentionImpl(const VitConfig& c, VitInit init = VitInit::Timm);
   torch::Tensor forward(const torch::Tensor& x);
 
   int heads;
@@ -24,7 +24,7 @@ struct VitAttentionImpl : torch::nn::Module {
 TORCH_MODULE(VitAttention);
 
 struct VitMlpImpl : torch::nn::Module {
-  VitMlpImpl(const VitConfig& c);
+  VitMlpImpl(const VitConfig& c, VitInit init = VitInit::Timm);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
@@ -33,7 +33,7 @@ struct VitMlpImpl : torch::nn::Module {
 TORCH_MODULE(VitMlp);
 
 struct VitBlockImpl : torch::nn::Module {
-  VitBlockImpl(const VitConfig& c, double drop_path);
+  VitBlockImpl(const VitConfig& c, double drop_path, VitInit init = VitInit::Timm);
   torch::Tensor forward(torch::Tensor x);
 
   double drop_path;
@@ -44,15 +44,18 @@ struct VitBlockImpl : torch::nn::Module {
 TORCH_MODULE(VitBlock);
 
 struct VitImpl : torch::nn::Module {
-  explicit VitImpl(const VitConfig& c);
+  // Weights start as `init` says (vit_config.hpp); loading weights overwrites them.
+  explicit VitImpl(const VitConfig& c, VitInit init = VitInit::Timm);
   // images (N, C, H, W) float -> logits (N, num_classes), or features (N, width) without a head.
   torch::Tensor forward(const torch::Tensor& images);
   // The pooled, normalized features the head reads.
   torch::Tensor features(const torch::Tensor& images);
-  // A fresh head for `classes` outputs (0 = none), initialized as timm does (zeros).
+  // A fresh head for `classes` outputs (0 = none): zeros under timm's init (a fine-tuning
+  // start that is an even guess), PyTorch's layer init under PyTorch's.
   void reset_head(int classes);
 
   VitConfig config;
+  VitInit init;
   torch::nn::Conv2d patch_embed{nullptr};  // registered as patch_embed.proj
   torch::Tensor cls_token, pos_embed;
   torch::nn::Dropout pos_drop{nullptr};

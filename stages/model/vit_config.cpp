@@ -111,4 +111,12 @@ VitConfig vit_config_from_json(const std::string& text) {
   return c;
 }
 
+VitInit vit_init_from_name(const std::string& name) {
+  if (name == "pytorch") return VitInit::Pytorch;
+  if (name == "timm") return VitInit::Timm;
+  throw std::invalid_argument("unknown init '" + name + "'; expected pytorch or timm");
+}
+
+const char* vit_init_name(VitInit init) { return init == VitInit::Timm ? "timm" : "pytorch"; }
+
 }  // namespace flowrun

@@ -9,6 +9,20 @@ namespace flowrun {
 
 enum class VitPool { Cls, Mean };
 
+// How a model's weights start before any are loaded (weights from a file or a checkpoint
+// overwrite them; it is not part of the model's identity, so checkpoints do not store it).
+//   Pytorch  every linear and convolution layer as PyTorch constructs it (Kaiming-uniform
+//            weights and biases, the head included): timm's weight_init='reset'.
+//   Timm     linear weights truncated normal (0.02), biases zero (timm's default init), and
+//            the head zero (as timm's 'jax' mode).
+// Both: position embedding truncated normal (0.02), CLS token N(0, 1e-6), the patch
+// convolution and LayerNorms as PyTorch constructs them.
+// From scratch on CIFAR-10 PyTorch's learns faster (docs/learning-quality.md); the zero
+// head of timm's is the usual start for fine-tuning a pretrained model.
+enum class VitInit { Pytorch, Timm };
+VitInit vit_init_from_name(const std::string& name);  // "pytorch" | "timm"; throws otherwise
+const char* vit_init_name(VitInit init);
+
 struct VitConfig {
   int image_size = 224;
   int patch_size = 16;

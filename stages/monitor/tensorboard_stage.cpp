@@ -17,6 +17,7 @@ const std::map<std::pair<std::string, std::string>, std::string> kTags = {
     {{"train", "lr"}, "LR"},
     {{"train", "grad_norm"}, "GradNorm"},
     {{"train", "images_per_s"}, "Throughput/images_per_s"},
+    {{"train", "total_steps"}, ""},  // not a curve: the schedule's length, for progress readers
     {{"train_epoch", "loss"}, "Loss/train_epoch"},
     {{"train_epoch", "accuracy"}, "Accuracy/train_epoch"},
     {{"train_epoch", "seconds"}, "Time/epoch_seconds"},

@@ -31,6 +31,10 @@ TrainConfig train_config(const StageArgs& args) {
   const Params& p = args.params;
   TrainConfig t;
   t.model = model_config(p);
+  // auto: a model trained from scratch starts as PyTorch constructs it (it learns faster on
+  // CIFAR-10: docs/learning-quality.md); one loading weights gets timm's zero head.
+  const std::string& init = p.string("init");
+  t.init = init == "auto" ? (p.string("pretrained").empty() ? VitInit::Pytorch : VitInit::Timm) : vit_init_from_name(init);
   t.load.allow_missing = p.string_list("allow_missing");
   t.load.allow_unexpected = p.string_list("allow_unexpected");
   t.strategy = strategy_from_name(p.string("strategy"));

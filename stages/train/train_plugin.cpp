@@ -95,6 +95,10 @@ PluginInfo train_plugin() {
   // Weights
   s.string("pretrained", "", "weights to start from: a .safetensors file, a folder with model.safetensors, or a hub "
                              "id (e.g. google/vit-base-patch16-224-in21k); \"\" = random init");
+  s.choice("init", "auto", {"auto", "pytorch", "timm"},
+           "how random weights start: pytorch = PyTorch's layer init (Kaiming-uniform; timm's weight_init='reset'), "
+           "timm = trunc-normal 0.02 linear weights, zero biases and head; auto = pytorch from scratch, timm with "
+           "pretrained (only a replaced head keeps it: loaded weights overwrite the rest)");
   s.string("pretrained_sha256", "", "expected SHA-256 of a downloaded file (else the hub's published one)");
   s.string_list("allow_missing", {}, "name prefixes the model may have that the weights lack (timm names)");
   s.string_list("allow_unexpected", {}, "name prefixes the weights may have that the model lacks");

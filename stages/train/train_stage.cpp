@@ -206,7 +206,9 @@ class TrainStage : public OrderedStage {
         throw std::runtime_error("num_classes is 0 (from the data) but the batches do not say how many classes there are; set num_classes");
       config_.model.num_classes = static_cast<int>(class_names_.size());
     }
-    log::info("[", node_id(), "] model: ", config_.model.describe());
+    log::info("[", node_id(), "] model: ", config_.model.describe(), ", ",
+              resume_ ? std::string("weights from the checkpoint")
+                      : std::string(vit_init_name(config_.init)) + " init" + (config_.pretrained.empty() ? "" : " + pretrained weights"));
     trainer_ = std::make_unique<Trainer>(config_);
     if (resume_) apply_resume();
     log::info("[", node_id(), "] ", trainer_->trainable_parameters(), " trainable parameters in ", trainer_->groups().size(),
@@ -342,7 +344,8 @@ class TrainStage : public OrderedStage {
                        {"accuracy", window_.accuracy()},
                        {"lr", trainer_->base_lr_now()},
                        {"grad_norm", window_.grad_norm()},
-                       {"images_per_s", window_.images_per_s()}};
+                       {"images_per_s", window_.images_per_s()},
+                       {"total_steps", static_cast<double>(trainer_->total_steps())}};
     // The learning rate of every optimizer group: "lr_layer3" (no decay: "lr_layer3_no_decay").
     for (std::size_t g = 0; g < trainer_->groups().size(); ++g) {
       const ParamGroup& group = trainer_->groups()[g];

@@ -84,7 +84,7 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)), device_(confi
     throw std::invalid_argument("fp16 needs a CUDA device (dynamic loss scaling); use bf16 on the CPU");
   config_.unfreeze.check();
   torch::manual_seed(config_.seed);  // model init, dropout and drop path draw from it
-  model_ = Vit(config_.model);
+  model_ = Vit(config_.model, config_.init);
   if (!config_.pretrained.empty()) {
     load_report_ = std::make_unique<LoadReport>(load_vit_weights(model_, config_.pretrained, config_.load));
     for (const auto& line : load_report_->lines()) log::info(line);

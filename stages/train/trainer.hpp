@@ -31,6 +31,7 @@ Precision precision_from_name(const std::string& name);  // "fp32" | "bf16" | "f
 
 struct TrainConfig {
   VitConfig model;
+  VitInit init = VitInit::Timm;  // the random start; weights loaded below overwrite it
   std::string pretrained;  // a .safetensors file, or "" to start from random weights
   LoadOptions load;
   Strategy strategy = Strategy::FullFinetune;
