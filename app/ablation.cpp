@@ -138,7 +138,7 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
 }
 
 RunResult::RunResult()
-    : final_metric(kNaN), best_metric(kNaN), images_per_s(kNaN), train_idle(kNaN), wall_s(kNaN) {}
+    : final_metric(kNaN), best_metric(kNaN), images_per_s(kNaN), data_stall(kNaN), wall_s(kNaN) {}
 
 Stat::Stat() : mean(kNaN), std(kNaN) {}
 
@@ -182,11 +182,9 @@ RunResult read_run(const std::string& folder, const std::string& variant, std::u
       const json j = json::parse(run_json);
       r.state = j.value("reason", "interrupted");
       r.error = j.value("error", "");
-      const double seconds = j.value("seconds", kNaN);
-      for (const json& node : j.value("nodes", json::array()))
-        if (node.value("plugin", "") == "train" && seconds > 0)
-          r.train_idle = std::clamp(1.0 - node.value("busy_s", 0.0) / seconds, 0.0, 1.0);
-      r.wall_s = seconds;
+      const auto stalls = j.find("data_stall");  // one entry per train node: the first one's
+      if (stalls != j.end() && stalls->is_object() && !stalls->empty()) r.data_stall = stalls->begin()->value("share", kNaN);
+      r.wall_s = j.value("seconds", kNaN);
     } catch (const json::exception&) {
     }
   }
@@ -219,7 +217,7 @@ std::vector<VariantSummary> summarize(const Spec& spec, const std::vector<RunRes
   for (const Variant& v : spec.variants) {
     VariantSummary s;
     s.variant = &v;
-    std::vector<double> finals, bests, rates, idles, walls;
+    std::vector<double> finals, bests, rates, stalls, walls;
     std::vector<const RunResult*> done;
     for (const RunResult& r : runs) {
       if (r.variant != v.name) continue;
@@ -231,13 +229,13 @@ std::vector<VariantSummary> summarize(const Spec& spec, const std::vector<RunRes
       finals.push_back(r.final_metric);
       bests.push_back(r.best_metric);
       rates.push_back(r.images_per_s);
-      idles.push_back(r.train_idle);
+      stalls.push_back(r.data_stall);
       walls.push_back(r.wall_s);
     }
     s.final_metric = stat_of(finals);
     s.best_metric = stat_of(bests);
     s.images_per_s = stat_of(rates);
-    s.train_idle = stat_of(idles);
+    s.data_stall = stat_of(stalls);
     s.wall_s = stat_of(walls);
     // The mean curve over the steps every finished seed evaluated at (seeds of one
     // variant share the schedule, so these are all of them unless early stopping differed).

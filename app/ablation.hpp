@@ -60,7 +60,7 @@ struct RunResult {
   double final_metric;   // the last eval record's metric (NaN when none)
   double best_metric;    // the best of them (max, or min for losses)
   double images_per_s;   // median of the train records' images_per_s
-  double train_idle;     // 1 - train node busy / run wall time (last session): waiting for batches
+  double data_stall;     // the train stage's share of its active time spent waiting for batches (run.json)
   double wall_s;         // wall time over every session the runner started (ablate_run.json)
   std::int64_t step = 0, total_steps = 0;  // progress: the newest train record
   RunResult();
@@ -80,7 +80,7 @@ Stat stat_of(const std::vector<double>& values);
 struct VariantSummary {
   const Variant* variant = nullptr;
   std::size_t runs = 0, finished = 0, failed = 0;
-  Stat final_metric, best_metric, images_per_s, train_idle, wall_s;
+  Stat final_metric, best_metric, images_per_s, data_stall, wall_s;
   std::vector<std::pair<double, double>> mean_curve;  // at the steps every finished seed evaluated
 };
 

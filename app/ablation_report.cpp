@@ -74,7 +74,7 @@ struct Row {
 
 std::vector<std::string> table_header(const Spec& spec) {
   return {"variant", "runs", "final " + metric_header(spec.metric), "best " + metric_header(spec.metric),
-          "Δ final vs " + spec.variants.front().name, "images/s", "train idle", "wall (min)"};
+          "Δ final vs " + spec.variants.front().name, "images/s", "data stall", "wall (min)"};
 }
 
 std::vector<Row> table_rows(const Spec& spec, const std::vector<VariantSummary>& summary) {
@@ -84,7 +84,7 @@ std::vector<Row> table_rows(const Spec& spec, const std::vector<VariantSummary>&
     if (s.failed) runs += " (" + std::to_string(s.failed) + " failed)";
     rows.push_back({{s.variant->name, runs, metric_stat(spec.metric, s.final_metric), metric_stat(spec.metric, s.best_metric),
                      delta(spec.metric, s, summary.front()), fixed(s.images_per_s.mean, 0),
-                     s.train_idle.n ? fixed(100 * s.train_idle.mean, 1) + "%" : "-", fixed(s.wall_s.mean / 60, 1)}});
+                     s.data_stall.n ? fixed(100 * s.data_stall.mean, 1) + "%" : "-", fixed(s.wall_s.mean / 60, 1)}});
   }
   return rows;
 }
@@ -96,8 +96,8 @@ std::string render_markdown(const Spec& spec, const std::vector<VariantSummary>&
   o << "# Ablation: " << spec.name << "\n\n"
     << "Base pipeline `" << spec.base << "`, seeds " << seeds_text(spec) << ". Final = the last evaluation's eval "
     << spec.metric << ", best = the best evaluation's; mean ± sample standard deviation over the seeds that finished. "
-    << "images/s: median of the run's training windows; train idle: share of the run's wall time the train stage was "
-       "not busy (waiting for batches, loaders starting); wall: per run.";
+    << "images/s: median of the run's training windows; data stall: the share of the train stage's active time it "
+       "waited for batches; wall: per run.";
   if (!machine.empty()) o << " Measured on " << machine << ".";
   o << "\n\n|";
   for (const std::string& h : table_header(spec)) o << " " << h << " |";
@@ -122,13 +122,13 @@ std::string render_markdown(const Spec& spec, const std::vector<VariantSummary>&
 
 std::string render_csv(const Spec& spec, const std::vector<VariantSummary>& summary) {
   std::ostringstream o;
-  o << "variant,runs,finished,failed,metric,final_mean,final_std,best_mean,best_std,images_per_s,train_idle,wall_s,"
+  o << "variant,runs,finished,failed,metric,final_mean,final_std,best_mean,best_std,images_per_s,data_stall,wall_s,"
        "overrides\n";
   for (const VariantSummary& s : summary) {
     o << csv_field(s.variant->name) << "," << spec.seeds.size() << "," << s.finished << "," << s.failed << ","
       << csv_field(spec.metric) << "," << csv_number(s.final_metric.mean) << "," << csv_number(s.final_metric.std) << ","
       << csv_number(s.best_metric.mean) << "," << csv_number(s.best_metric.std) << "," << csv_number(s.images_per_s.mean)
-      << "," << csv_number(s.train_idle.mean) << "," << csv_number(s.wall_s.mean) << ","
+      << "," << csv_number(s.data_stall.mean) << "," << csv_number(s.wall_s.mean) << ","
       << csv_field(overrides_text(*s.variant)) << "\n";
   }
   return o.str();
@@ -136,11 +136,11 @@ std::string render_csv(const Spec& spec, const std::vector<VariantSummary>& summ
 
 std::string render_runs_csv(const Spec& spec, const std::vector<RunResult>& runs) {
   std::ostringstream o;
-  o << "variant,seed,state,metric,final,best,images_per_s,train_idle,wall_s,folder\n";
+  o << "variant,seed,state,metric,final,best,images_per_s,data_stall,wall_s,folder\n";
   for (const RunResult& r : runs) {
     o << csv_field(r.variant) << "," << r.seed << "," << r.state << "," << csv_field(spec.metric) << ","
       << csv_number(r.final_metric) << "," << csv_number(r.best_metric) << "," << csv_number(r.images_per_s) << ","
-      << csv_number(r.train_idle) << "," << csv_number(r.wall_s) << "," << csv_field(r.folder) << "\n";
+      << csv_number(r.data_stall) << "," << csv_number(r.wall_s) << "," << csv_field(r.folder) << "\n";
   }
   return o.str();
 }

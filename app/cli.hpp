@@ -48,5 +48,6 @@ void add_graph_command(CLI::App& app, Context& context);
 void add_plugins_command(CLI::App& app, Context& context);
 void add_export_command(CLI::App& app, Context& context);
 void add_ablate_command(CLI::App& app, Context& context);
+void add_bench_command(CLI::App& app, Context& context);
 
 }  // namespace flowrun::cli

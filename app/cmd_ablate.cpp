@@ -312,7 +312,7 @@ void add_ablate_command(CLI::App& app, Context& context) {
       "by seed, runs as `flowrun run BASE --set ... --set seed=S` in OUT/VARIANT-sS/ (its output in\n"
       "console.log there), one after the other, with a progress line and ETA over the sweep. After\n"
       "every run OUT/ablation.md, ablation.csv (per variant: final and best eval metric as mean and\n"
-      "sample std over seeds, images/s, train idle share, wall time), ablation_runs.csv (per run) and\n"
+      "sample std over seeds, images/s, the train stage's data stall, wall time), ablation_runs.csv (per run) and\n"
       "ablation.html (validation curves, the table, bars with error bars) are rewritten.\n"
       "\n"
       "Resumable: run the same command again after Ctrl-C or a crash. Finished runs (run.json says\n"

@@ -4,12 +4,12 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
 #include "flowrun/pipeline.hpp"
+#include "run_summary.hpp"
 #include "signals.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
@@ -22,49 +22,10 @@ struct RunArgs {
   std::vector<std::string> overrides;
   std::string resume;
   std::string run_dir;
+  std::string profile;
 };
 
-void print_report(const RunReport& report) {
-  log::info("run ", stop_reason_name(report.reason), " in ", log::fixed(report.seconds, 2), " s on ", report.threads,
-            " threads");
-  for (const NodeStats& n : report.nodes) {
-    const double busy = static_cast<double>(n.busy_ns) * 1e-9;
-    char line[256];
-    std::snprintf(line, sizeof line, "  %-16s %-16s %10llu items %9.3f s busy %12.0f items/s busy", n.id.c_str(),
-                  n.plugin.c_str(), static_cast<unsigned long long>(n.items), busy,
-                  busy > 0 ? static_cast<double>(n.items) / busy : 0.0);
-    log::info(line);
-  }
-  for (const SourceStats& s : report.sources) log::debug("  source ", s.id, ": peak ", s.peak_in_flight, " items in flight");
-}
-
 namespace fs = std::filesystem;
-
-// run.json in the run folder: how the run ended and what each node did, for scripts
-// and for `flowrun ablate` (a run with reason "finished" is not run again).
-void write_run_summary(const std::string& folder, const std::string& pipeline, const RunReport* report,
-                       const std::string& error, int exit_code) {
-  nlohmann::json j = {{"pipeline", pipeline}, {"exit_code", exit_code}};
-  if (report) {
-    j["reason"] = stop_reason_name(report->reason);
-    j["seconds"] = report->seconds;
-    j["threads"] = report->threads;
-    if (!report->ended_by.empty()) j["ended_by"] = report->ended_by, j["ended_why"] = report->ended_why;
-    j["nodes"] = nlohmann::json::array();
-    for (const NodeStats& n : report->nodes)
-      j["nodes"].push_back({{"id", n.id}, {"plugin", n.plugin}, {"items", n.items}, {"busy_s", static_cast<double>(n.busy_ns) * 1e-9}});
-  } else {
-    j["reason"] = "failed";
-    j["error"] = error;
-  }
-  try {
-    AtomicFile out((fs::path(folder) / "run.json").string());
-    out.write(j.dump(1) + "\n");
-    out.commit();
-  } catch (const std::exception& e) {
-    log::warn("could not write run.json: ", e.what());
-  }
-}
 
 std::string timestamp() {
   const std::time_t now = std::time(nullptr);
@@ -135,6 +96,8 @@ int run_pipeline(Context& context, const RunArgs& args) {
   resolved.write(description.resolved_json + "\n");
   resolved.commit();
   log::info("run folder ", options.run_folder);
+  options.profile_path = args.profile;
+  const std::string run_folder = options.run_folder;
   Pipeline pipeline(std::move(description), options);
   SignalWatcher watcher(
       [&](int sig) {
@@ -150,14 +113,14 @@ int run_pipeline(Context& context, const RunArgs& args) {
   try {
     report = pipeline.run();
   } catch (const std::exception& e) {
-    write_run_summary(options.run_folder, args.pipeline, nullptr, e.what(), kExitFailed);
+    write_run_summary(run_folder, args.pipeline, pipeline.description(), nullptr, e.what(), kExitFailed);
     throw;
   }
   log::clear_status();
-  print_report(report);
+  print_report(pipeline.description(), report);
   if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
   const int code = watcher.received() == SIGINT ? 130 : watcher.received() == SIGTERM ? 143 : kExitOk;
-  write_run_summary(options.run_folder, args.pipeline, &report, "", code);
+  write_run_summary(run_folder, args.pipeline, pipeline.description(), &report, "", code);
   return code;
 }
 
@@ -193,6 +156,11 @@ void add_run_command(CLI::App& app, Context& context) {
                       "folder): pipeline.json, flowrun.log, run.json (how it ended, busy time per node), checkpoints/ and the outputs of stages whose paths are "
                       "left empty (tensorboard/, metrics.jsonl, eval.json, report.html...)")
       ->type_name("DIR");
+  command->add_option("--profile", args->profile,
+                      "write a Chrome trace-event file of the run: every packet each node handled on its thread's "
+                      "track, items in flight per source and packets queued per serial stage as counters; open it "
+                      "in Perfetto (ui.perfetto.dev) or chrome://tracing")
+      ->type_name("TRACE.json");
   add_log_level(*command, context);
   command->callback([&context, args] { context.action = [&context, args] { return run_pipeline(context, *args); }; });
 }

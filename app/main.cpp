@@ -21,12 +21,13 @@ namespace {
 
 const char* const kUsage = R"(In short:
   flowrun PIPELINE.json [--set PATH=VALUE]... [--resume CHECKPOINT|auto] [--run-dir DIR]
-                        [--log-level LEVEL]
+                        [--profile TRACE.json] [--log-level LEVEL]
   flowrun run PIPELINE.json [options]        same as above
   flowrun export CHECKPOINT.h5 OUT_FOLDER [--ema]
   flowrun validate PIPELINE.json [--set PATH=VALUE]...
   flowrun graph PIPELINE.json [--set PATH=VALUE]...
   flowrun ablate ABLATION.json [--out DIR] [--set PATH=VALUE]... [--dry-run]
+  flowrun bench PIPELINE.json [--batches N] [--model] [--profile TRACE.json]
   flowrun plugins [NAME] [--markdown]
   flowrun --version | --help | COMMAND --help
 )";
@@ -36,6 +37,8 @@ const char* const kFooter = R"(Examples:
   flowrun pipelines/quickstart.json --resume auto
   flowrun validate p.json --set seed=3
   flowrun ablate pipelines/ablations/quickstart_augment.json
+  flowrun bench pipelines/quickstart.json --model
+  flowrun pipelines/quickstart.json --profile trace.json
 Environment:
   FLOWRUN_PLUGIN_PATH   colon-separated folders of plugin packs (*.so), all loaded at start
 Exit codes:
@@ -64,7 +67,7 @@ std::vector<std::string> with_default_command(CLI::App& app, int argc, char** ar
                                  std::filesystem::is_regular_file(first);
     if (first[0] != '-' && !looks_like_file)
       throw UsageError("unknown command '" + first + "'" + did_you_mean(first, commands) +
-                       "; commands: run, validate, graph, plugins, export, ablate");
+                       "; commands: run, validate, graph, plugins, export, ablate, bench");
     args.insert(args.begin(), "run");
   }
   const std::vector<std::string> known = long_options(*app.get_subcommand(args.front()));
@@ -101,6 +104,7 @@ int main_impl(int argc, char** argv) {
   add_plugins_command(app, context);
   add_export_command(app, context);
   add_ablate_command(app, context);
+  add_bench_command(app, context);
   std::vector<std::string> args;
   try {
     args = with_default_command(app, argc, argv);

@@ -91,7 +91,8 @@ void fake_run(const std::string& folder, const std::vector<double>& accuracies, 
   m << R"({"scope":"eval","step":)";  // a line cut short by a kill is ignored
   if (reason) {
     std::ofstream(folder + "/run.json") << R"({"reason": ")" << reason << R"(", "seconds": 100, "nodes": [
-      {"id": "data", "plugin": "tar", "busy_s": 5}, {"id": "train", "plugin": "train", "busy_s": 90}]})";
+      {"id": "data", "plugin": "tar", "busy_s": 5}, {"id": "train", "plugin": "train", "busy_s": 90, "active_s": 100}],
+      "data_stall": {"train": {"share": 0.1, "verdict": "moderately input-bound"}}})";
   }
 }
 
@@ -112,7 +113,7 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   EXPECT_DOUBLE_EQ(runs[0].final_metric, 0.45);
   EXPECT_DOUBLE_EQ(runs[0].best_metric, 0.50);
   EXPECT_DOUBLE_EQ(runs[0].images_per_s, 301);  // median of 300, 301, 302
-  EXPECT_NEAR(runs[0].train_idle, 0.10, 1e-12);
+  EXPECT_NEAR(runs[0].data_stall, 0.10, 1e-12);
   EXPECT_EQ(runs[0].step, 30);
   EXPECT_EQ(runs[0].total_steps, 30);
   EXPECT_EQ(runs[3].state, "interrupted");
@@ -137,6 +138,7 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   expect_contains(md, "- **more**: `nodes.a.plugin=b`");
   const std::string csv = render_csv(spec, summary);
   expect_contains(csv, "variant,runs,finished,failed,metric,final_mean,final_std,best_mean,best_std");
+  expect_contains(md, "| 306 | 10.0% |");  // mean of the seeds' median images/s (301, 311), and the data stall
   expect_contains(csv, "plain,2,2,0,accuracy,0.5,0.0707107,0.525,0.0353553,");
   const std::string runs_csv = render_runs_csv(spec, runs);
   expect_contains(runs_csv, "more,1,interrupted,accuracy,0.21,0.21,");

@@ -31,7 +31,7 @@ TEST(Cli, VersionAndHelp) {
   EXPECT_EQ(r.exit_code, 0);
   expect_contains(r.out, "Exit codes:");
   expect_contains(r.out, "--set PATH=VALUE");
-  for (const char* command : {"run", "validate", "graph", "plugins", "ablate"}) {
+  for (const char* command : {"run", "validate", "graph", "plugins", "ablate", "bench"}) {
     r = run_flowrun({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << command;
     expect_contains(r.out, std::string("flowrun ") + command);
@@ -48,7 +48,7 @@ TEST(Cli, VersionAndHelp) {
 // Commands that do not exist (yet) are refused, not run as a pipeline or answered with
 // the general help; a misspelt command or option gets a suggestion.
 TEST(Cli, UnknownCommandsAndOptionsExitTwoWithADidYouMean) {
-  for (const char* command : {"bench", "launch"}) {
+  for (const char* command : {"launch", "benchmark"}) {
     auto r = run_flowrun({command, "--help"});
     EXPECT_EQ(r.exit_code, 2) << command;
     expect_contains(r.err, std::string("unknown command '") + command + "'");

@@ -16,6 +16,7 @@
 
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
+#include "profiler.hpp"
 
 namespace flowrun {
 namespace flow = oneapi::tbb::flow;
@@ -51,15 +52,19 @@ struct InFlightPool {
   flow::limiter_node<PacketPtr, int>* limiter = nullptr;
   std::atomic<std::int64_t> in_flight{0};  // items
   std::atomic<std::int64_t> peak{0};
+  profiling::TraceRecorder* trace = nullptr;  // with --profile: "in flight: SOURCE"
+  int trace_counter = -1;
 
   void acquired(std::int64_t items) {
     const std::int64_t now = in_flight += items;
+    if (trace) trace->sample(trace_counter, now);
     std::int64_t seen = peak.load();
     while (now > seen && !peak.compare_exchange_weak(seen, now)) {
     }
   }
   void released(std::int64_t items) {
-    in_flight -= items;
+    const std::int64_t now = in_flight -= items;
+    if (trace) trace->sample(trace_counter, now);
     std::lock_guard<std::mutex> lock(mutex);
     if (limiter) limiter->decrementer().try_put(1);
   }
@@ -89,6 +94,7 @@ struct RunState {
   std::mutex error_mutex;
   std::optional<NodeError> error;
   std::atomic<flow::graph*> graph{nullptr};
+  profiling::TraceRecorder* trace = nullptr;  // with --profile only
 
   bool dropping() const { return stopping.load(std::memory_order_relaxed) || failed.load(std::memory_order_relaxed); }
 
@@ -114,6 +120,30 @@ struct NodeRuntime {
   std::shared_ptr<InFlightPool> pool;                   // sources only
   std::atomic<std::uint64_t> items{0};
   std::atomic<std::uint64_t> busy_ns{0};
+  // Steady-clock nanoseconds of the first call's start and the last call's end.
+  std::atomic<std::int64_t> first_call_ns{0}, last_call_ns{0};
+  profiling::LatencyHistogram latency;
+  // Ordered stages: packets arrived at the inputs and not yet handled.
+  std::atomic<std::int64_t> queued{0}, max_queued{0};
+  int trace_name = -1;     // this node's (or its map chain's) slice name in the trace
+  int queue_counter = -1;  // "queued: NODE" in the trace
+
+  void timed(Clock::time_point start, Clock::time_point end) {
+    const auto ns = [](Clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    };
+    busy_ns += static_cast<std::uint64_t>(ns(end) - ns(start));
+    latency.add(static_cast<std::uint64_t>(ns(end) - ns(start)));
+    std::int64_t unset = 0;
+    first_call_ns.compare_exchange_strong(unset, ns(start));
+    std::int64_t seen = last_call_ns.load();
+    while (ns(end) > seen && !last_call_ns.compare_exchange_weak(seen, ns(end))) {
+    }
+  }
+  std::uint64_t active_ns() const {
+    const std::int64_t first = first_call_ns.load(), last = last_call_ns.load();
+    return first > 0 && last > first ? static_cast<std::uint64_t>(last - first) : 0;
+  }
   std::atomic<bool> ended{false};  // a source sent End / an ordered stage saw End on every input
   std::atomic<bool> ending{false};  // sources: RunControl::end_run asked this stream to end
 };
@@ -133,7 +163,7 @@ bool call_stage(NodeRuntime& node, RunState& run, Call&& call) {
     run.fail(*node.desc, "unknown exception (not derived from std::exception)");
     ok = false;
   }
-  node.busy_ns += nanoseconds_since(t0);
+  node.timed(t0, Clock::now());
   return ok;
 }
 
@@ -189,6 +219,7 @@ class SourceBody {
       control.stop();
       return {};
     }
+    const auto started = Clock::now();
     auto packet = std::make_shared<Packet>();
     packet->seq = next_packet_++;
     packet->items.reserve(static_cast<std::size_t>(node_->packet_items));
@@ -216,6 +247,8 @@ class SourceBody {
     }
     const auto token = std::make_shared<PacketToken>(node_->pool, static_cast<std::int64_t>(packet->items.size()));
     for (Message& m : packet->items) m.lease = token;
+    if (run_->trace)
+      run_->trace->slice(node_->trace_name, started, Clock::now(), static_cast<std::uint32_t>(packet->items.size()));
     return packet;
   }
 
@@ -236,6 +269,7 @@ class MapChainBody {
   MapChainBody(std::vector<NodeRuntime*> chain, RunState& run) : chain_(std::move(chain)), run_(&run) {}
 
   PacketPtr operator()(const PacketPtr& in) const {
+    const auto started = Clock::now();
     // A new packet: the input may be shared with other branches (fan-out).
     auto out = std::make_shared<Packet>();
     out->seq = in->seq;
@@ -244,6 +278,8 @@ class MapChainBody {
       m.port = 0;
       if (m.signal == Signal::Data) run_chain(m);
     }
+    if (run_->trace)
+      run_->trace->slice(chain_.front()->trace_name, started, Clock::now(), static_cast<std::uint32_t>(out->items.size()));
     return out;
   }
 
@@ -276,7 +312,13 @@ class OrderedBody {
         ended_(std::make_shared<std::vector<bool>>(node.desc->plugin->inputs.size(), false)) {}
 
   flow::continue_msg operator()(const PacketPtr& packet) {
+    const auto started = Clock::now();
+    const std::int64_t waiting = --node_->queued;
     for (const Message& item : packet->items) handle(item, packet->port);
+    if (run_->trace) {
+      run_->trace->sample(node_->queue_counter, waiting);
+      run_->trace->slice(node_->trace_name, started, Clock::now(), static_cast<std::uint32_t>(packet->items.size()));
+    }
     return {};
   }
 
@@ -374,11 +416,16 @@ struct Pipeline::Impl : RunControl {
   Description description;
   RunOptions options;
   int threads = 1;
+  // Declared before the nodes: leases their stages still hold report to it when they die.
+  std::unique_ptr<profiling::TraceRecorder> trace;
+  std::vector<std::string> trace_names, trace_categories;  // slice names: node ids, then map chains
   std::vector<std::unique_ptr<NodeRuntime>> nodes;  // index = description node index
   RunState run;
   bool ran = false;
 
   void create_stages();
+  void start_trace(std::chrono::steady_clock::time_point origin);
+  void write_trace();
   void build(flow::graph& g);
   void build_source(flow::graph& g, NodeRuntime& node);
   void build_map_chain(flow::graph& g, const std::vector<int>& chain);
@@ -448,6 +495,29 @@ void Pipeline::Impl::create_stages() {
   }
 }
 
+void Pipeline::Impl::start_trace(std::chrono::steady_clock::time_point origin) {
+  if (options.profile_path.empty()) return;
+  trace = std::make_unique<profiling::TraceRecorder>(origin);
+  run.trace = trace.get();
+  for (auto& node : nodes) {
+    node->trace_name = static_cast<int>(trace_names.size());
+    trace_names.push_back(node->desc->id);
+    trace_categories.push_back(role_name(node->desc->plugin->role));
+    if (node->desc->plugin->role == Role::Ordered) node->queue_counter = trace->add_counter("queued: " + node->desc->id);
+  }
+}
+
+// Counter tracks of the sources' prefetch windows exist once build() made the pools.
+void Pipeline::Impl::write_trace() {
+  if (!trace) return;
+  try {
+    trace->write(options.profile_path, "flowrun " + description.name, trace_names, trace_categories);
+    log::info("profile: ", options.profile_path, " (Chrome trace events: open it in Perfetto or chrome://tracing)");
+  } catch (const std::exception& e) {
+    log::error("could not write the profile: ", e.what());
+  }
+}
+
 void Pipeline::Impl::build_source(flow::graph& g, NodeRuntime& node) {
   node.pool = std::make_shared<InFlightPool>();
   // Packets small enough that the window holds at least eight of them; the packet
@@ -460,6 +530,10 @@ void Pipeline::Impl::build_source(flow::graph& g, NodeRuntime& node) {
   auto limiter = std::make_unique<flow::limiter_node<PacketPtr, int>>(g, window);
   flow::make_edge(*input, *limiter);
   node.pool->limiter = limiter.get();
+  if (trace) {
+    node.pool->trace = trace.get();
+    node.pool->trace_counter = trace->add_counter("in flight: " + node.desc->id);
+  }
   node.outputs.push_back(limiter.get());
   node.owned.push_back(std::move(input));
   node.owned.push_back(std::move(limiter));
@@ -519,20 +593,26 @@ void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
     auto sequencer =
         std::make_unique<flow::sequencer_node<PacketPtr>>(g, [](const PacketPtr& p) { return p->seq; });
     flow::make_edge(*sequencer, *body);
-    node.inputs[port] = sequencer.get();
-    if (input_count > 1) {
-      // The stage must know which port a message came on: tag it on the way in.
-      const int tag = static_cast<int>(port);
-      auto tagger = std::make_unique<flow::function_node<PacketPtr, PacketPtr, flow::lightweight>>(
-          g, flow::unlimited, [tag](const PacketPtr& in) {
-            auto tagged = std::make_shared<Packet>(*in);
-            tagged->port = tag;
-            return PacketPtr(std::move(tagged));
-          });
-      flow::make_edge(*tagger, *sequencer);
-      node.inputs[port] = tagger.get();
-      node.owned.push_back(std::move(tagger));
-    }
+    // On the way in, each packet is counted as queued (until the stage takes it) and,
+    // when the stage has several inputs, tagged with its port so the stage knows it.
+    const int tag = input_count > 1 ? static_cast<int>(port) : -1;
+    NodeRuntime* self = &node;
+    RunState* state = &run;
+    auto arrival = std::make_unique<flow::function_node<PacketPtr, PacketPtr, flow::lightweight>>(
+        g, flow::unlimited, [tag, self, state](const PacketPtr& in) {
+          const std::int64_t now = ++self->queued;
+          std::int64_t seen = self->max_queued.load(std::memory_order_relaxed);
+          while (now > seen && !self->max_queued.compare_exchange_weak(seen, now)) {
+          }
+          if (state->trace) state->trace->sample(self->queue_counter, now);
+          if (tag < 0) return in;
+          auto tagged = std::make_shared<Packet>(*in);
+          tagged->port = tag;
+          return PacketPtr(std::move(tagged));
+        });
+    flow::make_edge(*arrival, *sequencer);
+    node.inputs[port] = arrival.get();
+    node.owned.push_back(std::move(arrival));
     node.owned.push_back(std::move(sequencer));
   }
   node.owned.push_back(std::move(body));
@@ -545,6 +625,13 @@ void Pipeline::Impl::build(flow::graph& g) {
   }
   std::vector<int> chained_to(nodes.size(), -1);  // inside a chain: the next member
   for (const std::vector<int>& chain : map_chains()) {
+    if (trace && chain.size() > 1) {  // one slice per packet for the whole chain
+      std::string label;
+      for (int i : chain) label += (label.empty() ? "" : " > ") + description.nodes[static_cast<std::size_t>(i)].id;
+      nodes[static_cast<std::size_t>(chain.front())]->trace_name = static_cast<int>(trace_names.size());
+      trace_names.push_back(label);
+      trace_categories.push_back("map chain");
+    }
     build_map_chain(g, chain);
     for (std::size_t k = 0; k + 1 < chain.size(); ++k) chained_to[static_cast<std::size_t>(chain[k])] = chain[k + 1];
   }
@@ -662,7 +749,13 @@ RunReport Pipeline::Impl::report(StopReason reason, double seconds) const {
   r.threads = threads;
   for (int index : description.topological_order) {
     const NodeRuntime& node = *nodes[index];
-    r.nodes.push_back({node.desc->id, node.desc->plugin->name, node.items.load(), node.busy_ns.load()});
+    NodeStats stats{node.desc->id, node.desc->plugin->name, node.items.load(), node.busy_ns.load(), node.active_ns()};
+    stats.calls = node.latency.count();
+    stats.p50_s = node.latency.quantile(0.5);
+    stats.p90_s = node.latency.quantile(0.9);
+    stats.p99_s = node.latency.quantile(0.99);
+    stats.max_queued = node.max_queued.load();
+    r.nodes.push_back(std::move(stats));
     if (node.pool) r.sources.push_back({node.desc->id, node.pool->peak.load()});
   }
   return r;
@@ -683,6 +776,7 @@ RunReport Pipeline::run() {
   if (s.ran) throw std::logic_error("Pipeline::run() called twice");
   s.ran = true;
   const auto t0 = Clock::now();
+  s.start_trace(t0);
   oneapi::tbb::task_arena arena(s.threads);
   std::optional<NodeError> start_error;
   std::string stall;
@@ -720,6 +814,7 @@ RunReport Pipeline::run() {
     if (!start_error && !s.run.error && stall.empty()) throw;
     log::error(e.what());  // the first failure is the one to report
   }
+  s.write_trace();
   if (start_error) throw *start_error;
   if (s.run.error) throw *s.run.error;
   if (!stall.empty()) throw std::runtime_error(stall);

@@ -6,6 +6,8 @@
 #include "model/vit_test_util.hpp"
 #include "stages/train/evaluation_pass.hpp"
 #include "stages/train/label_check.hpp"
+#include "stages/train/train_params.hpp"
+#include "stages/train/train_plugins.hpp"
 #include "stages/train/train_state.hpp"
 #include "stages/train/trainer.hpp"
 
@@ -141,6 +143,29 @@ TEST(EvaluationPass, WithoutEmaOrWorstSamples) {
   EXPECT_EQ(pass.headline().count("ema_accuracy"), 0u);
   EXPECT_EQ(pass.ema_metrics(), nullptr);
   EXPECT_TRUE(pass.take_evaluation("test", 0, 0, {}).get()->worst.empty());
+}
+
+// The train plugin's defaults with some parameters changed, as validation would hand them over.
+StageArgs train_args(const std::map<std::string, ParamValue>& changed) {
+  std::map<std::string, ParamValue> values;
+  const PluginInfo plugin = train_plugin();
+  for (const ParamSpec& spec : plugin.params.specs())
+    if (spec.default_value()) values[spec.name()] = *spec.default_value();
+  for (const auto& [name, value] : changed) values[name] = value;
+  StageArgs args;
+  args.node_id = "train";
+  args.params = Params(values);
+  return args;
+}
+
+// init auto: PyTorch's layer init for a model trained from scratch (it learns faster:
+// docs/learning-quality.md), timm's (zero head) when weights are loaded over it.
+TEST(TrainParams, InitAutoIsPytorchFromScratchAndTimmWithPretrainedWeights) {
+  EXPECT_EQ(train_config(train_args({})).init, VitInit::Pytorch);
+  EXPECT_EQ(train_config(train_args({{"pretrained", std::string("weights.safetensors")}})).init, VitInit::Timm);
+  EXPECT_EQ(train_config(train_args({{"init", std::string("timm")}})).init, VitInit::Timm);
+  EXPECT_EQ(train_config(train_args({{"init", std::string("pytorch")}, {"pretrained", std::string("w.safetensors")}})).init,
+            VitInit::Pytorch);
 }
 
 }  // namespace

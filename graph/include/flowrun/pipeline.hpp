@@ -36,6 +36,11 @@ struct RunOptions {
   std::string resume_from;  // RunContext::resume_from
   // Resuming: sources (by node id) whose streams continue at a position (seek()).
   std::map<std::string, StreamPosition> start_positions;
+  // Where to write a Chrome trace-event file of the run (every packet each node
+  // handled, on its thread's track; items in flight and packets queued as counters),
+  // which Perfetto and chrome://tracing open; "" = none (the per-node figures in
+  // RunReport are measured either way).
+  std::string profile_path;
 };
 
 struct NodeStats {
@@ -43,6 +48,15 @@ struct NodeStats {
   std::string plugin;
   std::uint64_t items = 0;    // data messages the stage processed (or produced, for sources)
   std::uint64_t busy_ns = 0;  // time inside the stage's methods, summed over threads
+  // From the start of the stage's first call to the end of its last (start() excluded).
+  // For an ordered stage, active_ns - busy_ns is the time it waited for its input: for
+  // the train stage, its data stall.
+  std::uint64_t active_ns = 0;
+  // Every call into the stage (an item for map stages, a packet's item for ordered
+  // ones, a packet for sources): how many, and their duration's p50/p90/p99 (seconds).
+  std::uint64_t calls = 0;
+  double p50_s = 0, p90_s = 0, p99_s = 0;
+  std::int64_t max_queued = 0;  // ordered stages: most packets waiting at their inputs at once
 };
 
 struct SourceStats {
