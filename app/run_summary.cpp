@@ -12,6 +12,15 @@ namespace {
 
 double seconds(std::uint64_t ns) { return static_cast<double>(ns) * 1e-9; }
 
+// "12.3 us", "4.56 ms", "1.23 s": call durations span six orders of magnitude.
+std::string duration_text(double s) {
+  char text[32];
+  if (s < 1e-3) std::snprintf(text, sizeof text, "%.2f us", s * 1e6);
+  else if (s < 1) std::snprintf(text, sizeof text, "%.2f ms", s * 1e3);
+  else std::snprintf(text, sizeof text, "%.2f s", s);
+  return text;
+}
+
 const NodeStats* stats_of(const RunReport& report, const std::string& id) {
   for (const NodeStats& n : report.nodes)
     if (n.id == id) return &n;
@@ -39,6 +48,7 @@ std::vector<DataStall> data_stalls(const Description& description, const RunRepo
     std::uint64_t loader_ns = 0, top_ns = 0;
     const NodeStats* top = nullptr;
     for (int u : description.upstream_of(static_cast<int>(i))) {
+      if (u == static_cast<int>(i)) continue;  // upstream_of lists the node itself first
       const NodeStats* s = stats_of(report, description.nodes[static_cast<std::size_t>(u)].id);
       if (!s) continue;
       loader_ns += s->busy_ns;
@@ -57,17 +67,20 @@ std::vector<DataStall> data_stalls(const Description& description, const RunRepo
 void print_report(const Description& description, const RunReport& report) {
   log::info("run ", stop_reason_name(report.reason), " in ", log::fixed(report.seconds, 2), " s on ", report.threads,
             " threads");
-  log::info("  node             plugin                items    busy (s)   items/s busy   call p50   call p99   waited");
+  log::info("  node             plugin                items    busy (s)   items/s busy    call p50    call p99  waited for input");
   for (const NodeStats& n : report.nodes) {
     const double busy = seconds(n.busy_ns);
-    // Waited: the share of its active span (first call to last) a serial stage spent without work.
-    const bool serial = n.active_ns > 0 && n.busy_ns <= n.active_ns;
+    // Serial (ordered) stages: the share of their active span, first call to last, spent
+    // without work. Map stages run on many threads at once, so theirs says nothing.
+    const int index = description.node_index(n.id);
+    const bool serial = index >= 0 && description.nodes[static_cast<std::size_t>(index)].plugin->role == Role::Ordered &&
+                        n.active_ns > 0 && n.busy_ns <= n.active_ns;
+    const std::string waited =
+        serial ? log::fixed(100.0 * static_cast<double>(n.active_ns - n.busy_ns) / static_cast<double>(n.active_ns), 1) + "%" : "-";
     char line[256];
-    std::snprintf(line, sizeof line, "  %-16s %-16s %10llu %11.3f %14.0f %8.3g ms %8.3g ms %7s", n.id.c_str(),
-                  n.plugin.c_str(), static_cast<unsigned long long>(n.items), busy,
-                  busy > 0 ? static_cast<double>(n.items) / busy : 0.0, n.p50_s * 1e3, n.p99_s * 1e3,
-                  serial ? (log::fixed(100.0 * static_cast<double>(n.active_ns - n.busy_ns) / static_cast<double>(n.active_ns), 1) + "%").c_str()
-                         : "-");
+    std::snprintf(line, sizeof line, "  %-16s %-16s %10llu %11.3f %14.0f %11s %11s %17s", n.id.c_str(), n.plugin.c_str(),
+                  static_cast<unsigned long long>(n.items), busy, busy > 0 ? static_cast<double>(n.items) / busy : 0.0,
+                  duration_text(n.p50_s).c_str(), duration_text(n.p99_s).c_str(), waited.c_str());
     log::info(line);
   }
   for (const SourceStats& s : report.sources) log::debug("  source ", s.id, ": peak ", s.peak_in_flight, " items in flight");

@@ -128,17 +128,23 @@ struct NodeRuntime {
   int trace_name = -1;     // this node's (or its map chain's) slice name in the trace
   int queue_counter = -1;  // "queued: NODE" in the trace
 
+  bool detailed = true;  // latency and span (FLOWRUN_NO_NODE_STATS=1 turns them off, to measure their cost)
+
   void timed(Clock::time_point start, Clock::time_point end) {
     const auto ns = [](Clock::time_point t) {
       return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
     };
     busy_ns += static_cast<std::uint64_t>(ns(end) - ns(start));
+    if (!detailed) return;
     latency.add(static_cast<std::uint64_t>(ns(end) - ns(start)));
-    std::int64_t unset = 0;
-    first_call_ns.compare_exchange_strong(unset, ns(start));
-    std::int64_t seen = last_call_ns.load();
-    while (ns(end) > seen && !last_call_ns.compare_exchange_weak(seen, ns(end))) {
+    // Plain loads first: after the first call these stores are rare or uncontended. Two
+    // threads ending calls at once may leave the earlier end: the span is then short by
+    // less than one call, which is all it is used for.
+    if (first_call_ns.load(std::memory_order_relaxed) == 0) {
+      std::int64_t unset = 0;
+      first_call_ns.compare_exchange_strong(unset, ns(start));
     }
+    if (ns(end) > last_call_ns.load(std::memory_order_relaxed)) last_call_ns.store(ns(end), std::memory_order_relaxed);
   }
   std::uint64_t active_ns() const {
     const std::int64_t first = first_call_ns.load(), last = last_call_ns.load();
@@ -460,6 +466,7 @@ void Pipeline::Impl::create_stages() {
   for (const NodeDesc& desc : description.nodes) {
     auto node = std::make_unique<NodeRuntime>();
     node->desc = &desc;
+    node->detailed = !std::getenv("FLOWRUN_NO_NODE_STATS");
     StageArgs args;
     args.node_id = desc.id;
     args.params = desc.params;
