@@ -70,12 +70,6 @@ std::string self_executable() {
   return self.string();
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  AtomicFile out(path);
-  out.write(text);
-  out.commit();
-}
-
 std::string minutes(double seconds) {
   return std::isfinite(seconds) ? log::fixed(seconds / 60, 1) + " min" : std::string("?");
 }
@@ -133,7 +127,6 @@ class Sweep {
         [this](int sig) {
           if (const pid_t child = child_.load()) ::kill(child, sig);
         });
-    sweep_started_ = Clock::now();
     for (std::size_t i = 0; i < todo.size() && !stop_signal_; ++i) run_one(*todo[i], i, todo.size());
     write_reports();
     log::clear_status();
@@ -221,7 +214,7 @@ class Sweep {
     }
     j["wall_s"] = j.value("wall_s", 0.0) + seconds;
     j["sessions"] = j.value("sessions", 0) + 1;
-    write_file(path.string(), j.dump(1) + "\n");
+    write_file_atomically(path.string(), j.dump(1) + "\n");
   }
 
   // "[ablate] 3/8 randaugment-s0  step 230/1170 (20%)  run ETA 6.1 min  sweep ETA 41 min"
@@ -269,10 +262,10 @@ class Sweep {
     const auto runs = results();
     const auto summary = ablation::summarize(spec_, runs);
     const fs::path out(out_);
-    write_file((out / "ablation.md").string(), ablation::render_markdown(spec_, summary, machine_));
-    write_file((out / "ablation.csv").string(), ablation::render_csv(spec_, summary));
-    write_file((out / "ablation_runs.csv").string(), ablation::render_runs_csv(spec_, runs));
-    write_file((out / "ablation.html").string(), ablation::render_html(spec_, summary, runs, machine_));
+    write_file_atomically((out / "ablation.md").string(), ablation::render_markdown(spec_, summary, machine_));
+    write_file_atomically((out / "ablation.csv").string(), ablation::render_csv(spec_, summary));
+    write_file_atomically((out / "ablation_runs.csv").string(), ablation::render_runs_csv(spec_, runs));
+    write_file_atomically((out / "ablation.html").string(), ablation::render_html(spec_, summary, runs, machine_));
   }
 
   Context& context_;
@@ -284,7 +277,6 @@ class Sweep {
   std::vector<double> finished_walls_;
   std::atomic<pid_t> child_{0};
   std::atomic<int> stop_signal_{0};
-  Clock::time_point sweep_started_;
   double last_progress_ = -1, last_logged_ = 0;
 };
 

@@ -92,9 +92,7 @@ int run_pipeline(Context& context, const RunArgs& args) {
             " edges, device ", description.device, ", seed ", description.seed);
   if (!options.resume_from.empty()) log::info("resuming from ", options.resume_from);
   if (!fresh_because.empty()) log::info(fresh_because);
-  AtomicFile resolved((fs::path(options.run_folder) / "pipeline.json").string());
-  resolved.write(description.resolved_json + "\n");
-  resolved.commit();
+  write_file_atomically((fs::path(options.run_folder) / "pipeline.json").string(), description.resolved_json + "\n");
   log::info("run folder ", options.run_folder);
   options.profile_path = args.profile;
   const std::string run_folder = options.run_folder;

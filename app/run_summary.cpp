@@ -118,9 +118,7 @@ void write_run_summary(const std::string& folder, const std::string& pipeline, c
     j["error"] = error;
   }
   try {
-    AtomicFile out((std::filesystem::path(folder) / "run.json").string());
-    out.write(j.dump(1) + "\n");
-    out.commit();
+    write_file_atomically((std::filesystem::path(folder) / "run.json").string(), j.dump(1) + "\n");
   } catch (const std::exception& e) {
     log::warn("could not write run.json: ", e.what());
   }

@@ -68,4 +68,10 @@ void AtomicFile::commit() {
   }
 }
 
+void write_file_atomically(const std::string& path, const std::string& text) {
+  AtomicFile out(path);
+  out.write(text);
+  out.commit();
+}
+
 }  // namespace flowrun

@@ -127,9 +127,7 @@ void TraceRecorder::write(const std::string& path, const std::string& process_na
         << ",\"args\":{\"value\":" << value << "}}";
   }
   o << "\n]}\n";
-  AtomicFile out(path);
-  out.write(o.str());
-  out.commit();
+  write_file_atomically(path, o.str());
 }
 
 }  // namespace flowrun::profiling

@@ -44,12 +44,6 @@ Metrics record_from_json(const nlohmann::json& j) {
   return m;
 }
 
-void write_atomically(const std::string& path, const std::string& text) {
-  AtomicFile out(path);
-  out.write(text);
-  out.commit();
-}
-
 class ReportStage : public OrderedStage {
  public:
   explicit ReportStage(const StageArgs& args)
@@ -90,7 +84,7 @@ class ReportStage : public OrderedStage {
     std::string clean;
     for (const Metrics& m : data_.history) clean += record_json(m).dump() + "\n";
     jsonl_.close();
-    write_atomically(jsonl_path_, clean);
+    write_file_atomically(jsonl_path_, clean);
     write_report();
     if (html_) log::info("[", node_id(), "] run report: ", (fs::path(folder_) / "report.html").string());
     finished_ = true;
@@ -123,13 +117,13 @@ class ReportStage : public OrderedStage {
       nlohmann::json j = {{"split", e->split}, {"epoch", e->epoch}, {"step", e->step}, {"classes", e->classes},
                           {"metrics", nlohmann::json::parse(e->metrics->to_json(e->classes))}};
       if (e->ema_metrics) j["ema_metrics"] = nlohmann::json::parse(e->ema_metrics->to_json(e->classes));
-      write_atomically((fs::path(folder_) / (test ? "test.json" : "eval.json")).string(), j.dump(2) + "\n");
+      write_file_atomically((fs::path(folder_) / (test ? "test.json" : "eval.json")).string(), j.dump(2) + "\n");
       nlohmann::json worst = nlohmann::json::array();
       for (const Misclassified& m : e->worst) {
         worst.push_back({{"key", m.key}, {"true", name(m.label)}, {"predicted", name(m.predicted)},
                          {"confidence", m.confidence}, {"loss", m.loss}});
       }
-      write_atomically((fs::path(folder_) / (test ? "test_misclassified.json" : "misclassified.json")).string(),
+      write_file_atomically((fs::path(folder_) / (test ? "test_misclassified.json" : "misclassified.json")).string(),
                        nlohmann::json{{"epoch", e->epoch}, {"step", e->step}, {"samples", worst}}.dump(2) + "\n");
     }
     if (!e->suspected_label_errors.empty()) {
@@ -138,7 +132,7 @@ class ReportStage : public OrderedStage {
         suspects.push_back({{"key", m.key}, {"label", name(m.label)}, {"model_says", name(m.predicted)},
                             {"confidence", m.confidence}, {"loss", m.loss}});
       }
-      write_atomically((fs::path(folder_) / "label_errors.json").string(),
+      write_file_atomically((fs::path(folder_) / "label_errors.json").string(),
                        nlohmann::json{{"samples", suspects}}.dump(2) + "\n");
     }
     if (test) data_.test = std::move(e);
@@ -147,7 +141,7 @@ class ReportStage : public OrderedStage {
   }
 
   void write_report() {
-    if (html_) write_atomically((fs::path(folder_) / "report.html").string(), render_report_html(data_));
+    if (html_) write_file_atomically((fs::path(folder_) / "report.html").string(), render_report_html(data_));
   }
 
   std::string folder_;

@@ -31,4 +31,7 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// The whole of `text` as the file at `path`, atomically (an AtomicFile written and committed).
+void write_file_atomically(const std::string& path, const std::string& text);
+
 }  // namespace flowrun
