@@ -38,8 +38,16 @@ std::vector<DataStall> data_stalls(const Description& description, const RunRepo
     if (!train || train->active_ns == 0) continue;
     DataStall stall;
     stall.node = node.id;
-    stall.share = train->active_ns > train->busy_ns
-                      ? static_cast<double>(train->active_ns - train->busy_ns) / static_cast<double>(train->active_ns)
+    // While the model is lent to evaluate nodes the stage waits for them, not for
+    // batches: their busy time counts as its own.
+    std::uint64_t busy = train->busy_ns;
+    for (const EdgeDesc& e : description.edges) {
+      const NodeDesc& to = description.nodes[static_cast<std::size_t>(e.to_node)];
+      if (e.from_node != static_cast<int>(i) || to.plugin->name != "evaluate") continue;
+      if (const NodeStats* evaluate = stats_of(report, to.id)) busy += evaluate->busy_ns;
+    }
+    stall.share = train->active_ns > busy
+                      ? static_cast<double>(train->active_ns - busy) / static_cast<double>(train->active_ns)
                       : 0.0;
     stall.verdict = stall.share < 0.05   ? "not input-bound"
                     : stall.share < 0.20 ? "moderately input-bound"

@@ -12,7 +12,8 @@
 namespace flowrun::cli {
 
 // The share of a train stage's active time (first call to last) it spent waiting for
-// its next batch, judged as TensorFlow's input-pipeline analyser does: under 5% not
+// its next batch (not busy itself, nor lending its model to evaluate nodes that are
+// busy with it), judged as TensorFlow's input-pipeline analyser does: under 5% not
 // input-bound, 5-20% moderately, 20% or more highly; with the loader node that was busy
 // longest, named for the user to act on.
 struct DataStall {

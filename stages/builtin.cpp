@@ -9,6 +9,7 @@
 #include "stages/monitor/monitor_plugins.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
+#include "stages/evaluate/evaluate_plugins.hpp"
 #include "stages/train/train_plugins.hpp"
 
 namespace flowrun {
@@ -43,6 +44,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(cutmix_plugin());
   registry.add(mixup_cutmix_plugin());
   registry.add(train_plugin());
+  registry.add(evaluate_plugin());
   registry.add(tensorboard_plugin());
   registry.add(checkpoint_plugin());
   registry.add(report_plugin());

@@ -163,11 +163,12 @@ TEST(Ablation, SweepRunsEachVariantOnceAndResumes) {
     {"id": "test_data", "plugin": "tar", "params": {"paths": [")" + tar + R"("], "prefix": "test/", "per_class_limit": 5, "shuffle": false, "epochs": 2}},
     {"id": "test_decode", "plugin": "jpeg_decode"},
     {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 25, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "eval", "plugin": "evaluate"},
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 32, "depth": 1, "heads": 2,
         "drop_path": 0.0, "log_every": 1, "threads": 1, "save_every_epochs": 1}},
     {"id": "checkpoint", "plugin": "checkpoint", "params": {"keep_last": 1}},
     {"id": "report", "plugin": "report", "params": {"html": false}}],
-   "edges": ["data -> decode -> augment -> batch -> train.train", "test_data -> test_decode -> test_batch -> train.eval",
+   "edges": ["data -> decode -> augment -> batch -> train.train", "test_data -> test_decode -> test_batch -> eval.batch", "train.model -> eval.model",
              "train.state -> checkpoint", "train -> report.metrics", "train.evaluations -> report.evaluations"]})");
   const std::string file = dir.write("abl.json", R"({"name": "tiny", "base": "base.json", "seeds": [5],
     "variants": [{"name": "plain"}, {"name": "flip", "set": ["nodes.augment.plugin=horizontal_flip"]}]})");

@@ -203,9 +203,9 @@ TEST(Cli, QuickstartTrainsAndPrintsTheTestAccuracy) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const std::string log = r.out + r.err;
   expect_contains(log, "[train] 4 optimizer steps (batch 128 x accumulation 1)");
-  expect_contains(log, "[train] eval after epoch 1: loss ");
+  expect_contains(log, "[eval] eval after epoch 1: loss ");
   expect_contains(log, "[train] result: accuracy ");
-  expect_contains(log, " on 100 eval samples after 2 epoch(s), 4 optimizer steps");
+  expect_contains(log, " on 100 eval samples after 2 evaluation(s), 4 optimizer steps");
 }
 
 }  // namespace

@@ -157,9 +157,10 @@ TEST(Profile, BenchRunsTheDataPathAloneAndComparesTheTrainStep) {
     {"id": "test_data", "plugin": "tar", "params": {"paths": [")" + tar + R"("], "prefix": "test/", "per_class_limit": 5, "shuffle": false}},
     {"id": "test_decode", "plugin": "jpeg_decode"},
     {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 25, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "eval", "plugin": "evaluate"},
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 32, "depth": 1, "heads": 2, "threads": 1}},
     {"id": "report", "plugin": "report"}],
-   "edges": ["data -> decode -> flip -> batch -> train.train", "test_data -> test_decode -> test_batch -> train.eval",
+   "edges": ["data -> decode -> flip -> batch -> train.train", "test_data -> test_decode -> test_batch -> eval.batch", "train.model -> eval.model",
              "train -> report.metrics", "train.evaluations -> report.evaluations"]})");
   const auto r = run_flowrun({"bench", p, "--batches", "10", "--model", "--steps", "3"}, -1, SIGINT, 120);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;

@@ -37,9 +37,10 @@ std::uint64_t nanoseconds_since(Clock::time_point since) {
 // still see items one at a time, in order. Ordered stages emit one item per packet.
 struct Packet {
   std::uint64_t seq = 0;  // position among the packets of this edge's stream
-  int port = 0;           // input port it arrives on (set by the runtime)
+  int port = 0;           // input port it arrives on (set by the runtime); kWakePort: RunControl::wake
   std::vector<Message> items;
 };
+constexpr int kWakePort = -2;
 using PacketPtr = std::shared_ptr<const Packet>;
 constexpr std::int64_t kMaxPacketItems = 16;
 
@@ -116,6 +117,7 @@ struct NodeRuntime {
   std::vector<flow::sender<PacketPtr>*> outputs;          // edge sources, one per output port
   std::vector<flow::receiver<PacketPtr>*> inputs;         // edge targets, one per input port
   std::vector<flow::broadcast_node<PacketPtr>*> emit_to;  // ordered stages: where emitted packets go
+  flow::function_node<PacketPtr, flow::continue_msg>* body = nullptr;  // ordered stages: the serial body (wakes)
   std::int64_t packet_items = 1;                          // sources: items per packet
   std::shared_ptr<InFlightPool> pool;                   // sources only
   std::atomic<std::uint64_t> items{0};
@@ -320,6 +322,7 @@ class OrderedBody {
   flow::continue_msg operator()(const PacketPtr& packet) {
     const auto started = Clock::now();
     const std::int64_t waiting = --node_->queued;
+    if (packet->port == kWakePort) wake();
     for (const Message& item : packet->items) handle(item, packet->port);
     if (run_->trace) {
       run_->trace->sample(node_->queue_counter, waiting);
@@ -350,14 +353,28 @@ class OrderedBody {
         case Signal::End:
           (*ended_)[static_cast<std::size_t>(port)] = true;
           if (!run_->dropping()) stage.input_ended(port, *emitter_);
-          if (all_inputs_ended()) {
-            node_->ended = true;
-            if (!run_->dropping()) stage.finish(*emitter_);
-            emitter_->signal_all(Signal::End, m.epoch);
-          }
+          if (all_inputs_ended()) finish_when_not_waiting(m.epoch);
           break;
       }
     });
+  }
+
+  void wake() {
+    auto& stage = static_cast<OrderedStage&>(*node_->stage);
+    call_stage(*node_, *run_, [&] {
+      if (run_->dropping()) return;
+      stage.woken(*emitter_);
+      if (all_inputs_ended()) finish_when_not_waiting(0);
+    });
+  }
+
+  // A stage still waiting for a wake finishes at the wake that ends its wait.
+  void finish_when_not_waiting(std::uint64_t epoch) {
+    auto& stage = static_cast<OrderedStage&>(*node_->stage);
+    if (node_->ended || (!run_->dropping() && stage.waiting())) return;
+    node_->ended = true;
+    if (!run_->dropping()) stage.finish(*emitter_);
+    emitter_->signal_all(Signal::End, epoch);
   }
 
   bool all_inputs_ended() const {
@@ -440,9 +457,12 @@ struct Pipeline::Impl : RunControl {
   void start_stages();
   void drain_stages(StopReason reason);
   void stop_stages(StopReason reason);
-  void end_run(const std::string& node_id, const std::string& why, const std::vector<std::string>& keep_running) override;
+  void end_run(const std::string& node_id, const std::string& why, const std::vector<std::string>& sources) override;
   std::vector<UpstreamNode> upstream_of(int node) const;
   void end_sources(const std::vector<std::string>& sources) override;
+  void wake(const std::string& node_id) override;
+  std::mutex wake_mutex;
+  bool accepting_wakes = false;  // under wake_mutex: while the graph runs
   std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
 };
@@ -593,6 +613,7 @@ void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
   }
   auto body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(g, flow::serial,
                                                                                    OrderedBody(node, run));
+  node.body = body.get();
   const std::size_t input_count = node.desc->plugin->inputs.size();
   node.inputs.assign(input_count, nullptr);
   for (std::size_t port = 0; port < input_count; ++port) {
@@ -669,7 +690,7 @@ void Pipeline::Impl::start_stages() {
 }
 
 void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why,
-                             const std::vector<std::string>& keep_running) {
+                             const std::vector<std::string>& sources) {
   {
     std::lock_guard<std::mutex> lock(run.error_mutex);
     if (run.ending) return;
@@ -677,7 +698,7 @@ void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why,
     run.ended_why = why;
   }
   for (auto& node : nodes)
-    if (node->pool && std::find(keep_running.begin(), keep_running.end(), node->desc->id) == keep_running.end())
+    if (node->pool && (sources.empty() || std::find(sources.begin(), sources.end(), node->desc->id) != sources.end()))
       node->ending = true;
   run.ending = true;
 }
@@ -685,6 +706,19 @@ void Pipeline::Impl::end_run(const std::string& node_id, const std::string& why,
 void Pipeline::Impl::end_sources(const std::vector<std::string>& sources) {
   for (auto& node : nodes)
     if (node->pool && std::find(sources.begin(), sources.end(), node->desc->id) != sources.end()) node->ending = true;
+}
+
+void Pipeline::Impl::wake(const std::string& node_id) {
+  const int index = description.node_index(node_id);
+  if (index < 0) throw std::logic_error("wake: no node '" + node_id + "'");
+  NodeRuntime& node = *nodes[static_cast<std::size_t>(index)];
+  if (!node.body) throw std::logic_error("wake: node '" + node_id + "' is not an ordered stage");
+  std::lock_guard<std::mutex> lock(wake_mutex);
+  if (!accepting_wakes) return;
+  auto packet = std::make_shared<Packet>();
+  packet->port = kWakePort;
+  ++node.queued;
+  node.body->try_put(PacketPtr(std::move(packet)));
 }
 
 // `node` and everything upstream of it, breadth first (nearest first).
@@ -730,8 +764,13 @@ void Pipeline::Impl::stop_stages(StopReason reason) {
 std::string Pipeline::Impl::stall_message() const {
   std::string stuck_sources;
   std::string waiting_nodes;
+  std::string waiting_for_wake;
   for (auto& node : nodes) {
     if (node->ended) continue;
+    if (node->desc->plugin->role == Role::Ordered && static_cast<const OrderedStage&>(*node->stage).waiting()) {
+      waiting_for_wake += (waiting_for_wake.empty() ? "" : ", ") + node->desc->id;
+      continue;
+    }
     if (node->pool) {
       stuck_sources += (stuck_sources.empty() ? "" : ", ") + node->desc->id + " (" +
                        std::to_string(node->pool->in_flight.load()) + " items held)";
@@ -739,8 +778,12 @@ std::string Pipeline::Impl::stall_message() const {
       waiting_nodes += (waiting_nodes.empty() ? "" : ", ") + node->desc->id;
     }
   }
-  if (stuck_sources.empty() && waiting_nodes.empty()) return "";
+  if (stuck_sources.empty() && waiting_nodes.empty() && waiting_for_wake.empty()) return "";
   if (run.stopping) return "";  // an interrupted run does not reach its end by design
+  if (!waiting_for_wake.empty()) {
+    return "the pipeline stalled before its end: stage(s) " + waiting_for_wake +
+           " still wait for work they handed to other stages (a model lent to an evaluation), which never came back";
+  }
   return "the pipeline stalled before its end: source(s) " + (stuck_sources.empty() ? "-" : stuck_sources) +
       " wait for free prefetch slots while stage(s) " + (waiting_nodes.empty() ? "-" : waiting_nodes) +
       " wait for more items. A stage gathers more items than prefetch (" + std::to_string(description.prefetch) +
@@ -801,8 +844,18 @@ RunReport Pipeline::run() {
         if (node->desc->plugin->role == Role::Source)
           static_cast<flow::input_node<PacketPtr>*>(node->owned.front().get())->activate();
     }
+    {
+      std::lock_guard<std::mutex> lock(s.wake_mutex);
+      s.accepting_wakes = true;
+    }
     // Also without a start: building spawns forwarding tasks that must finish
-    // before the nodes they point at are destroyed.
+    // before the nodes they point at are destroyed. A wake sent while the first wait
+    // returns still runs: the second wait sees its task.
+    g.wait_for_all();
+    {
+      std::lock_guard<std::mutex> lock(s.wake_mutex);
+      s.accepting_wakes = false;
+    }
     g.wait_for_all();
     if (!start_error && !s.run.failed) stall = s.stall_message();  // before buffers are dropped
     for (auto& node : s.nodes)

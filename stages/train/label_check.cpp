@@ -1,6 +1,6 @@
 #include "stages/train/label_check.hpp"
 
-#include "stages/train/sample_records.hpp"
+#include "stages/eval/sample_records.hpp"
 
 namespace flowrun {
 

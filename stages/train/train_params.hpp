@@ -14,11 +14,11 @@ namespace flowrun {
 
 // Port numbers, in the order train_plugin() declares them.
 constexpr int kTrainPort = 0;
-constexpr int kEvalPort = 1;
-constexpr int kTestPort = 2;
 constexpr int kMetricsPort = 0;
 constexpr int kStatePort = 1;
 constexpr int kEvaluationsPort = 2;
+constexpr int kModelPort = 3;
+constexpr int kFinalModelPort = 4;
 
 TrainConfig train_config(const StageArgs& args);
 // The remedies name the run's own nodes: the batch stage feeding the train input, an "augment" node.

@@ -3,6 +3,7 @@
 #include "stages/batch/batch.hpp"
 #include "stages/batch/batch_checks.hpp"
 #include "stages/eval/evaluation.hpp"
+#include "stages/messages/model_snapshot_kind.hpp"
 #include "stages/model/vit_config.hpp"
 #include "stages/train/metrics.hpp"
 #include "stages/train/train_plugins.hpp"
@@ -13,25 +14,16 @@ namespace flowrun {
 namespace {
 
 // Before the run: batches that reach the stage as uint8 with nothing to normalize them
-// (the step would fail at its first batch), and mixed batches on an evaluation input.
+// (the step would fail at its first batch). The evaluate nodes check their own inputs.
 void check_train_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
-  const char* const ports[] = {"train", "eval", "test"};
   const bool own_mean = !node.params->number_list("mean").empty();
-  for (std::size_t port = 0; port < node.inputs.size() && port < 3; ++port) {
-    const UpstreamChain& chain = node.inputs[port];
-    if (chain.empty()) continue;
-    const CheckedNode::Upstream* batching = batching_node(chain);
-    if (batching && !own_mean && !normalizing_node(chain)) {
-      findings.push_back({"mean", std::string("batches reach input '") + ports[port] + "' as uint8 from node '" + batching->id +
-                                      "' and nothing normalizes them: set mean and std on node '" + batching->id +
-                                      "', add a batch_normalize node after it, or set mean and std here"});
-    }
-    const CheckedNode::Upstream* mixing = mixing_node(chain);
-    if (port > 0 && mixing) {
-      findings.push_back({"", std::string("input '") + ports[port] + "' gets batches mixed by node '" + mixing->id + "' (" +
-                                  mixing->plugin + "): evaluation scores the labels of unmixed images; move the mix "
-                                                   "stage to the training chain"});
-    }
+  if (node.inputs.empty() || node.inputs[0].empty()) return;
+  const UpstreamChain& chain = node.inputs[0];
+  const CheckedNode::Upstream* batching = batching_node(chain);
+  if (batching && !own_mean && !normalizing_node(chain)) {
+    findings.push_back({"mean", "batches reach input 'train' as uint8 from node '" + batching->id +
+                                    "' and nothing normalizes them: set mean and std on node '" + batching->id +
+                                    "', add a batch_normalize node after it, or set mean and std here"});
   }
 }
 
@@ -40,7 +32,7 @@ void check_train_node(const CheckedNode& node, std::vector<CheckFinding>& findin
 PluginInfo train_plugin() {
   PluginInfo p;
   p.name = "train";
-  p.summary = "Trains or fine-tunes a ViT on batches; evaluates on optional eval/test inputs; snapshots for checkpoints";
+  p.summary = "Trains or fine-tunes a ViT on batches; lends the model to evaluate nodes; snapshots for checkpoints";
   p.description =
       "Ordered stage owning the model, the optimizer and the schedule (device-agnostic: the run's\n"
       "device). Strategies: linear_probe (head only), full_ft, llrd (lr of layer l = lr x\n"
@@ -52,9 +44,10 @@ PluginInfo train_plugin() {
       "total_steps is set. Cross-entropy with label smoothing; soft-target batches (Mixup/CutMix) are\n"
       "accepted. Gradient clipping by global norm (the norm is logged either way), accumulation,\n"
       "bf16 autocast (CPU, CUDA) or fp16 with dynamic loss scaling (CUDA), an EMA of the weights\n"
-      "evaluated alongside. The eval input, when connected, is evaluated (loss, top-1, top-5, macro F1,\n"
-      "per class, confusion matrix) after every training epoch and/or every eval_every_steps steps,\n"
-      "one eval-source epoch per evaluation; the test input once after training. pretrained is a\n"
+      "evaluated alongside. The model output lends the model to an evaluate node after every training\n"
+      "epoch and/or every eval_every_steps steps (training waits for the answer: no copy, and early\n"
+      "stopping acts before the next step); final_model lends it once after training (a test split).\n"
+      "The answers join the metrics and evaluations outputs in order. pretrained is a\n"
       ".safetensors file, a folder with model.safetensors, or a hub id (downloaded once into\n"
       "FLOWRUN_CACHE). export writes the final model with Hugging Face names and a config.json.\n"
       "The state output feeds the checkpoint stage (exact resume: flowrun --resume); the evaluations\n"
@@ -65,15 +58,15 @@ PluginInfo train_plugin() {
       "  {\"id\": \"train\", \"plugin\": \"train\", \"params\": {\"model\": \"vit_base_patch16_224\",\n"
       "   \"pretrained\": \"google/vit-base-patch16-224-in21k\", \"strategy\": \"llrd\", \"lr\": 3e-5}}";
   p.role = Role::Ordered;
-  p.inputs = {{"train", kBatchKind, "training batches"},
-              {"eval", kBatchKind, "held-out batches, one epoch per evaluation (no random augmentation)", false},
-              {"test", kBatchKind, "test batches, one epoch, evaluated once after training (also after early stopping)",
-               false}};
-  p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch and eval metrics"},
+  p.inputs = {{"train", kBatchKind, "training batches"}};
+  p.outputs = {{"metrics", kMetricsKind, "train (every log_every steps), train_epoch, eval and test metrics, notes"},
                {"state", kTrainStateKind, "snapshots for the checkpoint stage: every save_every_steps steps, at epoch "
                                           "ends (save_every_epochs), at the end, and when the run is stopped"},
                {"evaluations", kEvaluationKind, "each evaluation in full (confusion matrix, per class, EMA, the worst "
-                                                "misclassified samples with thumbnails), for the report stage"}};
+                                                "misclassified samples with thumbnails), for the report stage"},
+               {"model", kModelKind, "the model, lent to an evaluate node at every evaluation point"},
+               {"final_model", kModelKind, "the model after training (also after early stopping), lent to an evaluate "
+                                           "node once: a test split"}};
   auto& s = p.params;
   // The model
   std::string presets;
@@ -137,10 +130,10 @@ PluginInfo train_plugin() {
   s.number_list("std", {}, "per-channel std for the mean above").max_length(4).range(1e-6, 100);
   s.integer("threads", 0, "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)").range(0, 1024);
   s.integer("log_every", 50, "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
-  s.integer("eval_every_steps", 0, "also evaluate every N optimizer steps (the eval source needs one epoch per "
-                                    "evaluation: give it enough; the spare ones are ended); 0 = off").min(0);
-  s.boolean("eval_at_epoch_end", true, "evaluate after every training epoch");
-  s.integer("misclassified_top", 24, "evaluations output: keep this many misclassified samples of highest loss").range(0, 10000);
+  s.integer("eval_every_steps", 0, "also lend the model for evaluation every N optimizer steps (the eval source "
+                                    "needs one epoch per evaluation: give it enough; the spare ones are ended); 0 = off")
+      .min(0);
+  s.boolean("eval_at_epoch_end", true, "lend the model for evaluation after every training epoch");
   s.integer("label_errors_top", 24, "evaluations output: list this many suspected label errors after training").range(0, 10000);
   s.number("label_error_confidence", 0.7, "a training sample is a suspected label error when the model assigns it to another "
                                           "class in most epochs (the first left out) with at least this mean probability; "

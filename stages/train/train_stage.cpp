@@ -1,28 +1,33 @@
-// train: fine-tunes (or trains) a ViT on the batches of its "train" input and
-// evaluates it on the batches of its optional "eval" input after every epoch.
+// train: fine-tunes (or trains) a ViT on the batches of its "train" input, and lends
+// the model to evaluate nodes at every evaluation point (output "model": every
+// eval_every_steps steps and after each epoch) and once after training (output
+// "final_model", a test split).
 //
-// Evaluation without stopping the loaders: the eval source runs one epoch per
-// evaluation, and both inputs arrive interleaved in one serial stage. Events of
-// the input that is not current wait in a queue (holding their prefetch slots, so
-// each loader keeps at most `prefetch` items ready): while training, eval batches
-// wait; when a training epoch ends, the stage evaluates the next eval epoch while
-// training batches of the next epoch wait. The model every evaluation sees is
-// therefore fixed by the data, not by thread timing.
+// Lending, not copying: a ModelSnapshot holds the live model, and the stage does not
+// step again until the snapshot is released (stages/messages/model_snapshot.hpp).
+// Training batches that arrive meanwhile wait in a queue (holding their prefetch
+// slots); the release wakes the stage (RunControl::wake), which takes the evaluate
+// nodes' answers: the numbers go into the run's metrics and evaluations streams, to
+// early stopping, the diagnostics and the checkpoints. So every evaluation sees the
+// weights of its step and every decision on it is taken before the next step,
+// whatever the thread timing, as when the evaluation ran inside this stage.
 //
-// The parts live beside it: Trainer (the step), EvaluationPass (one pass over an
-// eval or test split), LabelCheck, Diagnostics, EarlyStopping, TrainWindow (log and
-// epoch sums), ProgressLine, train_params.cpp (parameters -> configurations).
+// The parts live beside it: Trainer (the step), LabelCheck, Diagnostics,
+// EarlyStopping, TrainWindow (log and epoch sums), ProgressLine, train_params.cpp
+// (parameters -> configurations).
+#include <algorithm>
 #include <chrono>
 #include <deque>
+#include <optional>
 
 #include "flowrun/logging.hpp"
 #include "stages/batch/batch.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/eval/evaluation.hpp"
+#include "stages/messages/model_snapshot.hpp"
 #include "stages/model/hub.hpp"
 #include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
-#include "stages/train/evaluation_pass.hpp"
 #include "stages/train/label_check.hpp"
 #include "stages/train/metrics.hpp"
 #include "stages/train/progress_line.hpp"
@@ -36,6 +41,14 @@ namespace flowrun {
 namespace {
 
 class TrainStage : public OrderedStage {
+  // An evaluation point: what the stage knew when it lent the model.
+  struct Lent {
+    bool final = false;  // after training (final_model), or at an evaluation point (model)
+    std::uint64_t epoch = 0;
+    bool after_epoch_end = true;
+    double train_loss = 0;  // the mean training loss of the epoch (so far), to compare with
+  };
+
  public:
   explicit TrainStage(const StageArgs& args)
       : OrderedStage(args),
@@ -46,14 +59,13 @@ class TrainStage : public OrderedStage {
         log_every_(args.params.integer("log_every")),
         export_(args.params.string("export")),
         threads_(static_cast<int>(args.params.integer("threads"))),
-        eval_connected_(input_connected(args, kEvalPort)),
-        test_sources_(sources_feeding(args, kTestPort)),
-        eval_sources_(sources_feeding(args, kEvalPort)),
+        model_connected_(output_connected(args, kModelPort)),
+        final_model_connected_(output_connected(args, kFinalModelPort)),
+        train_sources_(sources_feeding(args, kTrainPort)),
         eval_every_steps_(args.params.integer("eval_every_steps")),
         eval_at_epoch_end_(args.params.boolean("eval_at_epoch_end")),
         state_connected_(output_connected(args, kStatePort)),
         evaluations_connected_(output_connected(args, kEvaluationsPort)),
-        misclassified_top_(static_cast<std::size_t>(args.params.integer("misclassified_top"))),
         save_every_steps_(args.params.integer("save_every_steps")),
         save_every_epochs_(args.params.integer("save_every_epochs")),
         resume_from_(args.run->resume_from),
@@ -76,48 +88,43 @@ class TrainStage : public OrderedStage {
   }
 
   void process(Message in, Emitter& out) override {
-    queue_[static_cast<std::size_t>(in.port)].push_back(std::move(in));
+    queue_.push_back(std::move(in));
     pump(out);
   }
 
-  void epoch_end(int port, std::uint64_t epoch, Emitter& out) override {
+  void epoch_end(int, std::uint64_t epoch, Emitter& out) override {
     Message marker;
     marker.signal = Signal::EpochEnd;
     marker.epoch = epoch;
-    marker.port = port;
-    queue_[static_cast<std::size_t>(port)].push_back(std::move(marker));
+    queue_.push_back(std::move(marker));
     pump(out);
   }
 
   // The end of the training stream is queued like its epoch ends, so that training is
   // over only once every queued batch has been trained on.
-  void input_ended(int port, Emitter& out) override {
-    if (port != kTrainPort) return;
+  void input_ended(int, Emitter& out) override {
     Message marker;
     marker.signal = Signal::End;
-    marker.port = port;
-    queue_[kTrainPort].push_back(std::move(marker));
+    queue_.push_back(std::move(marker));
     pump(out);
   }
+
+  // A lent model is out: the runtime holds finish() back until it is released.
+  bool waiting() const override { return lent_ && !lent_->released(); }
+  void woken(Emitter& out) override { pump(out); }
 
   void finish(Emitter& out) override {
     pump(out);
     log::clear_status();
     if (trainer_) report_suspects(out);
     if (trainer_) emit_state(out, "final");
-    if (!queue_[kEvalPort].empty() && eval_every_steps_ == 0) {
-      log::warn("[", node_id(), "] the eval source produced more epochs than there were training epochs; the extra ",
-                "ones were not evaluated (give it as many epochs as the training source)");
-    }
     if (!trainer_) throw std::runtime_error("no training batch arrived");
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() / 60;
     if (tested_) {
-      log::info("[", node_id(), "] test split, per class:");
-      const ClassificationMetrics& t = test_->metrics();
-      for (const auto& line : t.table(class_names_)) log::info("    ", line);
+      const ClassificationMetrics& t = *tested_->metrics;
       log::info("[", node_id(), "] result: test accuracy ", t.accuracy(), " and loss ", t.loss(), " on ", t.count(),
                 " test samples after ", trainer_->step(), " optimizer steps, ", minutes, " min",
-                last_eval_ ? " (last validation accuracy " + std::to_string(last_eval_->metrics().accuracy()) + ")"
+                last_eval_ ? " (last validation accuracy " + std::to_string(last_eval_->metrics->accuracy()) + ")"
                            : std::string());
     } else if (evaluations_ > 0 && !last_eval_) {
       // Resumed from a checkpoint taken after the last evaluation: nothing was left to do.
@@ -130,15 +137,13 @@ class TrainStage : public OrderedStage {
                   " after ", evaluations_, " epoch(s), ", trainer_->step(), " optimizer steps (from the checkpoint)");
       }
     } else if (evaluations_ > 0) {
-      log::info("[", node_id(), "] final evaluation, per class:");
-      const ClassificationMetrics& e = last_eval_->metrics();
-      for (const auto& line : e.table(class_names_)) log::info("    ", line);
+      const ClassificationMetrics& e = *last_eval_->metrics;
       log::info("[", node_id(), "] result: accuracy ", e.accuracy(), " and loss ", e.loss(), " on ", e.count(),
-                " eval samples after ", evaluations_, " epoch(s), ", trainer_->step(), " optimizer steps, ", minutes, " min",
-                last_eval_->ema_metrics() ? " (EMA accuracy " + std::to_string(last_eval_->ema_metrics()->accuracy()) + ")"
-                                          : std::string());
+                " eval samples after ", evaluations_, " evaluation(s), ", trainer_->step(), " optimizer steps, ", minutes,
+                " min", last_eval_->ema_metrics ? " (EMA accuracy " + std::to_string(last_eval_->ema_metrics->accuracy()) + ")"
+                                                : std::string());
     } else {
-      log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps, ", minutes, " min (no eval input)");
+      log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps, ", minutes, " min (no evaluation)");
     }
     if (!export_.empty()) {
       export_vit_huggingface(trainer_->model(), export_, class_names_);
@@ -167,36 +172,39 @@ class TrainStage : public OrderedStage {
   }
 
  private:
-  // Serves queued events in the order the evaluation protocol allows (see the top).
+  // Trains on the queued events in order, pausing while the model is lent (see the top).
   void pump(Emitter& out) {
     for (;;) {
-      if (ended_) {  // early stopping: what is still in flight is not used; its slots go back
-        queue_[kTrainPort].clear();
-        queue_[kEvalPort].clear();
-        evaluating_ = false;
-        training_done_ = true;  // the test split, if any, is still evaluated
+      if (lent_) {
+        if (!lent_->released()) return;
+        take_answers(out);
+        continue;
       }
-      if (training_done_ && !evaluating_) queue_[kEvalPort].clear();  // epochs to spare, unused
-      const int port = evaluating_ ? kEvalPort : training_done_ ? kTestPort : kTrainPort;
-      auto& q = queue_[port];
-      if (q.empty()) return;
-      Message m = std::move(q.front());
-      q.pop_front();
-      if (port == kEvalPort) {
-        if (m.is_data()) eval_batch(m);
-        else end_evaluation(out);
-      } else if (port == kTestPort) {
-        if (m.is_data()) test_batch(m);
-        else if (m.signal == Signal::EpochEnd) end_test(out);
-      } else if (m.signal == Signal::End) {
-        training_done_ = true;
-        // An eval source repeating for step evaluations has epochs to spare: end it.
-        if (eval_every_steps_ > 0 && control_) control_->end_sources(eval_sources_);
+      if (relend_) {  // resumed from a checkpoint taken while an evaluation was due
+        const Lent due = *relend_;
+        relend_.reset();
+        lend(out, due);
+        continue;
+      }
+      if (queue_.empty()) return;
+      Message m = std::move(queue_.front());
+      queue_.pop_front();
+      if (m.signal == Signal::End) {
+        end_training(out);
+      } else if (ended_) {
+        continue;  // early stopping: what is still in flight is not used; its slots go back
+      } else if (m.is_data()) {
+        train_batch(m, out);
       } else {
-        if (m.is_data()) train_batch(m, out);
-        else end_train_epoch(m.epoch, out);
+        end_train_epoch(m.epoch, out);
       }
     }
+  }
+
+  // All training batches are in: the final model goes to the test split, if any.
+  void end_training(Emitter& out) {
+    training_done_ = true;
+    if (trainer_ && final_model_connected_) lend(out, {true, next_epoch_, true, 0.0});
   }
 
   void build(const Batch* first) {
@@ -246,9 +254,9 @@ class TrainStage : public OrderedStage {
                     window_.accuracy(), trainer_->base_lr_now(), window_.images_per_s()});
     if (s.stepped && trainer_->step() % log_every_ == 0) report_window(batch.epoch, out);
     // A step evaluation starts before the step's snapshot, which thus records it as due.
-    if (s.stepped && eval_connected_ && eval_every_steps_ > 0 && trainer_->step() % eval_every_steps_ == 0 &&
+    if (s.stepped && model_connected_ && eval_every_steps_ > 0 && trainer_->step() % eval_every_steps_ == 0 &&
         !(eval_at_epoch_end_ && batch.steps_per_epoch > 0 && (batch.step + 1) % batch.steps_per_epoch == 0))
-      begin_evaluation(batch.epoch, false);
+      lend(out, {false, batch.epoch, false, train_loss_so_far(false)});
     if (s.stepped && save_every_steps_ > 0 && trainer_->step() % save_every_steps_ == 0) emit_state(out, "step");
   }
 
@@ -364,7 +372,7 @@ class TrainStage : public OrderedStage {
     if (!trainer_) return;
     settle(0);
     for (auto& [source, at] : positions_)
-      if (source != eval_source_ && at.epoch == epoch) at = {epoch + 1, 0};
+      if (is_train_source(source) && at.epoch == epoch) at = {epoch + 1, 0};
     next_epoch_ = epoch + 1;
     changed_since_state_ = true;
     auto metrics = std::make_shared<Metrics>();
@@ -377,34 +385,61 @@ class TrainStage : public OrderedStage {
               metrics->values["accuracy"], ", ", epoch_.seconds(), " s");
     emit(out, metrics);
     epoch_ = TrainWindow();
-    if (!eval_connected_ || !eval_at_epoch_end_ || (eval_epochs_ > 0 && evaluations_ >= eval_epochs_)) {
+    if (!model_connected_ || !eval_at_epoch_end_) {
       if (epoch_save_due(epoch)) emit_state(out, "epoch");
       return;
     }
-    begin_evaluation(epoch, true);
+    lend(out, {false, epoch, true, train_loss_so_far(true)});
   }
 
-  void begin_evaluation(std::uint64_t epoch, bool after_epoch_end) {
-    evaluating_ = true;
-    eval_epoch_ = epoch;
-    eval_after_epoch_end_ = after_epoch_end;
-    eval_ = new_pass();
+  // Hands the model to the evaluate nodes; training waits for them (see the top).
+  void lend(Emitter& out, const Lent& info) {
+    settle(0);
+    const bool final = info.final;
+    lent_ = std::make_shared<EvaluationAnswers>();
+    RunControl* control = control_;
+    auto snapshot = std::make_shared<ModelSnapshot>(lent_, [control, id = node_id()] {
+      if (control) control->wake(id);
+    });
+    snapshot->model = trainer_->model();
+    snapshot->ema = trainer_->ema_model();
+    snapshot->input = trainer_->input();
+    snapshot->precision = trainer_->config().precision;
+    snapshot->classes = class_names_;
+    snapshot->num_classes = trainer_->model()->config.num_classes;
+    snapshot->final = final;
+    snapshot->epoch = info.epoch;
+    snapshot->step = static_cast<std::uint64_t>(trainer_->step());
+    snapshot->after_epoch_end = info.after_epoch_end;
+    snapshot->number = final ? 0 : evaluations_;
+    if (!final) planned_evaluations(*snapshot);
+    lent_info_ = info;
+    out.emit(final ? kFinalModelPort : kModelPort, std::move(snapshot), info.epoch, lent_index_[final ? 1 : 0]++);
   }
 
-  std::unique_ptr<EvaluationPass> new_pass() const {
-    return std::make_unique<EvaluationPass>(trainer_->model()->config.num_classes, trainer_->has_ema(),
-                                            evaluations_connected_ ? misclassified_top_ : 0);
+  // The mean training loss of the epoch (so far), which an evaluation's loss is compared with.
+  double train_loss_so_far(bool after_epoch_end) {
+    settle(0);
+    return after_epoch_end || epoch_.batches == 0 ? last_train_epoch_loss_ : epoch_.loss();
+  }
+
+  // How many evaluation points the run has, for the evaluate nodes' check of their
+  // source's epochs (an upper bound: a step evaluation at an epoch's end is not made twice).
+  void planned_evaluations(ModelSnapshot& s) const {
+    if (train_epochs_ == 0) return;  // total_steps set: the epochs are not known
+    s.planned = (eval_at_epoch_end_ ? train_epochs_ : 0) +
+                (eval_every_steps_ > 0 ? static_cast<std::uint64_t>(trainer_->total_steps() / eval_every_steps_) : 0);
+    s.planned_why = eval_every_steps_ > 0 ? "every " + std::to_string(eval_every_steps_) + " steps" +
+                                                (eval_at_epoch_end_ ? " and after each epoch" : "")
+                                          : "after each of " + std::to_string(train_epochs_) + " epochs";
+  }
+
+  bool is_train_source(const std::string& id) const {
+    return std::find(train_sources_.begin(), train_sources_.end(), id) != train_sources_.end();
   }
 
   bool epoch_save_due(std::uint64_t epoch) const {
     return save_every_epochs_ > 0 && (epoch + 1) % static_cast<std::uint64_t>(save_every_epochs_) == 0;
-  }
-
-  void eval_batch(const Message& m) {
-    const auto& batch = m.as<Batch>();
-    if (batch.dataset && eval_epochs_ == 0) check_eval_epochs(*batch.dataset);
-    if (batch.dataset) eval_source_ = batch.dataset->source;
-    eval_->add(*trainer_, batch);
   }
 
   void report_suspects(Emitter& out) {
@@ -426,99 +461,72 @@ class TrainStage : public OrderedStage {
     out.emit(kEvaluationsPort, std::move(final), next_epoch_, evaluation_index_++);
   }
 
-  // The test split: evaluated once, after training (and after early stopping).
-  void test_batch(const Message& m) {
-    const auto& batch = m.as<Batch>();
-    if (!trainer_) return;
-    if (!test_) {
-      test_ = new_pass();
-      log::info("[", node_id(), "] training done: evaluating the test split");
+  // The evaluate nodes released the model: their answers go into the run's record.
+  void take_answers(Emitter& out) {
+    std::vector<EvaluationAnswer> answers = lent_->take();
+    const Lent info = lent_info_;
+    lent_.reset();
+    if (answers.size() > 1) {
+      std::string nodes;
+      for (const auto& a : answers) nodes += (nodes.empty() ? "" : ", ") + a.node;
+      throw std::runtime_error("the " + std::string(info.final ? "final_model" : "model") + " output feeds " +
+                               std::to_string(answers.size()) + " evaluate nodes (" + nodes +
+                               "); connect one to each output (the run's records hold one evaluation per point)");
     }
-    test_->add(*trainer_, batch);
+    if (info.final) {
+      if (!answers.empty()) end_test(answers.front(), out);
+      return;
+    }
+    if (answers.empty()) {  // the evaluate node had no eval epoch left: nothing was evaluated
+      if (info.after_epoch_end && epoch_save_due(info.epoch)) emit_state(out, "epoch");
+      return;
+    }
+    end_evaluation(answers.front(), info, out);
   }
 
-  void end_test(Emitter& out) {
-    if (!test_) return;
+  void end_test(const EvaluationAnswer& answer, Emitter& out) {
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "test";
     metrics->epoch = next_epoch_;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
-    metrics->values = test_->headline();
-    log_evaluation("test", *test_);
-    if (evaluations_connected_)
-      out.emit(kEvaluationsPort, test_->take_evaluation("test", metrics->epoch, metrics->step, class_names_), metrics->epoch,
-               evaluation_index_++);
+    metrics->values = answer.headline;
+    if (evaluations_connected_) out.emit(kEvaluationsPort, answer.evaluation, metrics->epoch, evaluation_index_++);
     emit(out, metrics);
-    tested_ = true;
+    tested_ = answer.evaluation;
   }
 
-  // "[train] test: loss .., accuracy .., top-5 .., macro F1 .. (N samples, S s)[, EMA accuracy ..]"
-  void log_evaluation(const std::string& what, const EvaluationPass& pass) {
-    const ClassificationMetrics& m = pass.metrics();
-    log::info("[", node_id(), "] ", what, ": loss ", m.loss(), ", accuracy ", m.accuracy(), ", top-5 ", m.top_k_accuracy(),
-              ", macro F1 ", m.macro_f1(), " (", m.count(), " samples, ", pass.seconds(), " s)",
-              pass.ema_metrics() ? ", EMA accuracy " + std::to_string(pass.ema_metrics()->accuracy()) : std::string());
-  }
-
-  void check_eval_epochs(const DatasetInfo& info) {
-    eval_epochs_ = info.epochs;
-    if (eval_every_steps_ > 0) {
-      const std::uint64_t needed = (eval_at_epoch_end_ ? train_epochs_ : 0) +
-                                   static_cast<std::uint64_t>(trainer_->total_steps() / eval_every_steps_);
-      if (eval_epochs_ < needed) {
-        throw std::runtime_error("eval source '" + info.source + "' runs " + std::to_string(eval_epochs_) +
-                                 " epoch(s) but this run evaluates up to " + std::to_string(needed) + " times (every " +
-                                 std::to_string(eval_every_steps_) + " steps" + (eval_at_epoch_end_ ? " and after each epoch" : "") +
-                                 "): set its epochs to " + std::to_string(needed) + " or more (the spare ones are not read)");
-      }
-      return;
-    }
-    if (train_epochs_ > 0 && eval_epochs_ != train_epochs_) {
-      log::warn("[", node_id(), "] eval source '", info.source, "' runs ", eval_epochs_, " epoch(s) and training ",
-                train_epochs_, ": the model is evaluated after the first ", std::min(eval_epochs_, train_epochs_),
-                " training epoch(s) only (set its epochs to ", train_epochs_, ")");
-    }
-  }
-
-  void end_evaluation(Emitter& out) {
-    evaluating_ = false;
+  void end_evaluation(const EvaluationAnswer& answer, const Lent& info, Emitter& out) {
     ++evaluations_;
     changed_since_state_ = true;
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "eval";
-    metrics->epoch = eval_epoch_;
+    metrics->epoch = info.epoch;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
-    metrics->values = eval_->headline();
-    settle(0);
-    // The mean training loss of the epoch so far, to compare with.
-    metrics->values["train_loss"] = eval_after_epoch_end_ || epoch_.batches == 0 ? last_train_epoch_loss_ : epoch_.loss();
-    last_eval_ = std::move(eval_);
-    log_evaluation(eval_after_epoch_end_ ? "eval after epoch " + std::to_string(metrics->epoch)
-                                         : "eval at step " + std::to_string(metrics->step) + ", epoch " +
-                                               std::to_string(metrics->epoch),
-                   *last_eval_);
-    if (!eval_source_.empty()) positions_[eval_source_] = {evaluations_, 0};
+    metrics->values = answer.headline;
+    metrics->values["train_loss"] = info.train_loss;
+    last_eval_ = answer.evaluation;
+    for (const std::string& source : answer.sources) positions_[source] = {evaluations_, 0};
     if (evaluations_connected_) {
-      auto evaluation = last_eval_->take_evaluation("val", metrics->epoch, metrics->step, class_names_);
-      last_evaluation_ = evaluation;
-      out.emit(kEvaluationsPort, std::move(evaluation), metrics->epoch, evaluation_index_++);
+      last_evaluation_ = answer.evaluation;
+      out.emit(kEvaluationsPort, answer.evaluation, metrics->epoch, evaluation_index_++);
     }
     const bool stop_now = early_.update(metrics->values);
     emit(out, metrics);
-    const double train_loss = metrics->values["train_loss"];
-    if (auto finding = diagnostics_.on_evaluation(trainer_->step(), train_loss, last_eval_->metrics().loss(),
-                                                  last_eval_->metrics().accuracy()))
+    const ClassificationMetrics& evaluated = *answer.evaluation->metrics;
+    if (auto finding = diagnostics_.on_evaluation(trainer_->step(), info.train_loss, evaluated.loss(), evaluated.accuracy()))
       note(out, *finding);
     if (early_.enabled()) {
       log::info("[", node_id(), "] early stopping: best eval ", early_.metric(), " ", early_.best(), ", ",
                 early_.evaluations_without_improvement(), " evaluation(s) without improvement");
     }
-    if (eval_after_epoch_end_ && epoch_save_due(metrics->epoch)) emit_state(out, "epoch");
+    if (info.after_epoch_end && epoch_save_due(info.epoch)) emit_state(out, "epoch");
     if (stop_now) {
       const std::string why = early_.reason();
       log::info("[", node_id(), "] ", why, ": ending the run");
       ended_ = true;
-      if (control_) control_->end_run(node_id(), why, test_sources_);
+      // The training sources end; an evaluate node ends its own once training is over,
+      // and a test split still runs.
+      if (control_) control_->end_run(node_id(), why, train_sources_);
     }
   }
 
@@ -542,17 +550,19 @@ class TrainStage : public OrderedStage {
     state->classes = class_names_;
     trainer_->save_state(*state);
     auto& c = state->counters;
+    auto& v = state->values;
     c["stage/evaluations"] = static_cast<std::int64_t>(evaluations_);
-    c["stage/evaluating"] = evaluating_ ? 1 : 0;
-    c["stage/eval_epoch"] = static_cast<std::int64_t>(eval_epoch_);
-    c["stage/eval_after_epoch_end"] = eval_after_epoch_end_ ? 1 : 0;
+    const bool evaluating = lent_ && !lent_info_.final;  // an evaluation is due: resuming lends the model again
+    c["stage/evaluating"] = evaluating ? 1 : 0;
+    c["stage/eval_epoch"] = static_cast<std::int64_t>(evaluating ? lent_info_.epoch : 0);
+    c["stage/eval_after_epoch_end"] = evaluating && lent_info_.after_epoch_end ? 1 : 0;
+    v["stage/eval_train_loss"] = evaluating ? lent_info_.train_loss : 0.0;
     c["stage/metrics_index"] = static_cast<std::int64_t>(metrics_index_);
     c["stage/early_stopping_bad"] = early_.evaluations_without_improvement();
     c["stage/early_stopping_best_at"] = early_.best_evaluation();
     c["stage/early_stopping_seen"] = early_.seen();
     epoch_.save(*state, "epoch");
     window_.save(*state, "window");
-    auto& v = state->values;
     v["stage/early_stopping_best"] = early_.best();
     state->positions = positions_;
     state->history = history_;
@@ -595,8 +605,10 @@ class TrainStage : public OrderedStage {
     diagnostics_.set_run(total, warmup_of(total), 0, trainer_->model()->config.num_classes);
     diagnostics_.replay(st.history);
     history_ = st.history;
-    if (st.counter("stage/evaluating"))
-      begin_evaluation(static_cast<std::uint64_t>(st.counter("stage/eval_epoch")), st.counter("stage/eval_after_epoch_end", 1) != 0);
+    if (st.counter("stage/evaluating")) {
+      relend_ = Lent{false, static_cast<std::uint64_t>(st.counter("stage/eval_epoch")),
+                     st.counter("stage/eval_after_epoch_end", 1) != 0, st.value("stage/eval_train_loss")};
+    }
     changed_since_state_ = false;  // the state is the checkpoint's until the next batch
     log::info("[", node_id(), "] resumed from ", resume_from_, " (", st.reason, " checkpoint): step ", st.step,
               ", epoch ", st.epoch, ", ", evaluations_, " evaluation(s) done");
@@ -609,14 +621,12 @@ class TrainStage : public OrderedStage {
   std::int64_t log_every_;
   std::string export_;
   int threads_;
-  bool eval_connected_;
-  std::vector<std::string> test_sources_;  // kept running by early stopping
-  std::vector<std::string> eval_sources_;  // ended when training is done (step evaluations)
+  bool model_connected_, final_model_connected_;
+  std::vector<std::string> train_sources_;  // ended by early stopping
   std::int64_t eval_every_steps_;
   bool eval_at_epoch_end_;
   bool state_connected_;
   bool evaluations_connected_;
-  std::size_t misclassified_top_;
   std::int64_t save_every_steps_, save_every_epochs_;
   std::string resume_from_;
   RunControl* control_;
@@ -625,7 +635,7 @@ class TrainStage : public OrderedStage {
   std::unique_ptr<Trainer> trainer_;
   std::vector<std::string> class_names_;
   bool schedule_set_ = false;
-  std::deque<Message> queue_[3];  // by input port (see the top)
+  std::deque<Message> queue_;  // training events waiting while the model is lent (see the top)
   std::uint64_t train_epochs_ = 0;
   std::uint64_t next_epoch_ = 0;
   bool training_done_ = false;
@@ -637,13 +647,13 @@ class TrainStage : public OrderedStage {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   ProgressLine progress_;
 
-  // Evaluation
-  bool evaluating_ = false;
-  std::uint64_t eval_epoch_ = 0;      // the training epoch of the evaluation in progress
-  bool eval_after_epoch_end_ = true;  // or at a step inside it
-  std::uint64_t eval_epochs_ = 0, evaluations_ = 0;
-  std::string eval_source_;
-  std::unique_ptr<EvaluationPass> eval_, last_eval_, test_;
+  // Evaluation: the model lent to evaluate nodes, and what the stage knew when it lent it (Lent)
+  std::shared_ptr<EvaluationAnswers> lent_;  // while lent; its answers once released
+  Lent lent_info_;
+  std::optional<Lent> relend_;  // resumed while an evaluation was due
+  std::uint64_t lent_index_[2] = {0, 0};  // snapshots emitted on model, final_model
+  std::uint64_t evaluations_ = 0;
+  std::shared_ptr<const Evaluation> last_eval_, tested_;
   bool told_soft_targets_ = false;
   // Steps whose numbers are still on their way to the host, oldest first. `batch` is
   // kept until they are read: for the label check (its thumbnails) when the step was
@@ -658,7 +668,6 @@ class TrainStage : public OrderedStage {
   };
   static constexpr std::size_t kReadLag = 2;
   std::deque<PendingStep> pending_;
-  bool tested_ = false;
   std::shared_ptr<const Evaluation> last_evaluation_;
   std::uint64_t evaluation_index_ = 0;
   LabelCheck label_check_;

@@ -17,28 +17,6 @@ namespace {
 constexpr double kGrowthFactor = 2.0;     // fp16 loss scale after kGrowthInterval finite steps
 constexpr int kGrowthInterval = 2000;     // (the values of torch.amp.GradScaler)
 
-// Mixed precision for the forward pass: autocast to bf16 (CPU or CUDA) or fp16 (CUDA).
-class AutocastScope {
- public:
-  AutocastScope(Precision precision, const torch::Device& device) : type_(device.type()) {
-    if (precision == Precision::Fp32) return;
-    active_ = true;
-    at::autocast::set_autocast_enabled(type_, true);
-    at::autocast::set_autocast_dtype(type_, precision == Precision::Bf16 ? at::kBFloat16 : at::kHalf);
-  }
-  ~AutocastScope() {
-    if (!active_) return;
-    at::autocast::set_autocast_enabled(type_, false);
-    at::autocast::clear_cache();
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  at::DeviceType type_;
-  bool active_ = false;
-};
-
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups) {
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
   for (const ParamGroup& g : groups) {
@@ -71,13 +49,6 @@ struct StepReadout {
   std::optional<c10::Event> copied;
 };
 
-Precision precision_from_name(const std::string& name) {
-  if (name == "fp32") return Precision::Fp32;
-  if (name == "bf16") return Precision::Bf16;
-  if (name == "fp16") return Precision::Fp16;
-  throw std::invalid_argument("unknown precision '" + name + "'; expected fp32, bf16 or fp16");
-}
-
 Trainer::Trainer(TrainConfig config) : config_(std::move(config)), device_(config_.device) {
   if (config_.accumulation < 1) throw std::invalid_argument("accumulation must be >= 1");
   if (config_.precision == Precision::Fp16 && !device_.is_cuda())
@@ -105,16 +76,7 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)), device_(confi
     }
     ema_->eval();
   }
-  if (!config_.mean.empty()) {
-    if (config_.mean.size() != config_.std.size()) throw std::invalid_argument("mean and std need the same length");
-    auto opts = torch::TensorOptions().dtype(torch::kFloat);
-    const auto n = static_cast<int64_t>(config_.mean.size());
-    mean_ = torch::tensor(std::vector<float>(config_.mean.begin(), config_.mean.end()), opts).reshape({1, n, 1, 1});
-    std::vector<float> inv;
-    for (double s : config_.std) inv.push_back(static_cast<float>(1.0 / (255.0 * s)));
-    inv_std_ = torch::tensor(inv, opts).reshape({1, n, 1, 1}).to(device_);
-    mean_ = (mean_ * 255.0).to(device_);
-  }
+  input_ = InputTransform(device_, config_.mean, config_.std);
   update_trainable(0);
 }
 
@@ -163,16 +125,6 @@ void Trainer::update_trainable(std::int64_t epoch) {
   }
 }
 
-torch::Tensor Trainer::prepare(const torch::Tensor& images) const {
-  torch::Tensor x = images.to(device_, /*non_blocking=*/true);
-  if (x.scalar_type() == torch::kByte) {
-    if (!mean_.defined())
-      throw std::invalid_argument("batches are uint8: set mean and std on the batch stage or on the train stage");
-    return (x.to(torch::kFloat) - mean_) * inv_std_;
-  }
-  return x;
-}
-
 // Soft targets (Mixup/CutMix) arrive smoothed by the stage that made them (timm's
 // mixup_target), so they are used as they are: PyTorch's cross_entropy would smooth
 // probability targets a second time (timm trains on them with SoftTargetCrossEntropy).
@@ -186,7 +138,7 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
                                std::int64_t epoch, std::vector<Outcome>* outcomes) {
   update_trainable(epoch);
   StepStats stats;
-  const torch::Tensor x = prepare(images);
+  const torch::Tensor x = input_(images);
   const torch::Tensor y = labels.to(device_, true);
   const torch::Tensor soft = soft_targets.defined() ? soft_targets.to(device_, true) : soft_targets;
   torch::Tensor logits, loss;
@@ -218,9 +170,9 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
       if (defer) {
         const auto [top, predicted] = detached.softmax(1).max(1);
         sample_outcomes = torch::stack({predicted.to(torch::kDouble), top.to(torch::kDouble),
-                                        per_sample_losses_on_device(detached, y)}, 1);
+                                        per_sample_losses(detached, y)}, 1);
       } else {
-        outcomes_of(detached, per_sample_losses(detached, y), *outcomes);
+        append_outcomes(detached, per_sample_losses(detached, y), *outcomes);
       }
     }
   }
@@ -379,47 +331,14 @@ void Trainer::update_ema() {
 torch::Tensor Trainer::predict(const torch::Tensor& images, bool ema) {
   Vit& m = ema ? ema_ : model_;
   if (!m) throw std::logic_error("no EMA model (ema_decay is 0)");
-  torch::NoGradGuard no_grad;
-  const bool was_training = m->is_training();
-  m->eval();
-  torch::Tensor logits;
-  {
-    AutocastScope autocast(config_.precision, device_);
-    logits = m->forward(prepare(images)).to(torch::kFloat);
-  }
-  if (was_training) m->train();
-  return logits;
-}
-
-// Each sample's cross-entropy (no label smoothing), as double: on the device, or on the CPU.
-torch::Tensor Trainer::per_sample_losses_on_device(const torch::Tensor& logits, const torch::Tensor& labels) {
-  namespace F = torch::nn::functional;
-  return F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)).to(torch::kDouble);
-}
-torch::Tensor Trainer::per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels) {
-  return per_sample_losses_on_device(logits, labels).to(torch::kCPU).contiguous();
-}
-
-void Trainer::outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const {
-  const auto [top, predicted] = logits.softmax(1).max(1);
-  const torch::Tensor p = top.to(torch::kCPU, torch::kDouble).contiguous();
-  const torch::Tensor c = predicted.to(torch::kCPU, torch::kLong).contiguous();
-  for (int64_t i = 0; i < logits.size(0); ++i)
-    out.push_back({c.data_ptr<std::int64_t>()[i], p.data_ptr<double>()[i], losses.data_ptr<double>()[i]});
+  return predict_logits(m, input_, config_.precision, images);
 }
 
 void Trainer::evaluate_batch(const torch::Tensor& images, const torch::Tensor& labels, ClassificationMetrics& metrics,
                              bool ema, std::vector<Outcome>* outcomes) {
-  torch::Tensor logits = predict(images, ema);
-  const torch::Tensor losses = per_sample_losses(logits, labels.to(device_, true));
-  const int k = static_cast<int>(std::min<int64_t>(metrics.top_k(), logits.size(1)));
-  const torch::Tensor ranked = std::get<1>(logits.topk(k, 1)).to(torch::kCPU, torch::kLong).contiguous();
-  const torch::Tensor y_cpu = labels.to(torch::kCPU, torch::kLong).contiguous();
-  const auto* r = ranked.data_ptr<std::int64_t>();
-  const auto* l = y_cpu.data_ptr<std::int64_t>();
-  const auto* loss = losses.data_ptr<double>();
-  for (int64_t i = 0; i < logits.size(0); ++i) metrics.add(l[i], r + i * k, k, loss[i]);
-  if (outcomes) outcomes_of(logits, losses, *outcomes);
+  Vit& m = ema ? ema_ : model_;
+  if (!m) throw std::logic_error("no EMA model (ema_decay is 0)");
+  flowrun::evaluate_batch(m, input_, config_.precision, images, labels, metrics, outcomes);
 }
 
 }  // namespace flowrun

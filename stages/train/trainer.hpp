@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "stages/eval/classification_metrics.hpp"
+#include "stages/model/inference.hpp"
 #include "stages/model/vit.hpp"
 #include "stages/model/weights.hpp"
 #include "stages/train/param_groups.hpp"
@@ -25,9 +26,6 @@
 namespace flowrun {
 
 struct TrainState;
-
-enum class Precision { Fp32, Bf16, Fp16 };
-Precision precision_from_name(const std::string& name);  // "fp32" | "bf16" | "fp16"
 
 struct TrainConfig {
   VitConfig model;
@@ -92,11 +90,7 @@ class Trainer {
   void set_total_steps(std::int64_t steps);
   // images (N, C, H, W) uint8 or float; labels (N) int64; soft_targets (N, classes) or undefined.
   // A sample's prediction: the top class, its softmax probability, the true label's loss.
-  struct Outcome {
-    std::int64_t predicted = 0;
-    double confidence = 0;
-    double loss = 0;
-  };
+  using Outcome = SampleOutcome;
   // With `outcomes`, each sample's prediction as the step saw it (training mode).
   StepStats train_batch(const torch::Tensor& images, const torch::Tensor& labels, const torch::Tensor& soft_targets,
                         std::int64_t epoch, std::vector<Outcome>* outcomes = nullptr);
@@ -117,6 +111,8 @@ class Trainer {
   void load_state(const TrainState& state);
 
   Vit& model() { return model_; }
+  Vit& ema_model() { return ema_; }  // null without EMA
+  const InputTransform& input() const { return input_; }
   bool has_ema() const { return static_cast<bool>(ema_); }
   const TrainConfig& config() const { return config_; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
@@ -132,13 +128,9 @@ class Trainer {
  private:
   void update_trainable(std::int64_t epoch);
   void apply_schedule();
-  torch::Tensor prepare(const torch::Tensor& images) const;
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
   torch::Tensor clip_and_measure();  // the norm before clipping, on the device; undefined without gradients
   void fused_adamw_step();
-  static torch::Tensor per_sample_losses(const torch::Tensor& logits, const torch::Tensor& labels);
-  static torch::Tensor per_sample_losses_on_device(const torch::Tensor& logits, const torch::Tensor& labels);
-  void outcomes_of(const torch::Tensor& logits, const torch::Tensor& losses, std::vector<Outcome>& out) const;
   void optimizer_step(StepStats& stats, torch::Tensor* device_norm);
   void queue_readout(StepStats& stats, const torch::Tensor& loss, const torch::Tensor& correct,
                      const torch::Tensor& grad_norm, const torch::Tensor& outcomes);
@@ -154,7 +146,7 @@ class Trainer {
   std::unordered_map<void*, torch::Tensor> adamw_steps_;  // fused AdamW: step counts as tensors, by parameter
   std::unique_ptr<LoadReport> load_report_;
   LrSchedule schedule_;
-  torch::Tensor mean_, inv_std_;
+  InputTransform input_;
   std::int64_t step_ = 0;
   int micro_ = 0;       // micro-batches accumulated towards the next step
   int unfrozen_ = -2;   // last applied unfreeze state (-2 = none yet)

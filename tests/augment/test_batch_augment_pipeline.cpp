@@ -123,16 +123,17 @@ TEST(BatchAugmentPipeline, ChainMistakesAreCaughtByValidationWithTheirLocations)
       {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 10, "mean": [0.5], "std": [0.25]}},
       {"id": "test_norm", "plugin": "batch_normalize"},
       {"id": "test_mix", "plugin": "mixup"},
-      {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 32, "depth": 1, "heads": 1}})";
+      {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 32, "depth": 1, "heads": 1}},
+      {"id": "eval", "plugin": "evaluate"})";
   const std::string edges = R"("data -> decode -> batch -> mix -> train.train",
-      "test_data -> test_decode -> test_batch -> test_norm -> test_mix -> train.eval")";
+      "test_data -> test_decode -> test_batch -> test_norm -> test_mix -> eval.batch", "train.model -> eval.model")";
   const std::string found = validation_problems(description(nodes, edges));
   for (const char* expected : {
            "/nodes/3/params/cutmix_minmax: expected [] or [low, high] with low < high",
            "/nodes/7: its batches are normalized already, by node 'test_batch' (batch)",
            "/nodes/9/params/mean: batches reach input 'train' as uint8 from node 'batch' and nothing normalizes them",
-           "/nodes/9: input 'eval' gets batches mixed by node 'test_mix' (mixup): evaluation scores the labels of unmixed "
-           "images; move the mix stage to the training chain"})
+           "/nodes/10: input 'batch' gets batches mixed by node 'test_mix' (mixup): evaluation scores the labels of "
+           "unmixed images; move the mix stage to the training chain"})
     EXPECT_NE(found.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << found;
   // Low > high in a range is a parameter problem, found before the graph is looked at.
   const std::string crop = validation_problems(description(
@@ -157,8 +158,8 @@ TEST(BatchAugmentPipeline, QuickstartMixupCutmixAblationIsOneSet) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string log = r.out + r.err;
   EXPECT_NE(log.find("batches carry soft targets (Mixup/CutMix)"), std::string::npos) << log;
-  EXPECT_NE(log.find("[train] eval after epoch 1: loss "), std::string::npos) << log;
-  EXPECT_NE(log.find(" on 100 eval samples after 2 epoch(s), 4 optimizer steps"), std::string::npos) << log;
+  EXPECT_NE(log.find("[eval] eval after epoch 1: loss "), std::string::npos) << log;
+  EXPECT_NE(log.find(" on 100 eval samples after 2 evaluation(s), 4 optimizer steps"), std::string::npos) << log;
 }
 
 }  // namespace

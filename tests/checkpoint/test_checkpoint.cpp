@@ -44,10 +44,11 @@ std::string resume_pipeline(int per_class = 8, int epochs = 3, const std::string
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
         "dropout": 0.1, "drop_path": 0.2, "lr": 2e-3, "warmup_steps": 3, "log_every": 2, "threads": 1,
         "ema_decay": 0.9, "save_every_steps": 1)" + extra_train + R"(}},
+    {"id": "eval", "plugin": "evaluate"},
     {"id": "ckpt", "plugin": "checkpoint", "params": {"keep_last": 0, "best_metric": "accuracy"}},
     {"id": "report", "plugin": "report"}],
   "edges": ["data -> decode -> crop -> flip -> batch -> train.train",
-            "test_data -> test_decode -> test_batch -> train.eval",
+            "test_data -> test_decode -> test_batch -> eval.batch", "train.model -> eval.model",
             "train.state -> ckpt", "train -> report.metrics", "train.evaluations -> report.evaluations"]})";
 }
 

@@ -34,15 +34,17 @@ std::string report_pipeline() {
     {"id": "test_decode", "plugin": "jpeg_decode"},
     {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 20}},
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
-        "lr": 2e-3, "log_every": 1, "threads": 1, "misclassified_top": 6, "ema_decay": 0.9,
+        "lr": 2e-3, "log_every": 1, "threads": 1, "ema_decay": 0.9,
         "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "eval", "plugin": "evaluate", "params": {"misclassified_top": 6}},
+    {"id": "test", "plugin": "evaluate", "params": {"misclassified_top": 6}},
     {"id": "report", "plugin": "report"},
     {"id": "final_data", "plugin": "tar", "params": {"paths": [")" + tar + R"("], "prefix": "test/", "classes": )" + classes +
          R"(, "per_class_limit": 3, "shuffle": false}},
     {"id": "final_decode", "plugin": "jpeg_decode"},
     {"id": "final_batch", "plugin": "batch", "params": {"batch_size": 24}}],
-  "edges": ["data -> decode -> batch -> train.train", "test_data -> test_decode -> test_batch -> train.eval",
-            "final_data -> final_decode -> final_batch -> train.test",
+  "edges": ["data -> decode -> batch -> train.train", "test_data -> test_decode -> test_batch -> eval.batch", "train.model -> eval.model",
+            "final_data -> final_decode -> final_batch -> test.batch", "train.final_model -> test.model",
             "train -> report.metrics", "train.evaluations -> report.evaluations"]})";
 }
 

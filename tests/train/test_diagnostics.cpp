@@ -105,9 +105,10 @@ std::string pipeline(int per_class, int epochs, const std::string& train_params)
          classes + R"(, "per_class_limit": 10, "shuffle": false, "epochs": )" + std::to_string(epochs) + R"(}},
     {"id": "test_decode", "plugin": "jpeg_decode"},
     {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 40, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "eval", "plugin": "evaluate"},
     {"id": "train", "plugin": "train", "params": )" + train_params + R"(},
     {"id": "log", "plugin": "collect"}],
-  "edges": ["data -> decode -> batch -> train.train", "test_data -> test_decode -> test_batch -> train.eval", "train -> log"]})";
+  "edges": ["data -> decode -> batch -> train.train", "test_data -> test_decode -> test_batch -> eval.batch", "train.model -> eval.model", "train -> log"]})";
 }
 
 std::vector<std::string> notes_of(const std::string& json) {

@@ -4,7 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "model/vit_test_util.hpp"
-#include "stages/train/evaluation_pass.hpp"
+#include "stages/evaluate/evaluation_pass.hpp"
+#include "stages/messages/model_snapshot.hpp"
 #include "stages/train/label_check.hpp"
 #include "stages/train/train_params.hpp"
 #include "stages/train/train_plugins.hpp"
@@ -96,6 +97,41 @@ Batch random_batch(int n) {
   return b;
 }
 
+// The trainer's model lent as the train stage lends it.
+std::shared_ptr<ModelSnapshot> lend(Trainer& trainer, std::uint64_t epoch, std::uint64_t step,
+                                    std::vector<std::string> classes) {
+  auto s = std::make_shared<ModelSnapshot>(std::make_shared<EvaluationAnswers>(), nullptr);
+  s->model = trainer.model();
+  s->ema = trainer.ema_model();
+  s->input = trainer.input();
+  s->precision = trainer.config().precision;
+  s->num_classes = trainer.model()->config.num_classes;
+  s->epoch = epoch;
+  s->step = step;
+  s->classes = std::move(classes);
+  return s;
+}
+
+TEST(ModelSnapshot, ReleaseMarksTheAnswersAndCallsBackOnceWithAnswersInNodeOrder) {
+  auto answers = std::make_shared<EvaluationAnswers>();
+  int released = 0;
+  auto snapshot = std::make_shared<ModelSnapshot>(answers, [&] { ++released; });
+  std::shared_ptr<const ModelSnapshot> second_holder = snapshot;
+  snapshot->answer({"val_b", {}, {{"accuracy", 0.5}}, nullptr});
+  snapshot->answer({"val_a", {}, {{"accuracy", 0.25}}, nullptr});
+  snapshot.reset();
+  EXPECT_FALSE(answers->released());  // another holder still evaluates
+  EXPECT_EQ(released, 0);
+  second_holder.reset();
+  EXPECT_TRUE(answers->released());
+  EXPECT_EQ(released, 1);
+  const auto taken = answers->take();
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0].node, "val_a");  // by node id, not by arrival
+  EXPECT_EQ(taken[1].node, "val_b");
+  EXPECT_TRUE(answers->take().empty());
+}
+
 TEST(EvaluationPass, HeadlineEmaAndWorstSamples) {
   Trainer trainer(tiny_with_ema());
   trainer.set_total_steps(10);
@@ -103,8 +139,9 @@ TEST(EvaluationPass, HeadlineEmaAndWorstSamples) {
   const Batch train = random_batch(16);
   for (int i = 0; i < 3; ++i) trainer.train_batch(train.images, train.labels, {}, 0);
   const Batch eval = random_batch(24);
-  EvaluationPass pass(4, true, 5);
-  pass.add(trainer, eval);
+  const auto model = lend(trainer, 2, 30, {"a", "b", "c", "d"});
+  EvaluationPass pass(*model, 5);
+  pass.add(eval);
   const auto values = pass.headline();
   EXPECT_EQ(values.at("samples"), 24);
   const torch::Tensor predicted = trainer.predict(eval.images).argmax(1);
@@ -114,10 +151,11 @@ TEST(EvaluationPass, HeadlineEmaAndWorstSamples) {
   EXPECT_DOUBLE_EQ(values.at("ema_accuracy"), ema_predicted.eq(eval.labels).to(torch::kDouble).mean().item<double>());
   ASSERT_NE(pass.ema_metrics(), nullptr);
 
-  const auto record = pass.take_evaluation("val", 2, 30, {"a", "b", "c", "d"});
+  const auto record = pass.take_evaluation("val");
   EXPECT_EQ(record->split, "val");
   EXPECT_EQ(record->epoch, 2u);
   EXPECT_EQ(record->step, 30u);
+  EXPECT_EQ(record->classes.size(), 4u);
   EXPECT_EQ(record->metrics.get(), &pass.metrics());
   const auto wrong = static_cast<std::size_t>(predicted.ne(eval.labels).sum().item<std::int64_t>());
   ASSERT_GT(wrong, 0u);
@@ -129,20 +167,21 @@ TEST(EvaluationPass, HeadlineEmaAndWorstSamples) {
       EXPECT_GE(record->worst[i - 1].loss, m.loss);  // highest loss first
     }
   }
-  EXPECT_TRUE(pass.take_evaluation("val", 2, 30, {}).get()->worst.empty());  // handed over once
+  EXPECT_TRUE(pass.take_evaluation("val")->worst.empty());  // handed over once
 }
 
 TEST(EvaluationPass, WithoutEmaOrWorstSamples) {
   TrainConfig config = tiny_with_ema();
   config.ema_decay = 0;
   Trainer trainer(config);
-  EvaluationPass pass(4, false, 0);
-  pass.add(trainer, random_batch(8));
-  pass.add(trainer, random_batch(8));
+  const auto model = lend(trainer, 0, 0, {});
+  EvaluationPass pass(*model, 0);
+  pass.add(random_batch(8));
+  pass.add(random_batch(8));
   EXPECT_EQ(pass.headline().at("samples"), 16);
   EXPECT_EQ(pass.headline().count("ema_accuracy"), 0u);
   EXPECT_EQ(pass.ema_metrics(), nullptr);
-  EXPECT_TRUE(pass.take_evaluation("test", 0, 0, {}).get()->worst.empty());
+  EXPECT_TRUE(pass.take_evaluation("test")->worst.empty());
 }
 
 // The train plugin's defaults with some parameters changed, as validation would hand them over.

@@ -37,8 +37,9 @@ std::string pipeline_json(int epochs, bool with_eval, const std::string& train_p
         "classes": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"],
         "per_class_limit": 10, "shuffle": false, "epochs": )" + std::to_string(epochs) + R"(}},
     {"id": "test_decode", "plugin": "jpeg_decode"},
-    {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 25, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}})";
-    edges += R"(, "test_data -> test_decode -> test_batch -> train.eval")";
+    {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 25, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "eval", "plugin": "evaluate"})";
+    edges += R"(, "test_data -> test_decode -> test_batch -> eval.batch", "train.model -> eval.model")";
   }
   return R"({"name": "train_test", "seed": 4, "device": "cpu", "prefetch": 256, "nodes": [)" + nodes +
          R"(], "edges": [)" + edges + "]}";
@@ -148,11 +149,13 @@ std::string test_split_pipeline(const std::string& extra_train) {
          classes + R"(, "per_class_limit": 5, "shuffle": false}},
     {"id": "test_decode", "plugin": "jpeg_decode"},
     {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 16, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+    {"id": "eval", "plugin": "evaluate"},
+    {"id": "test", "plugin": "evaluate"},
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
         "threads": 1, "log_every": 100)" + extra_train + R"(}},
     {"id": "log", "plugin": "collect"}],
-  "edges": ["data -> decode -> batch -> train.train", "val_data -> val_decode -> val_batch -> train.eval",
-            "test_data -> test_decode -> test_batch -> train.test", "train -> log"]})";
+  "edges": ["data -> decode -> batch -> train.train", "val_data -> val_decode -> val_batch -> eval.batch", "train.model -> eval.model",
+            "test_data -> test_decode -> test_batch -> test.batch", "train.final_model -> test.model", "train -> log"]})";
 }
 
 std::vector<std::string> scopes_in_order(Pipeline& p) {

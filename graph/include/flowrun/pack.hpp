@@ -18,7 +18,8 @@ namespace flowrun {
 class Registry;
 
 // 2: PluginInfo::check, Stage::item_rng(epoch, index), Batch::fence (2026-12-01).
-constexpr int kPackAbiVersion = 2;
+// 3: RunControl::wake, OrderedStage::waiting and woken (2026-12-02).
+constexpr int kPackAbiVersion = 3;
 
 struct PackEntry {
   int abi_version;        // kPackAbiVersion of the headers the pack was built with; always first

@@ -60,13 +60,21 @@ struct StreamPosition {
 class RunControl {
  public:
   virtual ~RunControl() = default;
-  // Sources listed in `keep_running` go on to the end of their streams (a test split
-  // still to be evaluated after early stopping).
+  // `sources` end their streams (the training data; empty = every source); the others
+  // go on to their ends (a test split still to be evaluated after early stopping; an
+  // evaluate node ends its own eval source once training is over). The run records
+  // who ended it and why.
   virtual void end_run(const std::string& node_id, const std::string& why,
-                       const std::vector<std::string>& keep_running = {}) = 0;
+                       const std::vector<std::string>& sources = {}) = 0;
   // Ends only these sources' streams, cleanly (an evaluation source that repeats
   // until training is done); the run goes on.
   virtual void end_sources(const std::vector<std::string>& sources) = 0;
+  // Has the ordered stage `node_id` called back with woken(), on its own serial thread
+  // and in turn with its other calls. For a stage that waits for something other than
+  // its inputs (the train stage, for the model it lent to evaluate nodes): whoever
+  // ends the wait calls this, from any thread. Does nothing once the run's graph has
+  // finished (the stage then still waits, and the run reports it).
+  virtual void wake(const std::string& node_id) = 0;
 };
 
 // Everything a stage is built from.
@@ -175,6 +183,12 @@ class OrderedStage : public Stage {
   // checkpoint stage). Called in topological order before stop(); what is emitted here
   // is delivered at once, synchronously, to downstream stages.
   virtual void drain(StopReason reason, Emitter& out) {}
+  // True while the stage waits for something other than its inputs (see
+  // RunControl::wake): the runtime then holds back finish() and the end of the
+  // stage's outputs until a woken() call leaves it no longer waiting.
+  virtual bool waiting() const { return false; }
+  // Called after RunControl::wake(node_id), in turn with the stage's other calls.
+  virtual void woken(Emitter& out) {}
 };
 
 }  // namespace flowrun

@@ -1,4 +1,4 @@
-#include "stages/train/sample_records.hpp"
+#include "stages/eval/sample_records.hpp"
 
 #include <algorithm>
 #include <string>

@@ -1,32 +1,34 @@
-#include "stages/train/evaluation_pass.hpp"
-
-#include "stages/train/sample_records.hpp"
+#include "stages/evaluate/evaluation_pass.hpp"
 
 #include <stdexcept>
 #include <string>
 
+#include "stages/eval/sample_records.hpp"
+
 namespace flowrun {
 
-EvaluationPass::EvaluationPass(int classes, bool ema, std::size_t worst_top)
-    : metrics_(std::make_shared<ClassificationMetrics>(classes)),
-      ema_metrics_(ema ? std::make_shared<ClassificationMetrics>(classes) : nullptr),
+EvaluationPass::EvaluationPass(const ModelSnapshot& model, std::size_t worst_top)
+    : model_(model),
+      metrics_(std::make_shared<ClassificationMetrics>(model.num_classes)),
+      ema_metrics_(model.ema ? std::make_shared<ClassificationMetrics>(model.num_classes) : nullptr),
       worst_(worst_top),
       keep_worst_(worst_top > 0) {}
 
-void EvaluationPass::add(Trainer& trainer, const Batch& batch) {
+void EvaluationPass::add(const Batch& batch) {
   if (batch.targets.defined())
     throw std::runtime_error("evaluation batch " + std::to_string(batch.step) +
                              " carries soft targets: a mixup/cutmix stage is on an evaluation chain; evaluation "
                              "scores the labels of unmixed images, so move the mix stage to the training chain");
   batch.wait_ready();
   outcomes_.clear();
-  trainer.evaluate_batch(batch.images, batch.labels, *metrics_, false, keep_worst_ ? &outcomes_ : nullptr);
-  if (ema_metrics_) trainer.evaluate_batch(batch.images, batch.labels, *ema_metrics_, true);
+  evaluate_batch(model_.model, model_.input, model_.precision, batch.images, batch.labels, *metrics_,
+                 keep_worst_ ? &outcomes_ : nullptr);
+  if (ema_metrics_) evaluate_batch(model_.ema, model_.input, model_.precision, batch.images, batch.labels, *ema_metrics_);
   if (!keep_worst_) return;
   const torch::Tensor labels = batch.labels.to(torch::kCPU, torch::kLong).contiguous();
   const auto* label = labels.data_ptr<std::int64_t>();
   for (std::size_t i = 0; i < outcomes_.size(); ++i) {
-    const Trainer::Outcome& o = outcomes_[i];
+    const SampleOutcome& o = outcomes_[i];
     if (o.predicted == label[i] || !worst_.wants(o.loss)) continue;
     worst_.add(sample_record(batch, i, label[i], o.predicted, o.confidence, o.loss));
   }
@@ -50,13 +52,12 @@ std::map<std::string, double> EvaluationPass::headline() const {
   return values;
 }
 
-std::shared_ptr<Evaluation> EvaluationPass::take_evaluation(const std::string& split, std::uint64_t epoch,
-                                                            std::uint64_t step, const std::vector<std::string>& classes) {
+std::shared_ptr<Evaluation> EvaluationPass::take_evaluation(const std::string& split) {
   auto e = std::make_shared<Evaluation>();
   e->split = split;
-  e->epoch = epoch;
-  e->step = step;
-  e->classes = classes;
+  e->epoch = model_.epoch;
+  e->step = model_.step;
+  e->classes = model_.classes;
   e->metrics = metrics_;  // finished: shared, not copied
   e->ema_metrics = ema_metrics_;
   e->worst = worst_.take();
