@@ -253,6 +253,53 @@ TEST(Pipeline, AStallIsAnErrorNotASilentPartialResult) {
   EXPECT_EQ(recorded_stops(), std::vector<std::string>{"rec:failed"});
 }
 
+// A stage that waits for something other than its inputs (the train stage for its lent
+// model) is woken by whoever ends the wait, carries on in order, and finishes only once
+// it no longer waits; the stage downstream sees everything, whatever the threads.
+TEST(Pipeline, AWaitingStageIsWokenAndFinishesAfterItsLastWait) {
+  for (int threads : {1, 2, 4}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    Pipeline pipeline(describe(R"({
+      "name": "lending", "threads": )" + std::to_string(threads) + R"(, "prefetch": 8,
+      "nodes": [
+        {"id": "src", "plugin": "counter_source", "params": {"count": 40}},
+        {"id": "lender", "plugin": "test.lender"},
+        {"id": "borrower", "plugin": "test.borrower", "params": {"hold": 1, "sleep_ms": 1}},
+        {"id": "sink", "plugin": "collect"}
+      ],
+      "edges": ["src -> lender", "lender.lent -> borrower", "lender.out -> sink"]
+    })"));
+    pipeline.run();
+    std::vector<std::string> values;
+    for (const CollectedItem& item : dynamic_cast<Collect*>(pipeline.stage("sink"))->items())
+      if (item.signal == "data") values.push_back(item.payload.substr(item.payload.find(' ') + 1));
+    ASSERT_EQ(values.size(), 41u);
+    for (int i = 0; i < 40; ++i) EXPECT_EQ(values[static_cast<std::size_t>(i)], std::to_string(i));
+    EXPECT_EQ(values.back(), "-1") << "finish() came before the last wait ended";
+  }
+}
+
+TEST(Pipeline, AStageLeftWaitingIsAnErrorNamingIt) {
+  Pipeline pipeline(describe(R"({
+    "name": "never_returned",
+    "nodes": [
+      {"id": "src", "plugin": "counter_source", "params": {"count": 5}},
+      {"id": "lender", "plugin": "test.lender"},
+      {"id": "borrower", "plugin": "test.borrower", "params": {"hold": 0}},
+      {"id": "sink", "plugin": "collect"}
+    ],
+    "edges": ["src -> lender", "lender.lent -> borrower", "lender.out -> sink"]
+  })"));
+  try {
+    pipeline.run();
+    FAIL() << "a stage still waiting must not look finished";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("stalled"), std::string::npos) << what;
+    EXPECT_NE(what.find("stage(s) lender still wait for work they handed to other stages"), std::string::npos) << what;
+  }
+}
+
 TEST(Pipeline, RunsOnlyOnce) {
   Pipeline pipeline(describe(R"({"name": "once", "nodes": [{"id": "src", "plugin": "counter_source"},
     {"id": "sink", "plugin": "collect"}], "edges": ["src -> sink"]})"));

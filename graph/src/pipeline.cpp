@@ -442,6 +442,9 @@ struct Pipeline::Impl : RunControl {
   // Declared before the nodes: leases their stages still hold report to it when they die.
   std::unique_ptr<profiling::TraceRecorder> trace;
   std::vector<std::string> trace_names, trace_categories;  // slice names: node ids, then map chains
+  // Declared before the nodes: a payload a stage still holds may call wake() as it dies.
+  std::mutex wake_mutex;
+  bool accepting_wakes = false;  // under wake_mutex: while the graph runs
   std::vector<std::unique_ptr<NodeRuntime>> nodes;  // index = description node index
   RunState run;
   bool ran = false;
@@ -461,8 +464,6 @@ struct Pipeline::Impl : RunControl {
   std::vector<UpstreamNode> upstream_of(int node) const;
   void end_sources(const std::vector<std::string>& sources) override;
   void wake(const std::string& node_id) override;
-  std::mutex wake_mutex;
-  bool accepting_wakes = false;  // under wake_mutex: while the graph runs
   std::string stall_message() const;
   RunReport report(StopReason reason, double seconds) const;
 };
@@ -709,12 +710,12 @@ void Pipeline::Impl::end_sources(const std::vector<std::string>& sources) {
 }
 
 void Pipeline::Impl::wake(const std::string& node_id) {
+  std::lock_guard<std::mutex> lock(wake_mutex);
+  if (!accepting_wakes) return;  // also while the stages are destroyed
   const int index = description.node_index(node_id);
   if (index < 0) throw std::logic_error("wake: no node '" + node_id + "'");
   NodeRuntime& node = *nodes[static_cast<std::size_t>(index)];
   if (!node.body) throw std::logic_error("wake: node '" + node_id + "' is not an ordered stage");
-  std::lock_guard<std::mutex> lock(wake_mutex);
-  if (!accepting_wakes) return;
   auto packet = std::make_shared<Packet>();
   packet->port = kWakePort;
   ++node.queued;

@@ -212,6 +212,78 @@ class FailAfter : public OrderedStage {
   std::int64_t seen_ = 0;
 };
 
+// What test.lender lends: its release wakes the lender (as a ModelSnapshot wakes
+// the train stage).
+struct LentItem : Payload {
+  LentItem(std::int64_t v, std::function<void()> on_release) : value(v), on_release_(std::move(on_release)) {}
+  ~LentItem() override { on_release_(); }
+  std::string describe() const override { return "lent " + std::to_string(value); }
+  std::int64_t value;
+
+ private:
+  std::function<void()> on_release_;
+};
+
+// Lends each input item on "lent" and takes the next one only once it came back;
+// passes each item on "out" after its return, and finishes with "done" there: the
+// train stage's protocol, without a model.
+class Lender : public OrderedStage {
+ public:
+  explicit Lender(const StageArgs& a) : OrderedStage(a), control_(a.control) {}
+  void process(Message in, Emitter& out) override {
+    queue_.push_back(in.index);
+    pump(out);
+  }
+  bool waiting() const override { return lent_ && !*lent_; }
+  void woken(Emitter& out) override { pump(out); }
+  void finish(Emitter& out) override { out.emit(1, std::make_shared<NumberPayload>(-1), 0, emitted_++); }
+
+ private:
+  void pump(Emitter& out) {
+    while (!waiting()) {
+      if (lent_) {
+        out.emit(1, std::make_shared<NumberPayload>(lent_value_), 0, emitted_++);
+        lent_.reset();
+      }
+      if (queue_.empty()) return;
+      lent_value_ = static_cast<std::int64_t>(queue_.front());
+      queue_.erase(queue_.begin());
+      lent_ = std::make_shared<std::atomic<bool>>(false);
+      auto released = lent_;
+      RunControl* control = control_;
+      const std::string id = node_id();
+      out.emit(0, std::make_shared<LentItem>(lent_value_, [released, control, id] {
+                 *released = true;
+                 if (control) control->wake(id);
+               }),
+               0, lent_count_++);
+    }
+  }
+
+  RunControl* control_;
+  std::vector<std::uint64_t> queue_;
+  std::shared_ptr<std::atomic<bool>> lent_;  // while an item is out: has it come back?
+  std::int64_t lent_value_ = 0;
+  std::uint64_t emitted_ = 0, lent_count_ = 0;
+};
+
+// Holds what it borrows for `hold` items (0: forever), sleeping sleep_ms per item.
+class Borrower : public OrderedStage {
+ public:
+  explicit Borrower(const StageArgs& a)
+      : OrderedStage(a), hold_(a.params.integer("hold")), sleep_ms_(a.params.number("sleep_ms")) {}
+  void process(Message in, Emitter&) override {
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(sleep_ms_));
+    held_.push_back(std::move(in));
+    if (hold_ > 0 && static_cast<std::int64_t>(held_.size()) >= hold_) held_.clear();
+  }
+
+ private:
+  std::int64_t hold_;
+  double sleep_ms_;
+  std::vector<Message> held_;
+};
+
 template <typename StageType>
 std::function<std::unique_ptr<Stage>(const StageArgs&)> factory() {
   return [](const StageArgs& a) { return std::make_unique<StageType>(a); };
@@ -293,6 +365,13 @@ void register_toy_stages(Registry& r) {
   r.add(make("test.batch_fingerprints", Role::Ordered, {{"in", kBatchKind, "batches"}}, {},
              factory<BatchFingerprints>()));
   r.add(make("test.keep_batches", Role::Ordered, {{"in", kBatchKind, "batches"}}, {}, factory<KeepBatches>()));
+  r.add(make("test.lender", Role::Ordered, {{"in", kAnyKind, "anything"}},
+             {{"lent", "test/lent", "each item, lent"}, {"out", kNumberKind, "each item once back, then -1"}},
+             factory<Lender>()));
+  PluginInfo borrower = make("test.borrower", Role::Ordered, {{"in", "test/lent", "lent items"}}, {}, factory<Borrower>());
+  borrower.params.integer("hold", 1, "give back after this many items; 0 = never").min(0);
+  borrower.params.number("sleep_ms", 0.0, "sleep per item").min(0);
+  r.add(std::move(borrower));
   r.add(make("test.stop_recorder", Role::Map, {{"in", kAnyKind, "anything"}}, {{"out", kSameKind, "same"}},
              factory<StopRecorder>()));
 }

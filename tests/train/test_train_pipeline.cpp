@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "flowrun/errors.hpp"
 #include "flowrun/pipeline.hpp"
 #include "stages/core/collect.hpp"
 #include "stages/monitor/event_file.hpp"
@@ -216,6 +217,69 @@ TEST(TrainPipeline, StepEvaluationsNeedEnoughEvalEpochs) {
                                          "each epoch): set its epochs to 9 or more"),
               std::string::npos)
         << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace flowrun::testing
+
+namespace flowrun::testing {
+namespace {
+
+// The evaluate node's own outputs carry the numbers the train stage forwards into the
+// run's record (which adds the training loss of the moment).
+TEST(EvaluatePipeline, ItsOwnOutputCarriesTheNumbersTheTrainStageForwards) {
+  std::string json = pipeline_json(2, true, kTinyModel);
+  json.replace(json.find(R"({"id": "log", "plugin": "collect"})"), 34,
+               R"({"id": "log", "plugin": "collect"}, {"id": "eval_log", "plugin": "collect"})");
+  json.replace(json.find(R"("edges": [)"), 10, R"("edges": ["eval.metrics -> eval_log", )");
+  Pipeline p(describe(json));
+  p.run();
+  const auto forwarded = metrics_lines(p, "eval");
+  std::vector<std::string> own;
+  for (const auto& item : static_cast<const Collect&>(*p.stage("eval_log")).items())
+    if (item.signal == "data") own.push_back(item.payload);
+  ASSERT_EQ(forwarded.size(), 2u);
+  ASSERT_EQ(own.size(), 2u);
+  for (std::size_t i = 0; i < own.size(); ++i) {
+    EXPECT_EQ(own[i].substr(0, own[i].find(" accuracy")), forwarded[i].substr(0, forwarded[i].find(" accuracy")));
+    for (const char* key : {"accuracy", "loss", "macro_f1", "top5_accuracy", "samples"})
+      EXPECT_EQ(value_of(own[i], key), value_of(forwarded[i], key)) << key;
+    EXPECT_NO_THROW(value_of(forwarded[i], "train_loss"));
+  }
+}
+
+TEST(EvaluatePipeline, TwoEvaluateNodesOnOneModelOutputAreRefusedByName) {
+  std::string json = pipeline_json(1, true, kTinyModel);
+  json.replace(json.find(R"({"id": "log", "plugin": "collect"})"), 34,
+               R"({"id": "log", "plugin": "collect"}, {"id": "eval2", "plugin": "evaluate"})");
+  json.replace(json.find(R"("edges": [)"), 10, R"("edges": ["test_batch -> eval2.batch", "train.model -> eval2.model", )");
+  Pipeline p(describe(json));
+  try {
+    p.run();
+    FAIL() << "two answers to one evaluation point were accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("the model output feeds 2 evaluate nodes (eval, eval2)"), std::string::npos)
+        << e.what();
+  }
+}
+
+// uint8 evaluation batches are fine when the train stage lends its mean and std with
+// the model; with neither, validation says so at the evaluate node's location.
+TEST(EvaluatePipeline, Uint8EvalBatchesNeedTheTrainStagesMeanOrANormalizer) {
+  const std::vector<std::string> uint8_eval = {"nodes.test_batch.params.mean=[]", "nodes.test_batch.params.std=[]"};
+  EXPECT_NO_THROW(describe(pipeline_json(1, true, kTinyModel),
+                           {"nodes.test_batch.params.mean=[]", "nodes.test_batch.params.std=[]",
+                            "nodes.train.params.mean=[0.5, 0.5, 0.5]", "nodes.train.params.std=[0.25, 0.25, 0.25]"}));
+  try {
+    describe(pipeline_json(1, true, kTinyModel), uint8_eval);
+    FAIL() << "uint8 batches with nothing to normalize them validated";
+  } catch (const DescriptionError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(": batches reach input 'batch' as uint8 from node 'test_batch' and nothing normalizes them"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("/nodes/"), std::string::npos) << what;
   }
 }
 
