@@ -78,7 +78,7 @@ int run_pipeline(Context& context, const RunArgs& args) {
   }
   if (!options.resume_from.empty()) {
     try {
-      options.start_positions = read_checkpoint_positions(options.resume_from);
+      resume_from_checkpoint(options.resume_from, options);
     } catch (const std::exception& e) {
       throw UsageError(std::string("--resume: ") + e.what());
     }

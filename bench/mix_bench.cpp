@@ -21,8 +21,8 @@
 #include "flowrun/description.hpp"
 #include "flowrun/memory.hpp"
 #include "flowrun/registry.hpp"
-#include "stages/batch/batch.hpp"
 #include "stages/builtin.hpp"
+#include "stages/messages/batch.hpp"
 
 namespace {
 

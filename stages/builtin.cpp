@@ -4,12 +4,12 @@
 #include "stages/augment/augment_plugins.hpp"
 #include "stages/batch/batch_plugins.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
+#include "stages/checkpoint/checkpoint_plugins.hpp"
 #include "stages/core/core_stages.hpp"
 #include "stages/decode/decode_plugins.hpp"
+#include "stages/evaluate/evaluate_plugins.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
 #include "stages/sources/source_plugins.hpp"
-#include "stages/checkpoint/checkpoint_plugins.hpp"
-#include "stages/evaluate/evaluate_plugins.hpp"
 #include "stages/train/train_plugins.hpp"
 
 namespace flowrun {

@@ -223,3 +223,27 @@ TEST(Overrides, BadPathsNameTheFlag) {
 
 }  // namespace
 }  // namespace flowrun::testing
+
+namespace flowrun::testing {
+namespace {
+
+// Cross-parameter mistakes that used to surface in a stage's constructor at run time
+// are found by validation, at the parameter's location.
+TEST(Description, CrossParameterMistakesAreFoundBeforeTheRun) {
+  expect_problem(problems_of(with_nodes(R"({"id": "src", "plugin": "tar", "params": {"paths": ["x.tar"]}},
+      {"id": "decode", "plugin": "jpeg_decode"},
+      {"id": "batch", "plugin": "batch", "params": {"mean": [0.5, 0.5, 0.5]}},
+      {"id": "augment", "plugin": "randaugment", "params": {"magnitude": 40, "num_magnitude_bins": 31}},
+      {"id": "sink", "plugin": "collect"})",
+                                        R"("src -> decode -> augment -> batch -> sink")")),
+                 "/nodes/2/params/std", {"set both mean and std, or neither"});
+  expect_problem(problems_of(with_nodes(R"({"id": "src", "plugin": "tar", "params": {"paths": ["x.tar"]}},
+      {"id": "decode", "plugin": "jpeg_decode"},
+      {"id": "augment", "plugin": "randaugment", "params": {"magnitude": 40, "num_magnitude_bins": 31}},
+      {"id": "sink", "plugin": "collect"})",
+                                        R"("src -> decode -> augment -> sink")")),
+                 "/nodes/2/params/magnitude", {"magnitude 40 must be below num_magnitude_bins 31"});
+}
+
+}  // namespace
+}  // namespace flowrun::testing

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "flowrun/options.hpp"
 #include "flowrun/pack.hpp"
 #include "flowrun/registry.hpp"
 
@@ -25,10 +26,19 @@ struct Text : Payload {
   std::string text;
 };
 
+// Its parameters, each declared once: the schema and the stage's values come from here.
+struct WordsOptions {
+  std::string path;
+  template <typename D>
+  static void declare(D& d) {
+    d.required(&WordsOptions::path, "path", "text file to read (relative to the working folder)");
+  }
+};
+
 // Emits the whitespace-separated words of a file, once per epoch.
 class WordsSource : public SourceStage {
  public:
-  explicit WordsSource(const StageArgs& args) : SourceStage(args), path_(args.params.string("path")) {}
+  explicit WordsSource(const StageArgs& args) : SourceStage(args), path_(read_options<WordsOptions>(args.params).path) {}
 
   void start() override {
     std::ifstream in(path_);
@@ -65,7 +75,7 @@ void register_plugins(Registry& registry) {
   source.summary = "Emits the words of a text file, one per item";
   source.role = Role::Source;
   source.outputs = {{"out", kTextKind, "one word per item"}};
-  source.params.required("path", ParamType::String, "text file to read (relative to the working folder)");
+  declare_options<WordsOptions>(source.params);
   source.create = [](const StageArgs& args) { return std::make_unique<WordsSource>(args); };
   registry.add(std::move(source));
 

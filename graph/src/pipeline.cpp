@@ -477,6 +477,7 @@ void Pipeline::Impl::create_stages() {
   context->folder = options.run_folder;
   context->resolved_json = description.resolved_json;
   context->resume_from = options.resume_from;
+  context->saved_states = options.saved_states;
   for (const auto& [id, at] : options.start_positions) {
     const int index = description.node_index(id);
     if (index < 0 || description.nodes[static_cast<std::size_t>(index)].plugin->role != Role::Source) {

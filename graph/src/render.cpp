@@ -88,7 +88,9 @@ std::string render_plugin_details(const PluginInfo& p) {
   ports("Output ports", p.outputs, false);
   out << "\nParameters:\n";
   if (p.params.specs().empty()) out << "  (none)\n";
+  std::string group;
   for (const ParamSpec& spec : p.params.specs()) {
+    if (spec.group() != group) out << " " << (group = spec.group()) << ":\n";
     out << "  " << spec.name() << "  " << param_type_name(spec.type()) << ", default " << default_text(spec);
     const std::string constraint = spec.describe_constraint();
     if (!constraint.empty()) out << ", " << (spec.type() == ParamType::Choice ? "one of " : "") << constraint;
@@ -128,7 +130,9 @@ std::string render_plugin_reference_markdown(const Registry& registry) {
       continue;
     }
     out << "| parameter | type | default | range | doc |\n|---|---|---|---|---|\n";
+    std::string group;
     for (const ParamSpec& spec : p.params.specs()) {
+      if (spec.group() != group) out << "| **" << escape_markdown_cell(group = spec.group()) << "** | | | | |\n";
       out << "| `" << spec.name() << "` | " << param_type_name(spec.type()) << " | `" << default_text(spec) << "` | "
           << escape_markdown_cell(spec.describe_constraint()) << " | " << escape_markdown_cell(spec.doc()) << " |\n";
     }

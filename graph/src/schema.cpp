@@ -113,6 +113,7 @@ std::string ParamSpec::describe_constraint() const {
 ParamSpec& Schema::add(ParamSpec spec) {
   if (find(spec.name())) throw std::logic_error("parameter '" + spec.name() + "' declared twice");
   if (spec.doc().empty()) throw std::logic_error("parameter '" + spec.name() + "' has no doc");
+  spec.group_ = group_;
   specs_.push_back(std::move(spec));
   return specs_.back();
 }

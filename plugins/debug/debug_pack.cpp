@@ -7,6 +7,7 @@
 #include <map>
 
 #include "flowrun/logging.hpp"
+#include "flowrun/options.hpp"
 #include "flowrun/pack.hpp"
 #include "flowrun/registry.hpp"
 
@@ -14,13 +15,19 @@ namespace {
 
 using namespace flowrun;
 
-constexpr std::int64_t kDefaultEvery = 1000;
+struct LogOptions {
+  std::int64_t every = 1000;
+  template <typename D>
+  static void declare(D& d) {
+    d(&LogOptions::every, "every", "log one item out of this many").min(1);
+  }
+};
 
 // Logs every N-th item that passes, then forwards it unchanged.
 class LogEveryN : public MapStage {
  public:
   explicit LogEveryN(const StageArgs& args)
-      : MapStage(args), every_(static_cast<std::uint64_t>(args.params.integer("every"))) {}
+      : MapStage(args), every_(static_cast<std::uint64_t>(read_options<LogOptions>(args.params).every)) {}
 
   std::shared_ptr<const Payload> process(const Message& in) override {
     const std::uint64_t n = seen_++;
@@ -57,7 +64,7 @@ void register_plugins(Registry& registry) {
   log_info.role = Role::Map;
   log_info.inputs = {{"in", kAnyKind, "items of any kind"}};
   log_info.outputs = {{"out", kSameKind, "the same items"}};
-  log_info.params.integer("every", kDefaultEvery, "log one item out of this many").min(1);
+  declare_options<LogOptions>(log_info.params);
   log_info.create = [](const StageArgs& args) { return std::make_unique<LogEveryN>(args); };
   registry.add(std::move(log_info));
 

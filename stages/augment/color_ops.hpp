@@ -3,7 +3,7 @@
 // truncation back to uint8). Pure functions; color_jitter draws the factors.
 #pragma once
 
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun {
 

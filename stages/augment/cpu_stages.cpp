@@ -9,15 +9,57 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "stages/augment/augment_params.hpp"
+#include "lib/image/image_ops.hpp"
+#include "lib/image/resample.hpp"
 #include "stages/augment/augment_plugins.hpp"
 #include "stages/augment/color_ops.hpp"
-#include "stages/augment/image_ops.hpp"
-#include "stages/augment/resample.hpp"
+#include "stages/common/augment_params.hpp"
 
 namespace flowrun {
 namespace {
 
+using augment_params::kCropSizeDoc;
+
+struct RandomCropOptions {
+  std::vector<std::int64_t> size;
+  std::vector<std::int64_t> padding;
+  bool pad_if_needed = false;
+  std::vector<std::int64_t> fill = {0};
+  PadMode padding_mode = PadMode::Constant;
+  template <typename D>
+  static void declare(D& d) {
+    using O = RandomCropOptions;
+    d.required(&O::size, "size", kCropSizeDoc).min_length(1).max_length(2).range(1, 65535);
+    d(&O::padding, "padding", "pixels added before cropping: [all], [left/right, top/bottom] or [left, top, right, "
+                              "bottom]; [] = none")
+        .max_length(4)
+        .range(0, 65535);
+    d(&O::pad_if_needed, "pad_if_needed", "pad images smaller than size (by the shortfall on both sides)");
+    d(&O::fill, "fill", "constant padding value: [v] or [r, g, b]").min_length(1).max_length(3).range(0, 255);
+    d(&O::padding_mode, "padding_mode", "how padding pixels are made (as torchvision's padding_mode)",
+      {{"constant", PadMode::Constant}, {"edge", PadMode::Edge}, {"reflect", PadMode::Reflect}, {"symmetric", PadMode::Symmetric}});
+  }
+};
+
+struct CenterCropOptions {
+  std::vector<std::int64_t> size;
+  template <typename D>
+  static void declare(D& d) {
+    d.required(&CenterCropOptions::size, "size", kCropSizeDoc).min_length(1).max_length(2).range(1, 65535);
+  }
+};
+
+struct ColorJitterOptions {
+  std::vector<double> brightness = {0.0}, contrast = {0.0}, saturation = {0.0}, hue = {0.0};
+  template <typename D>
+  static void declare(D& d) {
+    using O = ColorJitterOptions;
+    d(&O::brightness, "brightness", "[f] or [low, high] brightness factor; [0] = off").min_length(1).max_length(2).range(0, 100).ascending();
+    d(&O::contrast, "contrast", "[f] or [low, high] contrast factor; [0] = off").min_length(1).max_length(2).range(0, 100).ascending();
+    d(&O::saturation, "saturation", "[f] or [low, high] saturation factor; [0] = off").min_length(1).max_length(2).range(0, 100).ascending();
+    d(&O::hue, "hue", "[h] or [low, high] hue shift, within [-0.5, 0.5]; [0] = off").min_length(1).max_length(2).range(-0.5, 0.5).ascending();
+  }
+};
 
 struct Size {
   int height;
@@ -32,18 +74,16 @@ Size parse_size(const std::vector<std::int64_t>& v) {
 
 class RandomCrop : public MapStage {
  public:
-  explicit RandomCrop(const StageArgs& args)
-      : MapStage(args),
-        size_(parse_size(args.params.integer_list("size"))),
-        pad_if_needed_(args.params.boolean("pad_if_needed")),
-        mode_(parse_pad_mode(args.params.string("padding_mode"))) {
-    const auto& padding = args.params.integer_list("padding");
+  explicit RandomCrop(const StageArgs& args) : RandomCrop(args, read_options<RandomCropOptions>(args.params)) {}
+  RandomCrop(const StageArgs& args, const RandomCropOptions& o)
+      : MapStage(args), size_(parse_size(o.size)), pad_if_needed_(o.pad_if_needed), mode_(o.padding_mode) {
+    const auto& padding = o.padding;
     // torchvision: [p] all sides, [lr, tb], or [left, top, right, bottom].
     if (padding.size() == 1) pad_ = {padding[0], padding[0], padding[0], padding[0]};
     else if (padding.size() == 2) pad_ = {padding[0], padding[1], padding[0], padding[1]};
     else if (padding.size() == 4) pad_ = {padding[0], padding[1], padding[2], padding[3]};
     else if (!padding.empty()) throw std::invalid_argument("padding takes 1, 2 or 4 values, got " + std::to_string(padding.size()));
-    const auto& fill = args.params.integer_list("fill");
+    const auto& fill = o.fill;
     for (std::size_t k = 0; k < 3; ++k) fill_[k] = static_cast<std::uint8_t>(fill[k % fill.size()]);
   }
 
@@ -83,7 +123,8 @@ class RandomCrop : public MapStage {
 
 class CenterCrop : public MapStage {
  public:
-  explicit CenterCrop(const StageArgs& args) : MapStage(args), size_(parse_size(args.params.integer_list("size"))) {}
+  explicit CenterCrop(const StageArgs& args)
+      : MapStage(args), size_(parse_size(read_options<CenterCropOptions>(args.params).size)) {}
   std::shared_ptr<const Payload> process(const Message& in) override {
     return with_image(in, center_crop(in.as<ImageSample>().image, size_.height, size_.width));
   }
@@ -94,7 +135,7 @@ class CenterCrop : public MapStage {
 
 class HorizontalFlip : public MapStage {
  public:
-  explicit HorizontalFlip(const StageArgs& args) : MapStage(args), p_(args.params.number("p")) {}
+  explicit HorizontalFlip(const StageArgs& args) : MapStage(args), p_(read_options<FlipOptions>(args.params).p) {}
   std::shared_ptr<const Payload> process(const Message& in) override {
     if (!item_rng(in).bernoulli(p_)) return in.payload;  // unchanged: pass the same payload on
     return with_image(in, flip_horizontal(in.as<ImageSample>().image));
@@ -106,8 +147,8 @@ class HorizontalFlip : public MapStage {
 
 class Normalize : public MapStage {
  public:
-  explicit Normalize(const StageArgs& args)
-      : MapStage(args), table_(args.params.number_list("mean"), args.params.number_list("std")) {}
+  explicit Normalize(const StageArgs& args) : Normalize(args, read_options<NormalizeOptions>(args.params)) {}
+  Normalize(const StageArgs& args, const NormalizeOptions& o) : MapStage(args), table_(o.mean, o.std) {}
   std::shared_ptr<const Payload> process(const Message& in) override {
     return with_image(in, normalize(in.as<ImageSample>().image, table_));
   }
@@ -118,10 +159,8 @@ class Normalize : public MapStage {
 
 class Resize : public MapStage {
  public:
-  explicit Resize(const StageArgs& args)
-      : MapStage(args),
-        size_(args.params.integer_list("size")),
-        interpolation_(parse_interpolation(args.params.string("interpolation"))) {}
+  explicit Resize(const StageArgs& args) : Resize(args, read_options<ResizeOptions>(args.params)) {}
+  Resize(const StageArgs& args, const ResizeOptions& o) : MapStage(args), size_(o.size), interpolation_(o.interpolation) {}
   std::shared_ptr<const Payload> process(const Message& in) override {
     const Image& image = in.as<ImageSample>().image;
     int h = 0, w = 0;
@@ -138,11 +177,9 @@ class Resize : public MapStage {
 class RandomResizedCrop : public MapStage {
  public:
   explicit RandomResizedCrop(const StageArgs& args)
-      : MapStage(args),
-        size_(parse_size(args.params.integer_list("size"))),
-        scale_(args.params.number_list("scale")),
-        ratio_(args.params.number_list("ratio")),
-        interpolation_(parse_interpolation(args.params.string("interpolation"))) {}
+      : RandomResizedCrop(args, read_options<RandomResizedCropOptions>(args.params)) {}
+  RandomResizedCrop(const StageArgs& args, const RandomResizedCropOptions& o)
+      : MapStage(args), size_(parse_size(o.size)), scale_(o.scale), ratio_(o.ratio), interpolation_(o.interpolation) {}
 
   std::shared_ptr<const Payload> process(const Message& in) override {
     const Image& image = in.as<ImageSample>().image;
@@ -164,13 +201,9 @@ class RandomResizedCrop : public MapStage {
 // images and on normalized float samples (where it usually goes, after normalize).
 class RandomErasing : public MapStage {
  public:
-  explicit RandomErasing(const StageArgs& args)
-      : MapStage(args),
-        p_(args.params.number("p")),
-        scale_(args.params.number_list("scale")),
-        ratio_(args.params.number_list("ratio")),
-        value_(args.params.number_list("value")),
-        noise_(args.params.boolean("random_value")) {}
+  explicit RandomErasing(const StageArgs& args) : RandomErasing(args, read_options<RandomErasingOptions>(args.params)) {}
+  RandomErasing(const StageArgs& args, const RandomErasingOptions& o)
+      : MapStage(args), p_(o.p), scale_(o.scale), ratio_(o.ratio), value_(o.value), noise_(o.random_value) {}
 
   std::shared_ptr<const Payload> process(const Message& in) override {
     Rng rng = item_rng(in);
@@ -213,12 +246,10 @@ class RandomErasing : public MapStage {
 // means [-h, h]); an adjustment whose range is [0] is off.
 class ColorJitter : public MapStage {
  public:
-  explicit ColorJitter(const StageArgs& args)
+  explicit ColorJitter(const StageArgs& args) : ColorJitter(args, read_options<ColorJitterOptions>(args.params)) {}
+  ColorJitter(const StageArgs& args, const ColorJitterOptions& o)
       : MapStage(args),
-        ranges_{factor_range(args.params.number_list("brightness")),
-                factor_range(args.params.number_list("contrast")),
-                factor_range(args.params.number_list("saturation")),
-                hue_range(args.params.number_list("hue"))} {}
+        ranges_{factor_range(o.brightness), factor_range(o.contrast), factor_range(o.saturation), hue_range(o.hue)} {}
 
   std::shared_ptr<const Payload> process(const Message& in) override {
     Rng rng = item_rng(in);
@@ -255,10 +286,6 @@ class ColorJitter : public MapStage {
   Range ranges_[4];
 };
 
-void declare_size(Schema& s, const std::string& doc) {
-  s.required("size", ParamType::IntList, doc).min_length(1).max_length(2).range(1, 65535);
-}
-
 PluginInfo image_map(const std::string& name, const std::string& summary, const std::string& description) {
   PluginInfo p;
   p.name = name;
@@ -280,13 +307,7 @@ PluginInfo random_crop_plugin() {
       "torchvision's F.crop(F.pad(...)) exactly.\n"
       "\n"
       "  {\"id\": \"crop\", \"plugin\": \"random_crop\", \"params\": {\"size\": [32], \"padding\": [4]}}");
-  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
-  p.params.integer_list("padding", {}, "pixels added before cropping: [all], [left/right, top/bottom] or "
-                                       "[left, top, right, bottom]; [] = none").max_length(4).range(0, 65535);
-  p.params.boolean("pad_if_needed", false, "pad images smaller than size (by the shortfall on both sides)");
-  p.params.integer_list("fill", {0}, "constant padding value: [v] or [r, g, b]").min_length(1).max_length(3).range(0, 255);
-  p.params.choice("padding_mode", "constant", {"constant", "edge", "reflect", "symmetric"},
-                  "how padding pixels are made (as torchvision's padding_mode)");
+  declare_options<RandomCropOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<RandomCrop>(args); };
   return p;
 }
@@ -298,7 +319,7 @@ PluginInfo resize_plugin() {
                            "(antialiasing), as PIL does; values match torchvision on PIL images within one grey level.\n"
                            "\n"
                            "  {\"id\": \"resize\", \"plugin\": \"resize\", \"params\": {\"size\": [256]}}");
-  declare_resize_params(p.params);
+  declare_options<ResizeOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Resize>(args); };
   return p;
 }
@@ -311,7 +332,7 @@ PluginInfo random_resized_crop_plugin() {
       "get_params does, from the item's own random stream; then crops and resizes it to size.\n"
       "\n"
       "  {\"id\": \"crop\", \"plugin\": \"random_resized_crop\", \"params\": {\"size\": [224]}}");
-  declare_random_resized_crop_params(p.params);
+  declare_options<RandomResizedCropOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<RandomResizedCrop>(args); };
   return p;
 }
@@ -326,14 +347,7 @@ PluginInfo color_jitter_plugin() {
       "\n"
       "  {\"id\": \"jitter\", \"plugin\": \"color_jitter\",\n"
       "   \"params\": {\"brightness\": [0.4], \"contrast\": [0.4], \"saturation\": [0.4], \"hue\": [0.1]}}");
-  p.params.number_list("brightness", {0.0}, "[f] or [low, high] brightness factor; [0] = off").min_length(1)
-      .max_length(2).range(0, 100).ascending();
-  p.params.number_list("contrast", {0.0}, "[f] or [low, high] contrast factor; [0] = off").min_length(1)
-      .max_length(2).range(0, 100).ascending();
-  p.params.number_list("saturation", {0.0}, "[f] or [low, high] saturation factor; [0] = off").min_length(1)
-      .max_length(2).range(0, 100).ascending();
-  p.params.number_list("hue", {0.0}, "[h] or [low, high] hue shift, within [-0.5, 0.5]; [0] = off").min_length(1)
-      .max_length(2).range(-0.5, 0.5).ascending();
+  declare_options<ColorJitterOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<ColorJitter>(args); };
   return p;
 }
@@ -352,7 +366,7 @@ PluginInfo random_erasing_plugin() {
   p.role = Role::Map;
   p.inputs = {{"in", kImageOrTensorKind, "uint8 images or normalized float samples"}};
   p.outputs = {{"out", kSameKind, "the same kind, with a rectangle erased"}};
-  declare_random_erasing_params(p.params);
+  declare_options<RandomErasingOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<RandomErasing>(args); };
   return p;
 }
@@ -363,7 +377,7 @@ PluginInfo center_crop_plugin() {
                            "as torchvision does.\n"
                            "\n"
                            "  {\"id\": \"crop\", \"plugin\": \"center_crop\", \"params\": {\"size\": [224]}}");
-  declare_size(p.params, "output size: [s] for s x s, or [height, width]");
+  declare_options<CenterCropOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<CenterCrop>(args); };
   return p;
 }
@@ -371,7 +385,7 @@ PluginInfo center_crop_plugin() {
 PluginInfo horizontal_flip_plugin() {
   PluginInfo p = image_map("horizontal_flip", "Mirrors images left-right with probability p (RandomHorizontalFlip)",
                            "  {\"id\": \"flip\", \"plugin\": \"horizontal_flip\", \"params\": {\"p\": 0.5}}");
-  declare_flip_params(p.params);
+  declare_options<FlipOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<HorizontalFlip>(args); };
   return p;
 }
@@ -384,7 +398,7 @@ PluginInfo normalize_plugin() {
                            "  {\"id\": \"norm\", \"plugin\": \"normalize\",\n"
                            "   \"params\": {\"mean\": [0.4914, 0.4822, 0.4465], \"std\": [0.247, 0.243, 0.261]}}");
   p.outputs = {{"out", kTensorSampleKind, "normalized images, float32 CHW"}};
-  declare_normalize_params(p.params);
+  declare_options<NormalizeOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Normalize>(args); };
   return p;
 }

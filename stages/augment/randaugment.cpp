@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "flowrun/options.hpp"
 #include "stages/augment/augment_plugins.hpp"
 #include "stages/augment/color_ops.hpp"
 #include "stages/augment/randaugment_ops.hpp"
@@ -13,9 +14,18 @@
 namespace flowrun {
 namespace {
 
-constexpr std::int64_t kDefaultNumOps = 2;
-constexpr std::int64_t kDefaultMagnitude = 9;
-constexpr std::int64_t kDefaultBins = 31;
+struct RandAugmentOptions {
+  int num_ops = 2;
+  int magnitude = 9;
+  int num_magnitude_bins = 31;
+  template <typename D>
+  static void declare(D& d) {
+    using O = RandAugmentOptions;
+    d(&O::num_ops, "num_ops", "operations applied in sequence to each image").range(0, 16);
+    d(&O::magnitude, "magnitude", "magnitude bin, from 0 (weakest) to num_magnitude_bins - 1").range(0, 1000);
+    d(&O::num_magnitude_bins, "num_magnitude_bins", "number of magnitude bins").range(2, 1001);
+  }
+};
 
 // torch.linspace(start, end, steps)[i] in float32: from the start for the lower half,
 // from the end for the upper half.
@@ -38,16 +48,9 @@ bool is_signed(RandAugmentOp op) {
 
 class RandAugment : public MapStage {
  public:
-  explicit RandAugment(const StageArgs& args)
-      : MapStage(args),
-        num_ops_(static_cast<int>(args.params.integer("num_ops"))),
-        magnitude_(static_cast<int>(args.params.integer("magnitude"))),
-        bins_(static_cast<int>(args.params.integer("num_magnitude_bins"))) {
-    if (magnitude_ >= bins_) {
-      throw std::invalid_argument("magnitude " + std::to_string(magnitude_) + " must be below num_magnitude_bins " +
-                                  std::to_string(bins_));
-    }
-  }
+  explicit RandAugment(const StageArgs& args) : RandAugment(args, read_options<RandAugmentOptions>(args.params)) {}
+  RandAugment(const StageArgs& args, const RandAugmentOptions& o)
+      : MapStage(args), num_ops_(o.num_ops), magnitude_(o.magnitude), bins_(o.num_magnitude_bins) {}
 
   std::shared_ptr<const Payload> process(const Message& in) override {
     const auto& sample = in.as<ImageSample>();
@@ -139,10 +142,14 @@ PluginInfo randaugment_plugin() {
   p.role = Role::Map;
   p.inputs = {{"in", kImageSampleKind, "RGB images, uint8 HWC"}};
   p.outputs = {{"out", kImageSampleKind, "augmented images, uint8 HWC"}};
-  p.params.integer("num_ops", kDefaultNumOps, "operations applied in sequence to each image").range(0, 16);
-  p.params.integer("magnitude", kDefaultMagnitude, "magnitude bin, from 0 (weakest) to num_magnitude_bins - 1")
-      .range(0, 1000);
-  p.params.integer("num_magnitude_bins", kDefaultBins, "number of magnitude bins").range(2, 1001);
+  declare_options<RandAugmentOptions>(p.params);
+  // Before the run: a magnitude bin beyond the bins.
+  p.check = [](const CheckedNode& node, std::vector<CheckFinding>& findings) {
+    const auto o = read_options<RandAugmentOptions>(*node.params);
+    if (o.magnitude >= o.num_magnitude_bins)
+      findings.push_back({"magnitude", "magnitude " + std::to_string(o.magnitude) + " must be below num_magnitude_bins " +
+                                           std::to_string(o.num_magnitude_bins)});
+  };
   p.create = [](const StageArgs& args) { return std::make_unique<RandAugment>(args); };
   return p;
 }

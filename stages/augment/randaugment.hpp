@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "flowrun/rng.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun {
 

@@ -7,7 +7,7 @@
 #include <array>
 #include <cstdint>
 
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun {
 

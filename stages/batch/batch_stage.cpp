@@ -13,38 +13,47 @@
 #include <stdexcept>
 
 #include "flowrun/logging.hpp"
-#include "stages/augment/image_ops.hpp"
-#include "stages/batch/batch.hpp"
+#include "flowrun/options.hpp"
+#include "lib/image/image_ops.hpp"
 #include "stages/batch/batch_plugins.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun {
 
-std::string Batch::describe() const {
-  std::string shape;
-  for (std::int64_t d : images.sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-  return "batch " + std::to_string(step) + " epoch " + std::to_string(epoch) + " " + shape + " " +
-         std::string(images.dtype().name());
-}
-
 namespace {
 
-constexpr std::int64_t kDefaultBatchSize = 128;
-constexpr bool kDefaultDropLast = false;
-constexpr const char* kDefaultPin = "auto";
+enum class PinMemory { Auto, On, Off };
+
+struct BatchOptions {
+  std::int64_t batch_size = 128;
+  bool drop_last = false;
+  PinMemory pin_memory = PinMemory::Auto;
+  std::vector<double> mean, std;
+  template <typename D>
+  static void declare(D& d) {
+    using O = BatchOptions;
+    d(&O::batch_size, "batch_size", "samples per batch").range(1, 1 << 20);
+    d(&O::drop_last, "drop_last", "drop each epoch's last batch when it is not full");
+    d(&O::pin_memory, "pin_memory", "page-locked batch memory: auto = when the device is CUDA",
+      {{"auto", PinMemory::Auto}, {"on", PinMemory::On}, {"off", PinMemory::Off}});
+    d(&O::mean, "mean", "with std: normalize uint8 samples while batching, as the normalize stage would (float32 "
+                        "batch, one pass; faster at large sizes); [] = off")
+        .max_length(4)
+        .range(-10, 10);
+    d(&O::std, "std", "per-channel standard deviation for the mean above; [] = off").max_length(4).range(1e-6, 100);
+  }
+};
 
 class BatchStage : public OrderedStage {
  public:
-  explicit BatchStage(const StageArgs& args)
-      : OrderedStage(args),
-        batch_size_(args.params.integer("batch_size")),
-        drop_last_(args.params.boolean("drop_last")) {
-    const std::string& pin = args.params.string("pin_memory");
-    pin_ = pin == "on" || (pin == "auto" && args.device.rfind("cuda", 0) == 0);
-    const auto& mean = args.params.number_list("mean");
-    const auto& std = args.params.number_list("std");
-    if (mean.empty() != std.empty()) throw std::invalid_argument("set both mean and std, or neither");
-    if (!mean.empty()) table_ = std::make_unique<NormalizeTable>(mean, std);
+  explicit BatchStage(const StageArgs& args) : BatchStage(args, read_options<BatchOptions>(args.params)) {}
+  BatchStage(const StageArgs& args, const BatchOptions& o)
+      : OrderedStage(args), batch_size_(o.batch_size), drop_last_(o.drop_last) {
+    pin_ = o.pin_memory == PinMemory::On || (o.pin_memory == PinMemory::Auto && args.device.rfind("cuda", 0) == 0);
+    // Validation refuses these before the run (p.check below); a stage built by hand must not either.
+    if (o.mean.empty() != o.std.empty()) throw std::invalid_argument("set both mean and std, or neither");
+    if (!o.mean.empty()) table_ = std::make_unique<NormalizeTable>(o.mean, o.std);
   }
 
   void process(Message in, Emitter& out) override {
@@ -237,15 +246,16 @@ PluginInfo batch_plugin() {
   p.role = Role::Ordered;
   p.inputs = {{"in", kImageOrTensorKind, "images (uint8 HWC) or normalized samples (float32 CHW), all one size"}};
   p.outputs = {{"out", kBatchKind, "batches: images, labels, dataset indices"}};
-  p.params.integer("batch_size", kDefaultBatchSize, "samples per batch").range(1, 1 << 20);
-  p.params.boolean("drop_last", kDefaultDropLast, "drop each epoch's last batch when it is not full");
-  p.params.choice("pin_memory", kDefaultPin, {"auto", "on", "off"},
-                  "page-locked batch memory: auto = when the device is CUDA");
-  p.params.number_list("mean", {}, "with std: normalize uint8 samples while batching, as the normalize stage "
-                                   "would (float32 batch, one pass; faster at large sizes); [] = off")
-      .max_length(4).range(-10, 10);
-  p.params.number_list("std", {}, "per-channel standard deviation for the mean above; [] = off")
-      .max_length(4).range(1e-6, 100);
+  declare_options<BatchOptions>(p.params);
+  // Before the run: normalizing needs both lists, of one length.
+  p.check = [](const CheckedNode& node, std::vector<CheckFinding>& findings) {
+    const auto o = read_options<BatchOptions>(*node.params);
+    if (o.mean.empty() != o.std.empty())  // reported at the one missing
+      findings.push_back({o.mean.empty() ? "mean" : "std", "set both mean and std, or neither"});
+    else if (o.mean.size() != o.std.size())
+      findings.push_back({"std", "mean has " + std::to_string(o.mean.size()) + " values and std " +
+                                     std::to_string(o.std.size()) + ": give one per channel in both"});
+  };
   p.create = [](const StageArgs& args) { return std::make_unique<BatchStage>(args); };
   return p;
 }

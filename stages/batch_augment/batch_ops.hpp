@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "stages/augment/image_ops.hpp"
-#include "stages/augment/resample.hpp"
+#include "lib/image/image_ops.hpp"
+#include "lib/image/resample.hpp"
 
 namespace flowrun {
 

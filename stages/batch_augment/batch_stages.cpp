@@ -12,11 +12,11 @@
 #include <ATen/ATen.h>
 
 
-#include "stages/augment/augment_params.hpp"
-#include "stages/batch/batch_checks.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/batch_augment/batch_ops.hpp"
 #include "stages/batch_augment/batch_transform.hpp"
+#include "stages/common/augment_params.hpp"
+#include "stages/common/batch_checks.hpp"
 
 namespace flowrun {
 
@@ -47,7 +47,7 @@ OutputSize square_or_pair(const std::vector<std::int64_t>& v) { return v.size() 
 
 class BatchFlip : public BatchTransform {
  public:
-  explicit BatchFlip(const StageArgs& args) : BatchTransform(args), p_(args.params.number("p")) {}
+  explicit BatchFlip(const StageArgs& args) : BatchTransform(args), p_(read_options<FlipOptions>(args.params).p) {}
 
  protected:
   std::shared_ptr<const Payload> transform(const Batch& batch, const std::shared_ptr<const Payload>& self) override {
@@ -65,8 +65,8 @@ class BatchFlip : public BatchTransform {
 
 class BatchNormalize : public BatchTransform {
  public:
-  explicit BatchNormalize(const StageArgs& args)
-      : BatchTransform(args), mean_(args.params.number_list("mean")), std_(args.params.number_list("std")) {}
+  explicit BatchNormalize(const StageArgs& args) : BatchNormalize(args, read_options<NormalizeOptions>(args.params)) {}
+  BatchNormalize(const StageArgs& args, const NormalizeOptions& o) : BatchTransform(args), mean_(o.mean), std_(o.std) {}
 
  protected:
   std::shared_ptr<const Payload> transform(const Batch& batch, const std::shared_ptr<const Payload>&) override {
@@ -79,10 +79,9 @@ class BatchNormalize : public BatchTransform {
 
 class BatchResize : public BatchTransform {
  public:
-  explicit BatchResize(const StageArgs& args)
-      : BatchTransform(args),
-        size_(args.params.integer_list("size")),
-        interpolation_(parse_interpolation(args.params.string("interpolation"))) {}
+  explicit BatchResize(const StageArgs& args) : BatchResize(args, read_options<ResizeOptions>(args.params)) {}
+  BatchResize(const StageArgs& args, const ResizeOptions& o)
+      : BatchTransform(args), size_(o.size), interpolation_(o.interpolation) {}
 
  protected:
   std::shared_ptr<const Payload> transform(const Batch& batch, const std::shared_ptr<const Payload>& self) override {
@@ -101,12 +100,9 @@ class BatchResize : public BatchTransform {
 class BatchRandomResizedCrop : public BatchTransform {
  public:
   explicit BatchRandomResizedCrop(const StageArgs& args)
-      : BatchTransform(args),
-        size_(square_or_pair(args.params.integer_list("size"))),
-        scale_(args.params.number_list("scale")),
-        ratio_(args.params.number_list("ratio")),
-        interpolation_(parse_interpolation(args.params.string("interpolation"))) {
-  }
+      : BatchRandomResizedCrop(args, read_options<RandomResizedCropOptions>(args.params)) {}
+  BatchRandomResizedCrop(const StageArgs& args, const RandomResizedCropOptions& o)
+      : BatchTransform(args), size_(square_or_pair(o.size)), scale_(o.scale), ratio_(o.ratio), interpolation_(o.interpolation) {}
 
  protected:
   std::shared_ptr<const Payload> transform(const Batch& batch, const std::shared_ptr<const Payload>&) override {
@@ -128,13 +124,9 @@ class BatchRandomResizedCrop : public BatchTransform {
 class BatchRandomErasing : public BatchTransform {
  public:
   explicit BatchRandomErasing(const StageArgs& args)
-      : BatchTransform(args),
-        p_(args.params.number("p")),
-        scale_(args.params.number_list("scale")),
-        ratio_(args.params.number_list("ratio")),
-        value_(args.params.number_list("value")),
-        noise_(args.params.boolean("random_value")) {
-  }
+      : BatchRandomErasing(args, read_options<RandomErasingOptions>(args.params)) {}
+  BatchRandomErasing(const StageArgs& args, const RandomErasingOptions& o)
+      : BatchTransform(args), p_(o.p), scale_(o.scale), ratio_(o.ratio), value_(o.value), noise_(o.random_value) {}
 
  protected:
   std::shared_ptr<const Payload> transform(const Batch& batch, const std::shared_ptr<const Payload>& self) override {
@@ -176,7 +168,7 @@ PluginInfo batch_flip_plugin() {
       "so the same samples flip; the pixels are identical.\n"
       "\n"
       "  {\"id\": \"flip\", \"plugin\": \"batch_flip\", \"params\": {\"p\": 0.5}}");
-  declare_flip_params(p.params);
+  declare_options<FlipOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchFlip>(args); };
   return p;
 }
@@ -190,7 +182,7 @@ PluginInfo batch_normalize_plugin() {
       "  {\"id\": \"norm\", \"plugin\": \"batch_normalize\",\n"
       "   \"params\": {\"mean\": [0.4914, 0.4822, 0.4465], \"std\": [0.247, 0.2435, 0.2616]}}");
   p.outputs = {{"out", kBatchKind, "normalized float32 batches, on the same device"}};
-  declare_normalize_params(p.params);
+  declare_options<NormalizeOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchNormalize>(args); };
   p.check = [](const CheckedNode& node, std::vector<CheckFinding>& findings) {
     if (node.inputs.empty()) return;
@@ -211,7 +203,7 @@ PluginInfo batch_resize_plugin() {
       "within one grey level of the resize stage (most identical). Float batches: one float pass.\n"
       "\n"
       "  {\"id\": \"resize\", \"plugin\": \"batch_resize\", \"params\": {\"size\": [224]}}");
-  declare_resize_params(p.params);
+  declare_options<ResizeOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchResize>(args); };
   return p;
 }
@@ -225,7 +217,7 @@ PluginInfo batch_random_resized_crop_plugin() {
       "size as batch_resize does: within one grey level of the CPU twin.\n"
       "\n"
       "  {\"id\": \"crop\", \"plugin\": \"batch_random_resized_crop\", \"params\": {\"size\": [224], \"scale\": [0.5, 1.0]}}");
-  declare_random_resized_crop_params(p.params);
+  declare_options<RandomResizedCropOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchRandomResizedCrop>(args); };
   return p;
 }
@@ -239,7 +231,7 @@ PluginInfo batch_random_erasing_plugin() {
       "from the sample's stream (bit-identical to the twin), then copied to the device.\n"
       "\n"
       "  {\"id\": \"erase\", \"plugin\": \"batch_random_erasing\", \"params\": {\"p\": 0.25, \"random_value\": true}}");
-  declare_random_erasing_params(p.params);
+  declare_options<RandomErasingOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<BatchRandomErasing>(args); };
   return p;
 }

@@ -11,7 +11,7 @@
 
 #include "flowrun/plugin.hpp"
 #include "flowrun/stage.hpp"
-#include "stages/batch/batch.hpp"
+#include "stages/messages/batch.hpp"
 
 namespace flowrun {
 

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "stages/batch/batch.hpp"
+#include "stages/messages/batch.hpp"
 
 namespace flowrun {
 

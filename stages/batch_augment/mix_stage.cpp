@@ -9,51 +9,101 @@
 
 #include <stdexcept>
 
-#include "stages/batch/batch_checks.hpp"
+#include "flowrun/options.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/batch_augment/batch_transform.hpp"
 #include "stages/batch_augment/mix_ops.hpp"
+#include "stages/common/batch_checks.hpp"
 
 namespace flowrun {
 namespace {
 
 enum class Which { Mixup, Cutmix, Both };
 
-MixMode parse_mode(const std::string& name) {
-  if (name == "batch") return MixMode::Batch;
-  if (name == "pair") return MixMode::Pair;
-  if (name == "elem") return MixMode::Elem;
-  throw std::invalid_argument("unknown mix mode '" + name + "'; expected batch, pair or elem");
-}
+constexpr double kDefaultMixupAlpha = 0.8;   // DeiT's and timm's usual recipe
+constexpr double kDefaultCutmixAlpha = 1.0;
+constexpr double kDefaultSmoothing = 0.1;
+
+// The three plugins' parameters: what they share here, each plugin's own below.
+struct MixOptions {
+  double mixup_alpha = 0, cutmix_alpha = 0, switch_prob = 0.5;
+  double prob = 1.0;
+  MixMode mode = MixMode::Batch;
+  double label_smoothing = kDefaultSmoothing;
+  std::int64_t num_classes = 0;
+  std::vector<double> cutmix_minmax;
+  bool correct_lam = true;
+
+  template <typename D>
+  static void declare_common(D& d) {
+    d(&MixOptions::prob, "prob", "probability of mixing a batch (mode batch) or a sample (pair, elem)").range(0, 1);
+    d(&MixOptions::mode, "mode", "one draw per batch, per pair (i, N-1-i), or per sample",
+      Choices<MixMode>{{"batch", MixMode::Batch}, {"pair", MixMode::Pair}, {"elem", MixMode::Elem}});
+    d(&MixOptions::label_smoothing, "label_smoothing", "smoothing of the soft targets (timm's mixup_target)").range(0, 1);
+    d(&MixOptions::num_classes, "num_classes", "classes of the soft targets; 0 = from the data").range(0, 1 << 24);
+  }
+  template <typename D>
+  static void declare_cutmix(D& d) {
+    d(&MixOptions::cutmix_minmax, "cutmix_minmax",
+      "[low, high] box side as a share of the image side, instead of alpha's box (timm's rand_bbox_minmax); [] = off")
+        .max_length(2)
+        .range(0, 1)
+        .ascending();
+    d(&MixOptions::correct_lam, "correct_lam", "lam = the share of pixels the box leaves (the box is clipped at the border)");
+  }
+};
+
+struct MixupOptions : MixOptions {
+  MixupOptions() { mixup_alpha = kDefaultMixupAlpha; }
+  template <typename D>
+  static void declare(D& d) {
+    d(&MixOptions::mixup_alpha, "alpha", "Beta(alpha, alpha) of the blend weight lam; > 0").range(1e-6, 100);
+    declare_common(d);
+  }
+};
+
+struct CutmixOptions : MixOptions {
+  CutmixOptions() { cutmix_alpha = kDefaultCutmixAlpha; }
+  template <typename D>
+  static void declare(D& d) {
+    d(&MixOptions::cutmix_alpha, "alpha", "Beta(alpha, alpha) of lam, the area share kept; > 0").range(1e-6, 100);
+    declare_common(d);
+    declare_cutmix(d);
+  }
+};
+
+struct MixupCutmixOptions : MixOptions {
+  MixupCutmixOptions() {
+    mixup_alpha = kDefaultMixupAlpha;
+    cutmix_alpha = kDefaultCutmixAlpha;
+  }
+  template <typename D>
+  static void declare(D& d) {
+    d(&MixOptions::mixup_alpha, "mixup_alpha", "Mixup's Beta(alpha, alpha); 0 = no Mixup").range(0, 100);
+    d(&MixOptions::cutmix_alpha, "cutmix_alpha", "CutMix's Beta(alpha, alpha); 0 = no CutMix").range(0, 100);
+    d(&MixOptions::switch_prob, "switch_prob", "with both on: probability of CutMix rather than Mixup").range(0, 1);
+    declare_common(d);
+    declare_cutmix(d);
+  }
+};
 
 class MixStage : public BatchTransform {
  public:
-  MixStage(const StageArgs& args, Which which)
+  // check_mix_node has refused a half-given cutmix_minmax and nothing to mix, before the run.
+  MixStage(const StageArgs& args, Which which, const MixOptions& o)
       : BatchTransform(args),
-        mode_(parse_mode(args.params.string("mode"))),
-        prob_(args.params.number("prob")),
-        smoothing_(args.params.number("label_smoothing")),
-        num_classes_(args.params.integer("num_classes")) {
-    if (which == Which::Both) {
-      mixup_alpha_ = args.params.number("mixup_alpha");
-      cutmix_alpha_ = args.params.number("cutmix_alpha");
-      switch_prob_ = args.params.number("switch_prob");
-    } else if (which == Which::Mixup) {
-      mixup_alpha_ = args.params.number("alpha");
-    } else {
-      cutmix_alpha_ = args.params.number("alpha");
-    }
+        mode_(o.mode),
+        prob_(o.prob),
+        smoothing_(o.label_smoothing),
+        num_classes_(o.num_classes),
+        mixup_alpha_(o.mixup_alpha),
+        cutmix_alpha_(o.cutmix_alpha),
+        switch_prob_(which == Which::Both ? o.switch_prob : 0.0) {
     if (which != Which::Mixup) {
-      correct_lam_ = args.params.boolean("correct_lam");
-      minmax_ = args.params.number_list("cutmix_minmax");
-      if (!minmax_.empty()) {
-        if (minmax_.size() != 2 || minmax_[0] >= minmax_[1])
-          throw std::invalid_argument("cutmix_minmax must be [] or [low, high] with low < high");
-        cutmix_alpha_ = 1.0;  // as timm: with min/max boxes the alpha only decides whether to cut
-      }
+      correct_lam_ = o.correct_lam;
+      minmax_ = o.cutmix_minmax;
+      if (!minmax_.empty()) cutmix_alpha_ = 1.0;  // as timm: with min/max boxes the alpha only decides whether to cut
     }
-    if (mixup_alpha_ <= 0 && cutmix_alpha_ <= 0)
-      throw std::invalid_argument("nothing to mix: set mixup_alpha or cutmix_alpha above 0 (or cutmix_minmax)");
   }
 
  protected:
@@ -152,10 +202,6 @@ class MixStage : public BatchTransform {
   std::int64_t height_ = 0, width_ = 0;
 };
 
-constexpr double kDefaultMixupAlpha = 0.8;   // DeiT's and timm's usual recipe
-constexpr double kDefaultCutmixAlpha = 1.0;
-constexpr double kDefaultSmoothing = 0.1;
-
 const char* const kMixNotes =
     "Partner of sample i: sample N - 1 - i (the batch reversed, as timm; torchvision's v2 MixUp\n"
     "and CutMix roll by one instead). Every batch leaves with soft targets (N, K): one-hot\n"
@@ -166,19 +212,6 @@ const char* const kMixNotes =
     "Place it on the training chain only: evaluation refuses mixed batches. uint8 batches mix\n"
     "in float32 and round (as timm's FastCollateMixup); modes batch | pair | elem draw once per\n"
     "batch, per pair (i, N-1-i) or per sample.";
-
-void declare_common(Schema& s) {
-  s.number("prob", 1.0, "probability of mixing a batch (mode batch) or a sample (pair, elem)").range(0, 1);
-  s.choice("mode", "batch", {"batch", "pair", "elem"}, "one draw per batch, per pair (i, N-1-i), or per sample");
-  s.number("label_smoothing", kDefaultSmoothing, "smoothing of the soft targets (timm's mixup_target)").range(0, 1);
-  s.integer("num_classes", 0, "classes of the soft targets; 0 = from the data").range(0, 1 << 24);
-}
-
-void declare_cutmix(Schema& s) {
-  s.number_list("cutmix_minmax", {}, "[low, high] box side as a share of the image side, instead of alpha's "
-                                     "box (timm's rand_bbox_minmax); [] = off").max_length(2).range(0, 1).ascending();
-  s.boolean("correct_lam", true, "lam = the share of pixels the box leaves (the box is clipped at the border)");
-}
 
 // Before the run: two mix stages on one chain, a half-given cutmix_minmax, nothing to mix.
 void check_mix_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
@@ -210,19 +243,20 @@ PluginInfo mix_plugin(const std::string& name, const std::string& summary, const
 PluginInfo mixup_plugin() {
   PluginInfo p = mix_plugin("mixup", "Mixup: each batch blended with its reverse, lam ~ Beta(alpha, alpha) (timm Mixup)",
                             "{\"id\": \"mix\", \"plugin\": \"mixup\", \"params\": {\"alpha\": 0.8}}");
-  p.params.number("alpha", kDefaultMixupAlpha, "Beta(alpha, alpha) of the blend weight lam; > 0").range(1e-6, 100);
-  declare_common(p.params);
-  p.create = [](const StageArgs& args) { return std::make_unique<MixStage>(args, Which::Mixup); };
+  declare_options<MixupOptions>(p.params);
+  p.create = [](const StageArgs& args) {
+    return std::make_unique<MixStage>(args, Which::Mixup, read_options<MixupOptions>(args.params));
+  };
   return p;
 }
 
 PluginInfo cutmix_plugin() {
   PluginInfo p = mix_plugin("cutmix", "CutMix: a box of each sample replaced by its partner's (timm Mixup, cutmix only)",
                             "{\"id\": \"mix\", \"plugin\": \"cutmix\", \"params\": {\"alpha\": 1.0}}");
-  p.params.number("alpha", kDefaultCutmixAlpha, "Beta(alpha, alpha) of lam, the area share kept; > 0").range(1e-6, 100);
-  declare_common(p.params);
-  declare_cutmix(p.params);
-  p.create = [](const StageArgs& args) { return std::make_unique<MixStage>(args, Which::Cutmix); };
+  declare_options<CutmixOptions>(p.params);
+  p.create = [](const StageArgs& args) {
+    return std::make_unique<MixStage>(args, Which::Cutmix, read_options<CutmixOptions>(args.params));
+  };
   return p;
 }
 
@@ -230,12 +264,10 @@ PluginInfo mixup_cutmix_plugin() {
   PluginInfo p = mix_plugin(
       "mixup_cutmix", "Mixup or CutMix per batch (or sample), switching with switch_prob (timm Mixup)",
       "{\"id\": \"mix\", \"plugin\": \"mixup_cutmix\", \"params\": {\"mixup_alpha\": 0.8, \"cutmix_alpha\": 1.0}}");
-  p.params.number("mixup_alpha", kDefaultMixupAlpha, "Mixup's Beta(alpha, alpha); 0 = no Mixup").range(0, 100);
-  p.params.number("cutmix_alpha", kDefaultCutmixAlpha, "CutMix's Beta(alpha, alpha); 0 = no CutMix").range(0, 100);
-  p.params.number("switch_prob", 0.5, "with both on: probability of CutMix rather than Mixup").range(0, 1);
-  declare_common(p.params);
-  declare_cutmix(p.params);
-  p.create = [](const StageArgs& args) { return std::make_unique<MixStage>(args, Which::Both); };
+  declare_options<MixupCutmixOptions>(p.params);
+  p.create = [](const StageArgs& args) {
+    return std::make_unique<MixStage>(args, Which::Both, read_options<MixupCutmixOptions>(args.params));
+  };
   return p;
 }
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "flowrun/logging.hpp"
+#include "flowrun/options.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/batch_augment/batch_transform.hpp"
 #include "stages/batch_augment/device_transfer.hpp"
@@ -14,12 +15,18 @@
 namespace flowrun {
 namespace {
 
-constexpr std::int64_t kDefaultDepth = 2;
+struct ToDeviceOptions {
+  int depth = 2;
+  template <typename D>
+  static void declare(D& d) {
+    d(&ToDeviceOptions::depth, "depth", "copies in flight at most (CUDA); the oldest is waited for beyond it").range(1, 64);
+  }
+};
 
 class ToDevice : public OrderedStage {
  public:
   explicit ToDevice(const StageArgs& args) : OrderedStage(args), device_(args.device) {
-    if (device_.rfind("cuda", 0) == 0) transfer_ = make_cuda_transfer(device_, static_cast<int>(args.params.integer("depth")));
+    if (device_.rfind("cuda", 0) == 0) transfer_ = make_cuda_transfer(device_, read_options<ToDeviceOptions>(args.params).depth);
   }
 
   void process(Message in, Emitter& out) override {
@@ -60,8 +67,7 @@ PluginInfo to_device_plugin() {
       "\n"
       "  {\"id\": \"to_device\", \"plugin\": \"to_device\", \"params\": {\"depth\": 2}}");
   p.outputs = {{"out", kBatchKind, "the batches on the run's device"}};
-  p.params.integer("depth", kDefaultDepth, "copies in flight at most (CUDA); the oldest is waited for beyond it")
-      .range(1, 64);
+  declare_options<ToDeviceOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<ToDevice>(args); };
   return p;
 }

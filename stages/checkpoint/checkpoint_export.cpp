@@ -1,8 +1,8 @@
 #include "stages/checkpoint/checkpoint_export.hpp"
 
+#include "lib/model/vit.hpp"
+#include "lib/model/weights.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
-#include "stages/model/vit.hpp"
-#include "stages/model/weights.hpp"
 
 namespace flowrun {
 

@@ -218,4 +218,12 @@ std::map<std::string, StreamPosition> read_checkpoint_positions(const std::strin
   return read_positions(Hdf5File::open_read(path));
 }
 
+void resume_from_checkpoint(const std::string& path, RunOptions& options) {
+  CheckpointFile file = read_checkpoint(path);
+  options.resume_from = path;
+  options.start_positions = file.state.positions;
+  const std::string node = file.state.node;
+  options.saved_states[node] = std::make_shared<TrainState>(std::move(file.state));
+}
+
 }  // namespace flowrun

@@ -20,7 +20,8 @@
 
 #include <string>
 
-#include "stages/train/train_state.hpp"
+#include "flowrun/pipeline.hpp"
+#include "stages/messages/train_state.hpp"
 
 namespace flowrun {
 
@@ -40,5 +41,9 @@ CheckpointFile read_checkpoint(const std::string& path);
 // Only the data positions (what the runtime needs to seek the sources), without
 // reading any tensor.
 std::map<std::string, StreamPosition> read_checkpoint_positions(const std::string& path);
+
+// A run resuming from `path`: reads it once and sets what the runtime hands on, the
+// sources' positions and the saved state under the node that saved it.
+void resume_from_checkpoint(const std::string& path, RunOptions& options);
 
 }  // namespace flowrun

@@ -15,9 +15,10 @@
 #include <regex>
 
 #include "flowrun/logging.hpp"
+#include "flowrun/options.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
-#include "stages/train/train_state.hpp"
+#include "stages/messages/train_state.hpp"
 
 namespace flowrun {
 namespace fs = std::filesystem;
@@ -55,17 +56,35 @@ const Metrics* evaluation_at(const TrainState& state) {
   return nullptr;
 }
 
+enum class BestMode { Auto, Max, Min };
+
+struct CheckpointOptions {
+  std::string folder;
+  std::int64_t keep_last = 3;
+  std::string best_metric;
+  BestMode best_mode = BestMode::Auto;
+  template <typename D>
+  static void declare(D& d) {
+    using O = CheckpointOptions;
+    d(&O::folder, "folder", "where checkpoints go; \"\" = the run folder's checkpoints/");
+    d(&O::keep_last, "keep_last", "how many ckpt-step*.h5 files to keep (oldest removed first); 0 = all").min(0);
+    d(&O::best_metric, "best_metric",
+      "eval metric that picks best.h5 (accuracy, loss, macro_f1, top5_accuracy...); \"\" = no best.h5");
+    d(&O::best_mode, "best_mode", "auto: min for losses, max otherwise",
+      {{"auto", BestMode::Auto}, {"max", BestMode::Max}, {"min", BestMode::Min}});
+  }
+};
+
 class CheckpointStage : public OrderedStage {
  public:
-  explicit CheckpointStage(const StageArgs& args)
+  explicit CheckpointStage(const StageArgs& args) : CheckpointStage(args, read_options<CheckpointOptions>(args.params)) {}
+  CheckpointStage(const StageArgs& args, const CheckpointOptions& o)
       : OrderedStage(args),
-        folder_(args.params.string("folder").empty() ? default_checkpoint_folder(args.run->folder)
-                                                     : args.params.string("folder")),
-        keep_last_(args.params.integer("keep_last")),
-        best_metric_(args.params.string("best_metric")),
+        folder_(o.folder.empty() ? default_checkpoint_folder(args.run->folder) : o.folder),
+        keep_last_(o.keep_last),
+        best_metric_(o.best_metric),
         pipeline_json_(args.run->resolved_json) {
-    const std::string& mode = args.params.string("best_mode");
-    maximize_ = mode == "auto" ? best_metric_.find("loss") == std::string::npos : mode == "max";
+    maximize_ = o.best_mode == BestMode::Auto ? best_metric_.find("loss") == std::string::npos : o.best_mode == BestMode::Max;
     best_ = maximize_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
   }
 
@@ -181,11 +200,7 @@ PluginInfo checkpoint_plugin() {
       "  {\"id\": \"ckpt\", \"plugin\": \"checkpoint\", \"params\": {\"keep_last\": 2, \"best_metric\": \"accuracy\"}}";
   p.role = Role::Ordered;
   p.inputs = {{"state", kTrainStateKind, "snapshots from the train stage's state output"}};
-  auto& s = p.params;
-  s.string("folder", "", "where checkpoints go; \"\" = the run folder's checkpoints/");
-  s.integer("keep_last", 3, "how many ckpt-step*.h5 files to keep (oldest removed first); 0 = all").min(0);
-  s.string("best_metric", "", "eval metric that picks best.h5 (accuracy, loss, macro_f1, top5_accuracy...); \"\" = no best.h5");
-  s.choice("best_mode", "auto", {"auto", "max", "min"}, "auto: min for losses, max otherwise");
+  declare_options<CheckpointOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<CheckpointStage>(args); };
   return p;
 }

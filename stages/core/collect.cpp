@@ -9,20 +9,28 @@
 
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
+#include "flowrun/options.hpp"
 #include "stages/core/core_stages.hpp"
 
 namespace flowrun {
 namespace {
 
-constexpr const char* kDefaultPath = "";
-constexpr std::int64_t kDefaultMaxItems = 1000000;
+struct CollectOptions {
+  std::string path;
+  std::int64_t max_items = 1000000;
+  template <typename D>
+  static void declare(D& d) {
+    d(&CollectOptions::path, "path", "JSON-lines file to write at the end; \"\" = keep in memory only");
+    d(&CollectOptions::max_items, "max_items", "most records kept; 0 = unlimited").min(0);
+  }
+};
 
 }  // namespace
 
 Collect::Collect(const StageArgs& args)
     : OrderedStage(args),
-      path_(args.params.string("path")),
-      max_items_(static_cast<std::size_t>(args.params.integer("max_items"))) {}
+      path_(read_options<CollectOptions>(args.params).path),
+      max_items_(static_cast<std::size_t>(read_options<CollectOptions>(args.params).max_items)) {}
 
 void Collect::record(CollectedItem item) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -79,8 +87,7 @@ PluginInfo collect_plugin() {
       "  {\"id\": \"sink\", \"plugin\": \"collect\", \"params\": {\"path\": \"received.jsonl\"}}";
   p.role = Role::Ordered;
   p.inputs = {{"in", kAnyKind, "items of any kind"}};
-  p.params.string("path", kDefaultPath, "JSON-lines file to write at the end; \"\" = keep in memory only");
-  p.params.integer("max_items", kDefaultMaxItems, "most records kept; 0 = unlimited").min(0);
+  declare_options<CollectOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Collect>(args); };
   return p;
 }

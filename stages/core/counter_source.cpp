@@ -8,25 +8,36 @@
 #include <thread>
 #include <vector>
 
+#include "flowrun/options.hpp"
 #include "stages/core/core_stages.hpp"
 #include "stages/core/number.hpp"
 
 namespace flowrun {
 namespace {
 
-constexpr std::int64_t kDefaultCount = 100;
-constexpr std::int64_t kDefaultEpochs = 1;
-constexpr bool kDefaultShuffle = false;
-constexpr double kDefaultSleepMs = 0.0;
+struct CounterOptions {
+  std::int64_t count = 100;
+  std::int64_t epochs = 1;
+  bool shuffle = false;
+  double sleep_ms = 0.0;
+  template <typename D>
+  static void declare(D& d) {
+    d(&CounterOptions::count, "count", "numbers per epoch").min(0);
+    d(&CounterOptions::epochs, "epochs", "how many times to emit the numbers").min(1);
+    d(&CounterOptions::shuffle, "shuffle", "emit each epoch in a seeded random order");
+    d(&CounterOptions::sleep_ms, "sleep_ms", "pause before each number, in milliseconds (simulates slow I/O)")
+        .range(0, 60000);
+  }
+};
 
 class CounterSource : public SourceStage {
  public:
   explicit CounterSource(const StageArgs& args)
       : SourceStage(args),
-        count_(static_cast<std::uint64_t>(args.params.integer("count"))),
-        epochs_(static_cast<std::uint64_t>(args.params.integer("epochs"))),
-        shuffle_(args.params.boolean("shuffle")),
-        sleep_(std::chrono::duration<double, std::milli>(args.params.number("sleep_ms"))) {}
+        count_(static_cast<std::uint64_t>(read_options<CounterOptions>(args.params).count)),
+        epochs_(static_cast<std::uint64_t>(read_options<CounterOptions>(args.params).epochs)),
+        shuffle_(read_options<CounterOptions>(args.params).shuffle),
+        sleep_(std::chrono::duration<double, std::milli>(read_options<CounterOptions>(args.params).sleep_ms)) {}
 
   bool next(SourceItem& item) override {
     if (epoch_ >= epochs_) return false;
@@ -81,11 +92,7 @@ PluginInfo counter_source_plugin() {
       "  {\"id\": \"numbers\", \"plugin\": \"counter_source\", \"params\": {\"count\": 1000, \"shuffle\": true}}";
   p.role = Role::Source;
   p.outputs = {{"out", kNumberKind, "the numbers, one message each"}};
-  p.params.integer("count", kDefaultCount, "numbers per epoch").min(0);
-  p.params.integer("epochs", kDefaultEpochs, "how many times to emit the numbers").min(1);
-  p.params.boolean("shuffle", kDefaultShuffle, "emit each epoch in a seeded random order");
-  p.params.number("sleep_ms", kDefaultSleepMs, "pause before each number, in milliseconds (simulates slow I/O)")
-      .range(0, 60000);
+  declare_options<CounterOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<CounterSource>(args); };
   return p;
 }

@@ -2,15 +2,26 @@
 // of a pipeline whose output is not needed, as in loader benchmarks.
 //
 //   {"id": "sink", "plugin": "discard"}
+#include "flowrun/options.hpp"
 #include "stages/core/core_stages.hpp"
 
 namespace flowrun {
 namespace {
 
+struct DiscardOptions {
+  std::int64_t stop_after = 0;
+  template <typename D>
+  static void declare(D& d) {
+    d(&DiscardOptions::stop_after, "stop_after",
+      "end the run cleanly after this many items (sources stop; what is in flight still arrives); 0 = never")
+        .min(0);
+  }
+};
+
 class Discard : public OrderedStage {
  public:
   explicit Discard(const StageArgs& args)
-      : OrderedStage(args), stop_after_(static_cast<std::uint64_t>(args.params.integer("stop_after"))),
+      : OrderedStage(args), stop_after_(static_cast<std::uint64_t>(read_options<DiscardOptions>(args.params).stop_after)),
         control_(args.control) {}
 
   void process(Message, Emitter&) override {
@@ -38,8 +49,7 @@ PluginInfo discard_plugin() {
       "  {\"id\": \"sink\", \"plugin\": \"discard\"}";
   p.role = Role::Ordered;
   p.inputs = {{"in", kAnyKind, "items of any kind"}};
-  p.params.integer("stop_after", 0, "end the run cleanly after this many items (sources stop; what is in flight "
-                                    "still arrives); 0 = never").min(0);
+  declare_options<DiscardOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Discard>(args); };
   return p;
 }

@@ -7,24 +7,37 @@
 #include <stdexcept>
 #include <thread>
 
+#include "flowrun/options.hpp"
 #include "stages/core/core_stages.hpp"
 
 namespace flowrun {
 namespace {
 
-constexpr double kDefaultSleepMs = 0.0;
 constexpr std::int64_t kNever = -1;
-constexpr bool kDefaultFailAtStart = false;
-constexpr double kDefaultDropProbability = 0.0;
+
+struct IdentityOptions {
+  double sleep_ms = 0.0;
+  std::int64_t fail_at = kNever;
+  bool fail_at_start = false;
+  double drop_probability = 0.0;
+  template <typename D>
+  static void declare(D& d) {
+    d(&IdentityOptions::sleep_ms, "sleep_ms", "pause per item, in milliseconds").range(0, 60000);
+    d(&IdentityOptions::fail_at, "fail_at", "throw when the item with this index arrives; -1 = never").min(-1);
+    d(&IdentityOptions::fail_at_start, "fail_at_start", "throw from start(), before any data flows");
+    d(&IdentityOptions::drop_probability, "drop_probability", "chance of dropping each item").range(0, 1);
+  }
+};
 
 class Identity : public MapStage {
  public:
-  explicit Identity(const StageArgs& args)
+  explicit Identity(const StageArgs& args) : Identity(args, read_options<IdentityOptions>(args.params)) {}
+  Identity(const StageArgs& args, const IdentityOptions& o)
       : MapStage(args),
-        sleep_(std::chrono::duration<double, std::milli>(args.params.number("sleep_ms"))),
-        fail_at_(args.params.integer("fail_at")),
-        fail_at_start_(args.params.boolean("fail_at_start")),
-        drop_probability_(args.params.number("drop_probability")) {}
+        sleep_(std::chrono::duration<double, std::milli>(o.sleep_ms)),
+        fail_at_(o.fail_at),
+        fail_at_start_(o.fail_at_start),
+        drop_probability_(o.drop_probability) {}
 
   void start() override {
     if (fail_at_start_) throw std::runtime_error("fail_at_start is set: failing on purpose at start-up");
@@ -63,10 +76,7 @@ PluginInfo identity_plugin() {
   p.role = Role::Map;
   p.inputs = {{"in", kAnyKind, "items of any kind"}};
   p.outputs = {{"out", kSameKind, "the same items"}};
-  p.params.number("sleep_ms", kDefaultSleepMs, "pause per item, in milliseconds").range(0, 60000);
-  p.params.integer("fail_at", kNever, "throw when the item with this index arrives; -1 = never").min(-1);
-  p.params.boolean("fail_at_start", kDefaultFailAtStart, "throw from start(), before any data flows");
-  p.params.number("drop_probability", kDefaultDropProbability, "chance of dropping each item").range(0, 1);
+  declare_options<IdentityOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<Identity>(args); };
   return p;
 }

@@ -9,21 +9,37 @@
 #include <atomic>
 
 #include "flowrun/logging.hpp"
+#include "flowrun/options.hpp"
 #include "stages/decode/decode_plugins.hpp"
 #include "stages/decode/image_decode.hpp"
 
 namespace flowrun {
 namespace {
 
-constexpr const char* kDefaultOnError = "fail";
-constexpr std::int64_t kDefaultMaxPixels = 89478485;  // PIL's MAX_IMAGE_PIXELS
-constexpr std::int64_t kNoDctScaling = 0;
+enum class OnError { Fail, Skip };
+
+struct DecodeStageOptions {
+  OnError on_error = OnError::Fail;
+  std::int64_t max_pixels = 89478485;  // PIL's MAX_IMAGE_PIXELS
+  int dct_min_size = 0;                // no DCT scaling
+  template <typename D>
+  static void declare(D& d) {
+    d(&DecodeStageOptions::on_error, "on_error",
+      "a file that cannot be decoded: fail the run naming it, or skip it (logged, counted)",
+      {{"fail", OnError::Fail}, {"skip", OnError::Skip}});
+    d(&DecodeStageOptions::max_pixels, "max_pixels", "refuse images with more pixels than this; 0 = no limit").min(0);
+    d(&DecodeStageOptions::dct_min_size, "dct_min_size",
+      "JPEG only: decode at a reduced DCT scale while the shorter side stays >= this; 0 = full size")
+        .range(0, 65535);
+  }
+};
 
 class DecodeStage : public MapStage {
  public:
-  explicit DecodeStage(const StageArgs& args) : MapStage(args), skip_(args.params.string("on_error") == "skip") {
-    options_.max_pixels = args.params.integer("max_pixels");
-    options_.dct_min_size = static_cast<int>(args.params.integer("dct_min_size"));
+  explicit DecodeStage(const StageArgs& args) : DecodeStage(args, read_options<DecodeStageOptions>(args.params)) {}
+  DecodeStage(const StageArgs& args, const DecodeStageOptions& o) : MapStage(args), skip_(o.on_error == OnError::Skip) {
+    options_.max_pixels = o.max_pixels;
+    options_.dct_min_size = o.dct_min_size;
   }
 
   std::shared_ptr<const Payload> process(const Message& in) override {
@@ -68,13 +84,7 @@ PluginInfo jpeg_decode_plugin() {
   p.role = Role::Map;
   p.inputs = {{"in", kEncodedSampleKind, "encoded images"}};
   p.outputs = {{"out", kImageSampleKind, "decoded RGB images, uint8 HWC"}};
-  p.params.choice("on_error", kDefaultOnError, {"fail", "skip"},
-                  "a file that cannot be decoded: fail the run naming it, or skip it (logged, counted)");
-  p.params.integer("max_pixels", kDefaultMaxPixels, "refuse images with more pixels than this; 0 = no limit")
-      .min(0);
-  p.params.integer("dct_min_size", kNoDctScaling,
-                   "JPEG only: decode at a reduced DCT scale while the shorter side stays >= this; 0 = full size")
-      .range(0, 65535);
+  declare_options<DecodeStageOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<DecodeStage>(args); };
   return p;
 }

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun {
 

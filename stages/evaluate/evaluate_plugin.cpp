@@ -1,11 +1,11 @@
 // The evaluate stage's plugin declaration: ports, parameters, the checks `flowrun
 // validate` runs, and the description `flowrun plugins evaluate` prints.
-#include "stages/batch/batch.hpp"
-#include "stages/batch/batch_checks.hpp"
-#include "stages/eval/evaluation.hpp"
+#include "stages/common/batch_checks.hpp"
 #include "stages/evaluate/evaluate_plugins.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/evaluation.hpp"
+#include "stages/messages/metrics.hpp"
 #include "stages/messages/model_snapshot_kind.hpp"
-#include "stages/train/metrics.hpp"
 
 namespace flowrun {
 namespace {
@@ -60,10 +60,7 @@ PluginInfo evaluate_plugin() {
               {"batch", kBatchKind, "evaluation batches (no random augmentation), one epoch per snapshot"}};
   p.outputs = {{"metrics", kMetricsKind, "this node's evaluations: scope eval (test after training)"},
                {"evaluations", kEvaluationKind, "this node's evaluations in full"}};
-  auto& s = p.params;
-  s.string("split", "", "the split's name in records and reports; \"\" = val (test for the final_model output)");
-  s.integer("misclassified_top", 24, "keep this many misclassified samples of highest loss (with thumbnails)")
-      .range(0, 10000);
+  declare_options<EvaluateOptions>(p.params);
   p.create = make_evaluate_stage;
   p.check = check_evaluate_node;
   return p;

@@ -10,11 +10,11 @@
 #include <memory>
 
 #include "flowrun/logging.hpp"
-#include "stages/batch/batch.hpp"
 #include "stages/evaluate/evaluate_plugins.hpp"
 #include "stages/evaluate/evaluation_pass.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/metrics.hpp"
 #include "stages/messages/model_snapshot.hpp"
-#include "stages/train/metrics.hpp"
 
 namespace flowrun {
 namespace {
@@ -30,8 +30,9 @@ class EvaluateStage : public OrderedStage {
  public:
   explicit EvaluateStage(const StageArgs& args)
       : OrderedStage(args),
-        split_(args.params.string("split")),
-        misclassified_top_(static_cast<std::size_t>(args.params.integer("misclassified_top"))),
+        options_(read_options<EvaluateOptions>(args.params)),
+        split_(options_.split),
+        misclassified_top_(static_cast<std::size_t>(options_.misclassified_top)),
         metrics_connected_(args.outputs_connected.size() > kEvaluateMetricsPort && args.outputs_connected[kEvaluateMetricsPort]),
         evaluations_connected_(args.outputs_connected.size() > kEvaluateEvaluationsPort &&
                                args.outputs_connected[kEvaluateEvaluationsPort]),
@@ -166,6 +167,7 @@ class EvaluateStage : public OrderedStage {
   }
 
   // Configuration
+  EvaluateOptions options_;
   std::string split_;
   std::size_t misclassified_top_;
   bool metrics_connected_, evaluations_connected_;

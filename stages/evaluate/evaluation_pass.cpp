@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "stages/eval/sample_records.hpp"
+#include "stages/messages/sample_records.hpp"
 
 namespace flowrun {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "stages/batch/batch.hpp"
-#include "stages/eval/evaluation.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/evaluation.hpp"
 #include "stages/messages/model_snapshot.hpp"
 
 namespace flowrun {

@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "flowrun/message.hpp"
-#include "stages/eval/evaluation.hpp"
+#include "lib/model/inference.hpp"
+#include "stages/messages/evaluation.hpp"
 #include "stages/messages/model_snapshot_kind.hpp"
-#include "stages/model/inference.hpp"
 
 namespace flowrun {
 

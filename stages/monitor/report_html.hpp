@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "stages/eval/evaluation.hpp"
-#include "stages/train/metrics.hpp"
+#include "stages/messages/evaluation.hpp"
+#include "stages/messages/metrics.hpp"
 
 namespace flowrun {
 

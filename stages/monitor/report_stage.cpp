@@ -15,10 +15,11 @@
 
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
-#include "stages/eval/evaluation.hpp"
+#include "flowrun/options.hpp"
+#include "stages/messages/evaluation.hpp"
+#include "stages/messages/metrics.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
 #include "stages/monitor/report_html.hpp"
-#include "stages/train/metrics.hpp"
 
 namespace flowrun {
 namespace fs = std::filesystem;
@@ -44,13 +45,21 @@ Metrics record_from_json(const nlohmann::json& j) {
   return m;
 }
 
+struct ReportOptions {
+  std::string folder;
+  bool html = true;
+  template <typename D>
+  static void declare(D& d) {
+    d(&ReportOptions::folder, "folder", "where the files go; \"\" = the run folder");
+    d(&ReportOptions::html, "html", "write report.html");
+  }
+};
+
 class ReportStage : public OrderedStage {
  public:
-  explicit ReportStage(const StageArgs& args)
-      : OrderedStage(args),
-        folder_(!args.params.string("folder").empty() ? args.params.string("folder")
-                                                      : args.run->in_folder("", "runs/report")),
-        html_(args.params.boolean("html")) {
+  explicit ReportStage(const StageArgs& args) : ReportStage(args, read_options<ReportOptions>(args.params)) {}
+  ReportStage(const StageArgs& args, const ReportOptions& o)
+      : OrderedStage(args), folder_(!o.folder.empty() ? o.folder : args.run->in_folder("", "runs/report")), html_(o.html) {
     data_.name = args.run->name;
     data_.pipeline_json = args.run->resolved_json;
     data_.state = "running";
@@ -176,8 +185,7 @@ PluginInfo report_plugin() {
   p.role = Role::Ordered;
   p.inputs = {{"metrics", kMetricsKind, "the train stage's metrics output"},
               {"evaluations", kEvaluationKind, "the train stage's evaluations output", false}};
-  p.params.string("folder", "", "where the files go; \"\" = the run folder");
-  p.params.boolean("html", true, "write report.html");
+  declare_options<ReportOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<ReportStage>(args); };
   return p;
 }

@@ -3,9 +3,10 @@
 // keyed by optimizer step. `tensorboard --logdir LOGDIR` shows them live.
 #include <map>
 
+#include "flowrun/options.hpp"
+#include "stages/messages/metrics.hpp"
 #include "stages/monitor/event_file.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
-#include "stages/train/metrics.hpp"
 
 namespace flowrun {
 namespace {
@@ -30,12 +31,22 @@ const std::map<std::pair<std::string, std::string>, std::string> kTags = {
     {{"eval", "samples"}, ""},  // not a curve
 };
 
+struct TensorboardOptions {
+  std::string logdir;
+  template <typename D>
+  static void declare(D& d) {
+    d(&TensorboardOptions::logdir, "logdir",
+      "folder for the event file (created if missing); \"\" = the run folder's tensorboard/");
+  }
+};
+
 class TensorboardStage : public OrderedStage {
  public:
   explicit TensorboardStage(const StageArgs& args)
       : OrderedStage(args),
-        logdir_(!args.params.string("logdir").empty() ? args.params.string("logdir")
-                                                      : args.run->in_folder("tensorboard", "runs/tensorboard")),
+        logdir_(!read_options<TensorboardOptions>(args.params).logdir.empty()
+                    ? read_options<TensorboardOptions>(args.params).logdir
+                    : args.run->in_folder("tensorboard", "runs/tensorboard")),
         resumed_(!args.run->resume_from.empty()) {}
 
   void start() override { writer_ = std::make_unique<EventFileWriter>(logdir_); }
@@ -80,7 +91,7 @@ PluginInfo tensorboard_plugin() {
       "  {\"id\": \"tb\", \"plugin\": \"tensorboard\"}     (writes RUN_FOLDER/tensorboard)";
   p.role = Role::Ordered;
   p.inputs = {{"in", kMetricsKind, "metrics from the train stage"}};
-  p.params.string("logdir", "", "folder for the event file (created if missing); \"\" = the run folder's tensorboard/");
+  declare_options<TensorboardOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<TensorboardStage>(args); };
   return p;
 }

@@ -12,9 +12,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "stages/data/sample.hpp"
-#include "stages/io/download.hpp"
-#include "stages/io/gzip.hpp"
+#include "lib/io/download.hpp"
+#include "lib/io/gzip.hpp"
+#include "stages/messages/sample.hpp"
 #include "stages/sources/dataset_source.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/sources/tar_archive.hpp"
@@ -31,22 +31,39 @@ constexpr std::size_t kSide = 32;
 constexpr std::size_t kPlane = kSide * kSide;
 constexpr std::size_t kRecordSize = 1 + 3 * kPlane;
 
+enum class Cifar10Subset { Train, Test };
+
+struct Cifar10Options : DatasetOptions {
+  std::string root;
+  Cifar10Subset subset = Cifar10Subset::Train;
+  bool download = false;
+  std::string url = kOfficialUrl;
+  std::string md5 = kOfficialMd5;
+  template <typename D>
+  static void declare(D& d) {
+    using O = Cifar10Options;
+    d.required(&O::root, "root", "folder holding (or to receive) cifar-10-binary.tar.gz");
+    d(&O::subset, "subset", "the official training (50,000) or test (10,000) records",
+      {{"train", Cifar10Subset::Train}, {"test", Cifar10Subset::Test}});
+    d(&O::download, "download", "fetch the archive from url when root does not have it");
+    d(&O::url, "url", "where to download the archive from");
+    d(&O::md5, "md5", "expected MD5 of the archive (lower-case hex); \"\" = do not check");
+    declare_common(d);
+  }
+};
+
 class Cifar10Source : public DatasetSource {
  public:
-  explicit Cifar10Source(const StageArgs& args)
-      : DatasetSource(args),
-        root_(args.params.string("root")),
-        subset_(args.params.string("subset")),
-        download_(args.params.boolean("download")),
-        url_(args.params.string("url")),
-        md5_(args.params.string("md5")) {}
+  explicit Cifar10Source(const StageArgs& args) : Cifar10Source(args, read_options<Cifar10Options>(args.params)) {}
+  Cifar10Source(const StageArgs& args, const Cifar10Options& o)
+      : DatasetSource(args, o), root_(o.root), subset_(o.subset), download_(o.download), url_(o.url), md5_(o.md5) {}
 
  protected:
   std::vector<DatasetRecord> list_records() override {
     load_files();
     std::vector<DatasetRecord> records;
     const std::vector<std::string> batches =
-        subset_ == "test" ? std::vector<std::string>{"test_batch.bin"}
+        subset_ == Cifar10Subset::Test ? std::vector<std::string>{"test_batch.bin"}
                           : std::vector<std::string>{"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                                                      "data_batch_4.bin", "data_batch_5.bin"};
     for (const std::string& name : batches) {
@@ -138,7 +155,8 @@ class Cifar10Source : public DatasetSource {
     return it->second;
   }
 
-  std::string root_, subset_;
+  std::string root_;
+  Cifar10Subset subset_;
   bool download_;
   std::string url_, md5_;
   std::string where_;
@@ -163,12 +181,8 @@ PluginInfo cifar10_source_plugin() {
       "  {\"id\": \"train\", \"plugin\": \"cifar10\", \"params\": {\"root\": \"data/cifar10\", \"download\": true}}";
   p.role = Role::Source;
   p.outputs = {{"out", kImageSampleKind, "RGB images, uint8 32x32x3, with label"}};
-  p.params.required("root", ParamType::String, "folder holding (or to receive) cifar-10-binary.tar.gz");
-  p.params.choice("subset", "train", {"train", "test"}, "the official training (50,000) or test (10,000) records");
-  p.params.boolean("download", false, "fetch the archive from url when root does not have it");
-  p.params.string("url", kOfficialUrl, "where to download the archive from");
-  p.params.string("md5", kOfficialMd5, "expected MD5 of the archive (lower-case hex); \"\" = do not check");
-  DatasetSource::declare_common_params(p.params);
+  declare_options<Cifar10Options>(p.params);
+  p.check = check_dataset_node;
   p.create = [](const StageArgs& args) { return std::make_unique<Cifar10Source>(args); };
   return p;
 }

@@ -13,15 +13,12 @@
 namespace flowrun {
 namespace {
 
-constexpr std::int64_t kDefaultEpochs = 1;
-constexpr bool kDefaultShuffle = true;
-constexpr const char* kDefaultSplit = "all";
-constexpr double kDefaultValFraction = 0.1;
-constexpr std::int64_t kDefaultSplitSeed = 0;
-constexpr std::int64_t kNoLimit = 0;
-constexpr std::int64_t kDefaultRank = 0;
-constexpr std::int64_t kDefaultWorldSize = 1;
+constexpr std::int64_t kNoLimit = 0;     // per_class_limit
 constexpr std::size_t kClassesListed = 20;  // more classes than this: the log gives the spread
+
+const char* split_name(DatasetSplit split) {
+  return split == DatasetSplit::All ? "all" : split == DatasetSplit::Train ? "train" : "val";
+}
 
 void shuffle_in_place(std::vector<std::uint64_t>& v, Rng& rng) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);  // Fisher-Yates
@@ -29,36 +26,24 @@ void shuffle_in_place(std::vector<std::uint64_t>& v, Rng& rng) {
 
 }  // namespace
 
-void DatasetSource::declare_common_params(Schema& s) {
-  s.integer("epochs", kDefaultEpochs, "passes over the data").min(1);
-  s.boolean("shuffle", kDefaultShuffle, "new random order each epoch, drawn from (seed, node id, epoch)");
-  s.choice("split", kDefaultSplit, {"all", "train", "val"},
-           "which part to emit: everything, or one side of a stratified train/validation split");
-  s.number("val_fraction", kDefaultValFraction, "share of each class that goes to the 'val' side of the split")
-      .range(0, 0.99);
-  s.integer("split_seed", kDefaultSplitSeed, "seed of the split alone, so it stays fixed when the run's seed changes")
-      .min(0);
-  s.string_list("classes", {}, "class subset to keep, by name; [] = all (labels are renumbered in sorted order)");
-  s.integer("per_class_limit", kNoLimit, "keep at most this many samples per class (the first in sorted order); 0 = all")
-      .min(0);
-  s.integer("rank", kDefaultRank, "this process's rank in data-parallel training").min(0);
-  s.integer("world_size", kDefaultWorldSize,
-            "number of data-parallel processes: each rank gets a disjoint, equal-size share of every epoch")
-      .min(1);
+void check_dataset_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
+  const std::int64_t rank = node.params->integer("rank"), world_size = node.params->integer("world_size");
+  if (rank >= world_size)
+    findings.push_back({"rank", "rank " + std::to_string(rank) + " is not below world_size " + std::to_string(world_size)});
 }
 
-DatasetSource::DatasetSource(const StageArgs& args)
+DatasetSource::DatasetSource(const StageArgs& args, const DatasetOptions& o)
     : SourceStage(args),
-      epochs_(static_cast<std::uint64_t>(args.params.integer("epochs"))),
-      shuffle_(args.params.boolean("shuffle")),
-      split_(args.params.string("split")),
-      val_fraction_(args.params.number("val_fraction")),
-      split_seed_(static_cast<std::uint64_t>(args.params.integer("split_seed"))),
-      class_subset_(args.params.string_list("classes")),
-      per_class_limit_(args.params.integer("per_class_limit")),
-      rank_(static_cast<std::uint64_t>(args.params.integer("rank"))),
-      world_size_(static_cast<std::uint64_t>(args.params.integer("world_size"))) {
-  if (rank_ >= world_size_) {
+      epochs_(static_cast<std::uint64_t>(o.epochs)),
+      shuffle_(o.shuffle),
+      split_(o.split),
+      val_fraction_(o.val_fraction),
+      split_seed_(static_cast<std::uint64_t>(o.split_seed)),
+      class_subset_(o.classes),
+      per_class_limit_(o.per_class_limit),
+      rank_(static_cast<std::uint64_t>(o.rank)),
+      world_size_(static_cast<std::uint64_t>(o.world_size)) {
+  if (rank_ >= world_size_) {  // check_dataset_node says so before the run; a stage built by hand still must not
     throw std::invalid_argument("rank " + std::to_string(rank_) + " is not below world_size " +
                                 std::to_string(world_size_));
   }
@@ -105,7 +90,7 @@ void DatasetSource::start() {
                                            std::to_string(hi->second) + " (" +
                                            classes_[static_cast<std::size_t>(hi->first)] + ")";
   }
-  log::info("source '", node_id(), "': ", records_.size(), " samples in ", classes_.size(), " classes (split ", split_,
+  log::info("source '", node_id(), "': ", records_.size(), " samples in ", classes_.size(), " classes (split ", split_name(split_),
             world_size_ > 1 ? ", rank " + std::to_string(rank_) + "/" + std::to_string(world_size_) : "",
             "): ", table);
   if (records_.empty()) throw std::runtime_error("no samples left to emit (check the path, prefix, classes and split)");
@@ -161,7 +146,7 @@ void DatasetSource::select(std::vector<DatasetRecord> all) {
   records_.clear();
   for (std::size_t c = 0; c < by_class.size(); ++c) {
     auto& bucket = by_class[c];
-    if (split_ == "all") {
+    if (split_ == DatasetSplit::All) {
       for (auto& r : bucket) records_.push_back(std::move(r));
       continue;
     }
@@ -174,7 +159,7 @@ void DatasetSource::select(std::vector<DatasetRecord> all) {
     std::vector<bool> in_val(bucket.size(), false);
     for (std::size_t k = 0; k < val_count; ++k) in_val[positions[k]] = true;
     for (std::size_t k = 0; k < bucket.size(); ++k)
-      if (in_val[k] == (split_ == "val")) records_.push_back(std::move(bucket[k]));
+      if (in_val[k] == (split_ == DatasetSplit::Val)) records_.push_back(std::move(bucket[k]));
   }
 }
 

@@ -11,9 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "flowrun/schema.hpp"
+#include "flowrun/options.hpp"
+#include "flowrun/plugin.hpp"
 #include "flowrun/stage.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun {
 
@@ -25,10 +26,47 @@ struct DatasetRecord {
   std::uint64_t locator = 0;    // source-specific: member number, record number...
 };
 
+enum class DatasetSplit { All, Train, Val };
+
+// The parameters every dataset source takes; each source's options derive from it
+// and declare theirs, then these (declare_common).
+struct DatasetOptions {
+  std::int64_t epochs = 1;
+  bool shuffle = true;
+  DatasetSplit split = DatasetSplit::All;
+  double val_fraction = 0.1;
+  std::int64_t split_seed = 0;
+  std::vector<std::string> classes;
+  std::int64_t per_class_limit = 0;  // no limit
+  std::int64_t rank = 0;
+  std::int64_t world_size = 1;
+
+  template <typename D>
+  static void declare_common(D& d) {
+    using O = DatasetOptions;
+    d(&O::epochs, "epochs", "passes over the data").min(1);
+    d(&O::shuffle, "shuffle", "new random order each epoch, drawn from (seed, node id, epoch)");
+    d(&O::split, "split", "which part to emit: everything, or one side of a stratified train/validation split",
+      Choices<DatasetSplit>{{"all", DatasetSplit::All}, {"train", DatasetSplit::Train}, {"val", DatasetSplit::Val}});
+    d(&O::val_fraction, "val_fraction", "share of each class that goes to the 'val' side of the split").range(0, 0.99);
+    d(&O::split_seed, "split_seed", "seed of the split alone, so it stays fixed when the run's seed changes").min(0);
+    d(&O::classes, "classes", "class subset to keep, by name; [] = all (labels are renumbered in sorted order)");
+    d(&O::per_class_limit, "per_class_limit",
+      "keep at most this many samples per class (the first in sorted order); 0 = all")
+        .min(0);
+    d(&O::rank, "rank", "this process's rank in data-parallel training").min(0);
+    d(&O::world_size, "world_size",
+      "number of data-parallel processes: each rank gets a disjoint, equal-size share of every epoch")
+        .min(1);
+  }
+};
+
+// PluginInfo::check of every dataset source: rank below world_size.
+void check_dataset_node(const CheckedNode& node, std::vector<CheckFinding>& findings);
+
 class DatasetSource : public SourceStage {
  public:
-  explicit DatasetSource(const StageArgs& args);
-  static void declare_common_params(Schema& schema);
+  DatasetSource(const StageArgs& args, const DatasetOptions& options);
 
   void start() override;
   bool next(SourceItem& item) override;
@@ -55,7 +93,7 @@ class DatasetSource : public SourceStage {
 
   std::uint64_t epochs_;
   bool shuffle_;
-  std::string split_;
+  DatasetSplit split_;
   double val_fraction_;
   std::uint64_t split_seed_;
   std::vector<std::string> class_subset_;

@@ -13,7 +13,7 @@
 #include <stdexcept>
 
 #include "flowrun/logging.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 #include "stages/sources/dataset_source.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/sources/tar_archive.hpp"
@@ -38,13 +38,35 @@ void sort_by_key(std::vector<DatasetRecord>& records) {
             [](const DatasetRecord& a, const DatasetRecord& b) { return a.key < b.key; });
 }
 
+struct TarOptions : DatasetOptions {
+  std::vector<std::string> paths;
+  std::string prefix;
+  std::vector<std::string> extensions = kDefaultExtensions;
+  template <typename D>
+  static void declare(D& d) {
+    d.required(&TarOptions::paths, "paths", "tar files (shards) to read, relative to the working folder").min_length(1);
+    d(&TarOptions::prefix, "prefix", "only members whose name starts with this, e.g. \"train/\"; stripped before the class");
+    d(&TarOptions::extensions, "extensions", "file endings to keep (case-insensitive)");
+    declare_common(d);
+  }
+};
+
+struct ImageFolderOptions : DatasetOptions {
+  std::string root;
+  std::vector<std::string> extensions = kDefaultExtensions;
+  template <typename D>
+  static void declare(D& d) {
+    d.required(&ImageFolderOptions::root, "root", "folder holding one sub-folder per class");
+    d(&ImageFolderOptions::extensions, "extensions", "file endings to keep (case-insensitive)");
+    declare_common(d);
+  }
+};
+
 class TarSource : public DatasetSource {
  public:
-  explicit TarSource(const StageArgs& args)
-      : DatasetSource(args),
-        paths_(args.params.string_list("paths")),
-        prefix_(args.params.string("prefix")),
-        extensions_(args.params.string_list("extensions")) {}
+  explicit TarSource(const StageArgs& args) : TarSource(args, read_options<TarOptions>(args.params)) {}
+  TarSource(const StageArgs& args, const TarOptions& o)
+      : DatasetSource(args, o), paths_(o.paths), prefix_(o.prefix), extensions_(o.extensions) {}
 
  protected:
   std::vector<DatasetRecord> list_records() override {
@@ -100,7 +122,9 @@ class TarSource : public DatasetSource {
 class ImageFolderSource : public DatasetSource {
  public:
   explicit ImageFolderSource(const StageArgs& args)
-      : DatasetSource(args), root_(args.params.string("root")), extensions_(args.params.string_list("extensions")) {}
+      : ImageFolderSource(args, read_options<ImageFolderOptions>(args.params)) {}
+  ImageFolderSource(const StageArgs& args, const ImageFolderOptions& o)
+      : DatasetSource(args, o), root_(o.root), extensions_(o.extensions) {}
 
  protected:
   std::vector<DatasetRecord> list_records() override {
@@ -165,11 +189,8 @@ PluginInfo tar_source_plugin() {
       "   \"params\": {\"paths\": [\"../shared/data/cifar10-jpeg.tar\"], \"prefix\": \"train/\"}}";
   p.role = Role::Source;
   p.outputs = {{"out", kEncodedSampleKind, "one encoded image per item, with label and member name"}};
-  p.params.required("paths", ParamType::StringList, "tar files (shards) to read, relative to the working folder")
-      .min_length(1);
-  p.params.string("prefix", "", "only members whose name starts with this, e.g. \"train/\"; stripped before the class");
-  p.params.string_list("extensions", kDefaultExtensions, "file endings to keep (case-insensitive)");
-  DatasetSource::declare_common_params(p.params);
+  declare_options<TarOptions>(p.params);
+  p.check = check_dataset_node;
   p.create = [](const StageArgs& args) { return std::make_unique<TarSource>(args); };
   return p;
 }
@@ -186,9 +207,8 @@ PluginInfo image_folder_source_plugin() {
       "  {\"id\": \"train\", \"plugin\": \"image_folder\", \"params\": {\"root\": \"data/train\"}}";
   p.role = Role::Source;
   p.outputs = {{"out", kEncodedSampleKind, "one encoded image per item, with label and path"}};
-  p.params.required("root", ParamType::String, "folder holding one sub-folder per class");
-  p.params.string_list("extensions", kDefaultExtensions, "file endings to keep (case-insensitive)");
-  DatasetSource::declare_common_params(p.params);
+  declare_options<ImageFolderOptions>(p.params);
+  p.check = check_dataset_node;
   p.create = [](const StageArgs& args) { return std::make_unique<ImageFolderSource>(args); };
   return p;
 }

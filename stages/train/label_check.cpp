@@ -1,6 +1,6 @@
 #include "stages/train/label_check.hpp"
 
-#include "stages/eval/sample_records.hpp"
+#include "stages/messages/sample_records.hpp"
 
 namespace flowrun {
 

@@ -11,9 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "stages/batch/batch.hpp"
-#include "stages/eval/evaluation.hpp"
-#include "stages/train/train_state.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/evaluation.hpp"
+#include "stages/messages/train_state.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun {

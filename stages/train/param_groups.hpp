@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "stages/model/vit.hpp"
+#include "lib/model/vit.hpp"
 
 namespace flowrun {
 

@@ -14,8 +14,8 @@ StepRate measure_step_rate(const StageArgs& train_node, int batch, int steps, in
   TrainConfig config = train_config(train_node);
   if (config.model.num_classes == 0) config.model.num_classes = 10;
   config.pretrained.clear();  // random weights run the same step
-  const std::int64_t threads = train_node.params.integer("threads");
-  if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+  const int threads = read_options<TrainOptions>(train_node.params).threads;
+  if (threads > 0) torch::set_num_threads(threads);
   Trainer trainer(config);
   trainer.set_total_steps(warmup + steps);
   const int side = config.model.image_size;

@@ -4,83 +4,98 @@ namespace flowrun {
 
 namespace {
 
-VitConfig model_config(const Params& p) {
-  VitConfig c = vit_preset(p.string("model"));
-  auto override_int = [&](const char* name, int& field) {
-    if (p.integer(name) > 0) field = static_cast<int>(p.integer(name));
+VitConfig model_config(const TrainOptions& o) {
+  VitConfig c = vit_preset(o.model);
+  auto override_int = [](int value, int& field) {
+    if (value > 0) field = value;
   };
-  override_int("image_size", c.image_size);
-  override_int("patch_size", c.patch_size);
-  override_int("width", c.width);
-  override_int("depth", c.depth);
-  override_int("heads", c.heads);
-  if (p.number("mlp_ratio") > 0) c.mlp_ratio = p.number("mlp_ratio");
-  c.qkv_bias = p.boolean("qkv_bias");
-  c.dropout = p.number("dropout");
-  c.attn_dropout = p.number("attn_dropout");
-  c.drop_path = p.number("drop_path");
-  c.pool = p.string("pool") == "cls" ? VitPool::Cls : VitPool::Mean;
-  c.num_classes = static_cast<int>(p.integer("num_classes"));
-  c.layer_norm_eps = p.number("layer_norm_eps");
+  override_int(o.image_size, c.image_size);
+  override_int(o.patch_size, c.patch_size);
+  override_int(o.width, c.width);
+  override_int(o.depth, c.depth);
+  override_int(o.heads, c.heads);
+  if (o.mlp_ratio > 0) c.mlp_ratio = o.mlp_ratio;
+  c.qkv_bias = o.qkv_bias;
+  c.dropout = o.dropout;
+  c.attn_dropout = o.attn_dropout;
+  c.drop_path = o.drop_path;
+  c.pool = o.pool;
+  c.num_classes = o.num_classes;
+  c.layer_norm_eps = o.layer_norm_eps;
   return c;
+}
+
+Precision resolve_precision(PrecisionChoice choice, const std::string& device) {
+  switch (choice) {
+    case PrecisionChoice::Fp32: return Precision::Fp32;
+    case PrecisionChoice::Bf16: return Precision::Bf16;
+    case PrecisionChoice::Fp16: return Precision::Fp16;
+    case PrecisionChoice::Auto: break;
+  }
+  return device.rfind("cuda", 0) == 0 ? Precision::Bf16 : Precision::Fp32;
 }
 
 }  // namespace
 
-TrainConfig train_config(const StageArgs& args) {
-  const Params& p = args.params;
-  TrainConfig t;
-  t.model = model_config(p);
+TrainConfig::TrainConfig() { apply_train_options(TrainOptions{}, "cpu", 0, *this); }
+
+void apply_train_options(const TrainOptions& o, const std::string& device, std::uint64_t seed, TrainConfig& t) {
+  t.model = model_config(o);
   // auto: a model trained from scratch starts as PyTorch constructs it (it learns faster on
   // CIFAR-10: docs/learning-quality.md); one loading weights gets timm's zero head.
-  const std::string& init = p.string("init");
-  t.init = init == "auto" ? (p.string("pretrained").empty() ? VitInit::Pytorch : VitInit::Timm) : vit_init_from_name(init);
-  t.load.allow_missing = p.string_list("allow_missing");
-  t.load.allow_unexpected = p.string_list("allow_unexpected");
-  t.strategy = strategy_from_name(p.string("strategy"));
-  t.unfreeze.by_steps = p.string("unfreeze_unit") == "step";
-  t.unfreeze.at = p.integer_list("unfreeze_at");
-  t.unfreeze.blocks = p.integer_list("unfreeze_blocks");
+  t.init = o.init == InitChoice::Pytorch ? VitInit::Pytorch
+           : o.init == InitChoice::Timm  ? VitInit::Timm
+                                         : (o.pretrained.empty() ? VitInit::Pytorch : VitInit::Timm);
+  t.pretrained.clear();  // the stage resolves `pretrained` (a hub id, a folder) to a file before building
+  t.load.allow_missing = o.allow_missing;
+  t.load.allow_unexpected = o.allow_unexpected;
+  t.strategy = o.strategy;
+  t.unfreeze.by_steps = o.unfreeze_unit == UnfreezeUnit::Step;
+  t.unfreeze.at = o.unfreeze_at;
+  t.unfreeze.blocks = o.unfreeze_blocks;
   t.unfreeze.check();
-  t.optimizer = p.string("optimizer");
-  t.lr = p.number("lr");
-  t.weight_decay = p.number("weight_decay");
-  t.beta1 = p.number_list("betas")[0];
-  t.beta2 = p.number_list("betas")[1];
-  t.eps = p.number("eps");
-  t.fused_optimizer = p.boolean("fused_optimizer");
+  t.optimizer = o.optimizer;
+  t.lr = o.lr;
+  t.weight_decay = o.weight_decay;
+  t.beta1 = o.betas.at(0);
+  t.beta2 = o.betas.at(1);
+  t.eps = o.eps;
+  t.fused_optimizer = o.fused_optimizer;
+  t.momentum = o.momentum;
+  t.nesterov = o.nesterov;
+  t.layer_decay = o.layer_decay;
+  t.schedule = o.schedule;
+  t.warmup_steps = o.warmup_steps;
+  t.warmup_fraction = o.warmup_fraction;
+  t.min_lr_ratio = o.min_lr_ratio;
+  t.label_smoothing = o.label_smoothing;
+  t.clip_grad_norm = o.clip_grad_norm;
+  t.accumulation = o.accumulation;
+  t.precision = resolve_precision(o.precision, device);
+  t.ema_decay = o.ema_decay;
+  t.mean = o.mean;
+  t.std = o.std;
+  t.device = device;
+  t.seed = seed;
+  t.defer_reads = false;
+}
+
+TrainConfig train_config(const StageArgs& args) {
+  TrainConfig t;
+  apply_train_options(read_options<TrainOptions>(args.params), args.device, args.seed, t);
   t.defer_reads = true;  // the stage reads each step's numbers behind the device (train_stage.cpp: settle)
-  t.momentum = p.number("momentum");
-  t.nesterov = p.boolean("nesterov");
-  t.layer_decay = p.number("layer_decay");
-  t.schedule = schedule_kind(p.string("schedule"));
-  t.warmup_steps = p.integer("warmup_steps");
-  t.warmup_fraction = p.number("warmup_fraction");
-  t.min_lr_ratio = p.number("min_lr_ratio");
-  t.label_smoothing = p.number("label_smoothing");
-  t.clip_grad_norm = p.number("clip_grad_norm");
-  t.accumulation = static_cast<int>(p.integer("accumulation"));
-  const std::string& precision = p.string("precision");
-  const bool cuda = args.device.rfind("cuda", 0) == 0;
-  t.precision = precision == "auto" ? (cuda ? Precision::Bf16 : Precision::Fp32) : precision_from_name(precision);
-  t.ema_decay = p.number("ema_decay");
-  t.mean = p.number_list("mean");
-  t.std = p.number_list("std");
-  t.device = args.device;
-  t.seed = args.seed;
   return t;
 }
 
-DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainConfig& t) {
-  const Params& p = args.params;
+DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainOptions& o, const TrainConfig& t) {
   DiagnosticsConfig c;
   c.train_node = args.node_id;
   c.lr = t.lr;
   c.clip_grad_norm = t.clip_grad_norm;
   c.weight_decay = t.weight_decay;
   c.drop_path = t.model.drop_path;
-  c.precision = t.precision == Precision::Fp32 ? "fp32" : t.precision == Precision::Bf16 ? "bf16" : "fp16";
-  c.strategy = p.string("strategy");
+  c.precision = precision_name(t.precision);
+  c.strategy = strategy_name(o.strategy);
   c.accumulation = t.accumulation;
   c.depth = t.model.depth;
   if (!args.input_upstream.empty()) {
@@ -100,12 +115,12 @@ std::vector<std::string> sources_feeding(const StageArgs& args, int port) {
   return ids;
 }
 
-EarlyStoppingConfig early_stopping_config(const Params& p) {
+EarlyStoppingConfig early_stopping_config(const TrainOptions& o) {
   EarlyStoppingConfig c;
-  c.metric = p.string("early_stopping_metric");
-  c.mode = p.string("early_stopping_mode");
-  c.patience = p.integer("early_stopping_patience");
-  c.min_delta = p.number("early_stopping_min_delta");
+  c.metric = o.early_stopping_metric;
+  c.mode = o.early_stopping_mode == MetricMode::Max ? "max" : o.early_stopping_mode == MetricMode::Min ? "min" : "auto";
+  c.patience = o.early_stopping_patience;
+  c.min_delta = o.early_stopping_min_delta;
   return c;
 }
 

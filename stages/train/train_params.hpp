@@ -1,5 +1,5 @@
-// The train stage's ports and its parameters (declared in train_plugin.cpp) turned
-// into the configurations of its parts: the trainer, the diagnostics, early stopping.
+// The train stage's ports, and its options (train_options.hpp) turned into the
+// configurations of its parts: the trainer, the diagnostics, early stopping.
 #pragma once
 
 #include <string>
@@ -8,6 +8,7 @@
 #include "flowrun/stage.hpp"
 #include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
+#include "stages/train/train_options.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun {
@@ -20,10 +21,13 @@ constexpr int kEvaluationsPort = 2;
 constexpr int kModelPort = 3;
 constexpr int kFinalModelPort = 4;
 
+// Fills the trainer's configuration from the node's options, on `device` with `seed`
+// (TrainConfig's own defaults come from here too, with TrainOptions' defaults).
+void apply_train_options(const TrainOptions& options, const std::string& device, std::uint64_t seed, TrainConfig& out);
 TrainConfig train_config(const StageArgs& args);
 // The remedies name the run's own nodes: the batch stage feeding the train input, an "augment" node.
-DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainConfig& train);
-EarlyStoppingConfig early_stopping_config(const Params& params);
+DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainOptions& options, const TrainConfig& train);
+EarlyStoppingConfig early_stopping_config(const TrainOptions& options);
 // The source nodes upstream of an input port.
 std::vector<std::string> sources_feeding(const StageArgs& args, int port);
 bool input_connected(const StageArgs& args, int port);

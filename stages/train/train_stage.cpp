@@ -21,19 +21,18 @@
 #include <optional>
 
 #include "flowrun/logging.hpp"
-#include "stages/batch/batch.hpp"
-#include "stages/checkpoint/checkpoint_file.hpp"
-#include "stages/eval/evaluation.hpp"
+#include "lib/model/hub.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/evaluation.hpp"
+#include "stages/messages/metrics.hpp"
 #include "stages/messages/model_snapshot.hpp"
-#include "stages/model/hub.hpp"
+#include "stages/messages/train_state.hpp"
 #include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
 #include "stages/train/label_check.hpp"
-#include "stages/train/metrics.hpp"
 #include "stages/train/progress_line.hpp"
 #include "stages/train/train_params.hpp"
 #include "stages/train/train_plugins.hpp"
-#include "stages/train/train_state.hpp"
 #include "stages/train/train_window.hpp"
 #include "stages/train/trainer.hpp"
 
@@ -52,33 +51,35 @@ class TrainStage : public OrderedStage {
  public:
   explicit TrainStage(const StageArgs& args)
       : OrderedStage(args),
+        options_(read_options<TrainOptions>(args.params)),
         config_(train_config(args)),
-        pretrained_(args.params.string("pretrained")),
-        pretrained_sha256_(args.params.string("pretrained_sha256")),
-        total_steps_(args.params.integer("total_steps")),
-        log_every_(args.params.integer("log_every")),
-        export_(args.params.string("export")),
-        threads_(static_cast<int>(args.params.integer("threads"))),
+        pretrained_(options_.pretrained),
+        pretrained_sha256_(options_.pretrained_sha256),
+        total_steps_(options_.total_steps),
+        log_every_(options_.log_every),
+        export_(options_.export_folder),
+        threads_(options_.threads),
         model_connected_(output_connected(args, kModelPort)),
         final_model_connected_(output_connected(args, kFinalModelPort)),
         train_sources_(sources_feeding(args, kTrainPort)),
-        eval_every_steps_(args.params.integer("eval_every_steps")),
-        eval_at_epoch_end_(args.params.boolean("eval_at_epoch_end")),
+        eval_every_steps_(options_.eval_every_steps),
+        eval_at_epoch_end_(options_.eval_at_epoch_end),
         state_connected_(output_connected(args, kStatePort)),
         evaluations_connected_(output_connected(args, kEvaluationsPort)),
-        save_every_steps_(args.params.integer("save_every_steps")),
-        save_every_epochs_(args.params.integer("save_every_epochs")),
+        save_every_steps_(options_.save_every_steps),
+        save_every_epochs_(options_.save_every_epochs),
         resume_from_(args.run->resume_from),
+        saved_states_(args.run->saved_states),
         control_(args.control),
-        label_check_(args.params.number("label_error_confidence"), static_cast<std::size_t>(args.params.integer("label_errors_top"))),
-        early_(early_stopping_config(args.params)),
-        diagnostics_(diagnostics_config(args, config_)) {}
+        label_check_(options_.label_error_confidence, static_cast<std::size_t>(options_.label_errors_top)),
+        early_(early_stopping_config(options_)),
+        diagnostics_(diagnostics_config(args, options_, config_)) {}
 
   void start() override {
     started_ = std::chrono::steady_clock::now();
     if (threads_ > 0) torch::set_num_threads(threads_);
     log::info("[", node_id(), "] ", torch::get_num_threads(), " compute thread(s), device ", config_.device, ", ",
-              strategy_name(config_.strategy), ", ", config_.optimizer, " lr ", config_.lr);
+              strategy_name(config_.strategy), ", ", optimizer_name(config_.optimizer), " lr ", config_.lr);
     if (!resume_from_.empty()) {
       prepare_resume();
       return;
@@ -324,9 +325,9 @@ class TrainStage : public OrderedStage {
       total = (micro + config_.accumulation - 1) / config_.accumulation;
       train_epochs_ = batch.dataset->epochs;
     }
-    if (resume_ && resume_->state.counter("trainer/total_steps") != total) {
+    if (resume_ && resume_->counter("trainer/total_steps") != total) {
       log::warn("[", node_id(), "] the schedule now has ", total, " optimizer steps, the checkpoint's had ",
-                resume_->state.counter("trainer/total_steps"), ": the data or batch size changed, the run will not match");
+                resume_->counter("trainer/total_steps"), ": the data or batch size changed, the run will not match");
     }
     trainer_->set_total_steps(total);
     const std::int64_t warmup = warmup_of(total);
@@ -572,12 +573,16 @@ class TrainStage : public OrderedStage {
 
   // start(): read the checkpoint and build the model it holds.
   void prepare_resume() {
-    resume_ = std::make_unique<CheckpointFile>(read_checkpoint(resume_from_));
-    const TrainState& st = resume_->state;
-    if (st.node != node_id()) {
-      throw std::runtime_error(resume_from_ + " holds the state of node '" + st.node + "', not of '" + node_id() +
-                               "' (resume with the pipeline it was saved from)");
+    const auto entry = saved_states_.find(node_id());
+    const TrainState* found = entry == saved_states_.end() ? nullptr : dynamic_cast<const TrainState*>(entry->second.get());
+    if (!found) {
+      std::string held;
+      for (const auto& [id, state] : saved_states_) held += (held.empty() ? "'" : ", '") + id + "'";
+      throw std::runtime_error(resume_from_ + " holds the state of node " + (held.empty() ? "none" : held) + ", not of '" +
+                               node_id() + "' (resume with the pipeline it was saved from)");
     }
+    resume_ = std::shared_ptr<const TrainState>(entry->second, found);
+    const TrainState& st = *resume_;
     class_names_ = st.classes;
     VitConfig saved = vit_config_from_json(st.model_config);
     if (config_.model.num_classes == 0) config_.model.num_classes = saved.num_classes;
@@ -589,7 +594,7 @@ class TrainStage : public OrderedStage {
   }
 
   void apply_resume() {
-    const TrainState& st = resume_->state;
+    const TrainState& st = *resume_;
     trainer_->load_state(st);
     evaluations_ = static_cast<std::uint64_t>(st.counter("stage/evaluations"));
     metrics_index_ = static_cast<std::uint64_t>(st.counter("stage/metrics_index"));
@@ -615,6 +620,7 @@ class TrainStage : public OrderedStage {
   }
 
   // Configuration
+  TrainOptions options_;  // the node's parameters
   TrainConfig config_;
   std::string pretrained_, pretrained_sha256_;
   std::int64_t total_steps_;
@@ -679,7 +685,8 @@ class TrainStage : public OrderedStage {
   std::uint64_t state_index_ = 0;
   std::vector<Metrics> history_;  // every metrics record emitted, in order
   bool changed_since_state_ = true;  // trained or evaluated since the last snapshot
-  std::unique_ptr<CheckpointFile> resume_;
+  std::map<std::string, std::shared_ptr<const Payload>> saved_states_;  // resuming: by node id
+  std::shared_ptr<const TrainState> resume_;  // this node's, when resuming
   std::map<std::string, StreamPosition> positions_;  // source -> where its stream continues
 };
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "stages/train/train_state.hpp"
+#include "stages/messages/train_state.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun {

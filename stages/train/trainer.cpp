@@ -20,7 +20,7 @@ constexpr int kGrowthInterval = 2000;     // (the values of torch.amp.GradScaler
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, const std::vector<ParamGroup>& groups) {
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
   for (const ParamGroup& g : groups) {
-    if (c.optimizer == "adamw") {
+    if (c.optimizer == Optimizer::AdamW) {
       auto o = std::make_unique<torch::optim::AdamWOptions>(c.lr * g.lr_scale);
       o->betas({c.beta1, c.beta2}).eps(c.eps).weight_decay(g.weight_decay);
       param_groups.emplace_back(g.params, std::move(o));
@@ -30,9 +30,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainConfig& c, co
       param_groups.emplace_back(g.params, std::move(o));
     }
   }
-  if (c.optimizer == "adamw") return std::make_unique<torch::optim::AdamW>(std::move(param_groups));
-  if (c.optimizer == "sgd") return std::make_unique<torch::optim::SGD>(std::move(param_groups), torch::optim::SGDOptions(c.lr));
-  throw std::invalid_argument("unknown optimizer '" + c.optimizer + "'; expected adamw or sgd");
+  if (c.optimizer == Optimizer::AdamW) return std::make_unique<torch::optim::AdamW>(std::move(param_groups));
+  return std::make_unique<torch::optim::SGD>(std::move(param_groups), torch::optim::SGDOptions(c.lr));
 }
 
 }  // namespace
@@ -91,7 +90,7 @@ double Trainer::lr(std::size_t group) const { return optimizer_->param_groups()[
 
 double Trainer::weight_decay(std::size_t group) const {
   const auto& options = optimizer_->param_groups()[group].options();
-  if (config_.optimizer == "adamw") return static_cast<const torch::optim::AdamWOptions&>(options).weight_decay();
+  if (config_.optimizer == Optimizer::AdamW) return static_cast<const torch::optim::AdamWOptions&>(options).weight_decay();
   return static_cast<const torch::optim::SGDOptions&>(options).weight_decay();
 }
 
@@ -313,7 +312,7 @@ void Trainer::optimizer_step(StepStats& stats, torch::Tensor* device_norm) {
       throw DivergedError("the gradient norm is " + std::to_string(stats.grad_norm) + " at step " + std::to_string(step_));
     }
   }
-  if (config_.optimizer == "adamw" && config_.fused_optimizer) fused_adamw_step();
+  if (config_.optimizer == Optimizer::AdamW && config_.fused_optimizer) fused_adamw_step();
   else optimizer_->step();
   optimizer_->zero_grad();
   stats.stepped = true;

@@ -15,50 +15,55 @@
 #include <unordered_map>
 #include <vector>
 
-#include "stages/eval/classification_metrics.hpp"
-#include "stages/model/inference.hpp"
-#include "stages/model/vit.hpp"
-#include "stages/model/weights.hpp"
+#include "lib/metrics/classification_metrics.hpp"
+#include "lib/model/inference.hpp"
+#include "lib/model/vit.hpp"
+#include "lib/model/weights.hpp"
 #include "stages/train/param_groups.hpp"
 #include "stages/train/schedule.hpp"
 #include "stages/train/strategy.hpp"
+#include "stages/train/train_options.hpp"
 
 namespace flowrun {
 
 struct TrainState;
 
+// What a Trainer is built from. A default-constructed one holds the train stage's
+// defaults (TrainOptions, train_options.hpp) on the CPU: the defaults are declared there
+// once; apply_train_options() (train_params.cpp) fills one from a node's options.
 struct TrainConfig {
+  TrainConfig();
   VitConfig model;
-  VitInit init = VitInit::Timm;  // the random start; weights loaded below overwrite it
+  VitInit init;            // the random start; weights loaded below overwrite it
   std::string pretrained;  // a .safetensors file, or "" to start from random weights
   LoadOptions load;
-  Strategy strategy = Strategy::FullFinetune;
+  Strategy strategy;
   UnfreezePlan unfreeze;
-  std::string optimizer = "adamw";  // adamw | sgd
-  double lr = 1e-3;
-  double weight_decay = 0.05;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // AdamW
-  double momentum = 0.9;                           // SGD
-  bool fused_optimizer = true;  // AdamW through ATen's fused kernel (false: LibTorch's per-parameter loop)
-  bool nesterov = false;
-  double layer_decay = 0.75;  // llrd only
-  ScheduleKind schedule = ScheduleKind::Cosine;
-  std::int64_t warmup_steps = -1;  // < 0: use warmup_fraction
-  double warmup_fraction = 0.05;
-  double min_lr_ratio = 0.0;
-  double label_smoothing = 0.0;
-  double clip_grad_norm = 0.0;  // 0 = no clipping (the norm is still measured)
-  int accumulation = 1;
-  Precision precision = Precision::Fp32;
-  double ema_decay = 0.0;         // 0 = no EMA
+  Optimizer optimizer;
+  double lr;
+  double weight_decay;
+  double beta1, beta2, eps;  // AdamW
+  double momentum;           // SGD
+  bool fused_optimizer;      // AdamW through ATen's fused kernel (false: LibTorch's per-parameter loop)
+  bool nesterov;
+  double layer_decay;  // llrd only
+  ScheduleKind schedule;
+  std::int64_t warmup_steps;  // < 0: use warmup_fraction
+  double warmup_fraction;
+  double min_lr_ratio;
+  double label_smoothing;
+  double clip_grad_norm;  // 0 = no clipping (the norm is still measured)
+  int accumulation;
+  Precision precision;
+  double ema_decay;               // 0 = no EMA
   std::vector<double> mean, std;  // normalization of uint8 batches; empty = batches come normalized
-  std::string device = "cpu";
-  std::uint64_t seed = 0;
+  std::string device;
+  std::uint64_t seed;
   // Leave each step's loss, correct count and gradient norm (and outcomes) on the
   // device, copied to the host behind the step, so the host never waits for the step
   // it just queued: read_stats() reads them later. The train stage sets it; off, the
   // step reads them at once (the unit tests' mode).
-  bool defer_reads = false;
+  bool defer_reads;
 };
 
 struct StepReadout;  // a step's numbers on their way to the host (trainer.cpp)

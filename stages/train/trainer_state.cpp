@@ -5,7 +5,7 @@
 // schedule position and the generator states that dropout and drop path draw from.
 #include <ATen/Context.h>
 
-#include "stages/train/train_state.hpp"
+#include "stages/messages/train_state.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun {
@@ -47,7 +47,7 @@ void Trainer::save_state(TrainState& out) const {
     const std::string prefix = "optimizer/" + p.key() + "/";
     const auto it = states.find(p.value().unsafeGetTensorImpl());
     if (it != states.end()) {
-      if (config_.optimizer == "adamw") {
+      if (config_.optimizer == Optimizer::AdamW) {
         const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
         out.tensors.emplace_back(prefix + "step", torch::tensor(s.step(), torch::kLong));
         out.tensors.emplace_back(prefix + "exp_avg", cpu_copy(s.exp_avg()));
@@ -90,7 +90,7 @@ void Trainer::load_state(const TrainState& state) {
   for (auto& p : model_->named_parameters()) {
     const std::string prefix = "optimizer/" + p.key() + "/";
     void* key = p.value().unsafeGetTensorImpl();
-    if (config_.optimizer == "adamw") {
+    if (config_.optimizer == Optimizer::AdamW) {
       if (const at::Tensor* step = state.find(prefix + "step")) {
         auto s = std::make_unique<torch::optim::AdamWParamState>();
         s->step(step->item<std::int64_t>());

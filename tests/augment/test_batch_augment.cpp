@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "stages/batch/batch.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/sample.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {

@@ -7,9 +7,9 @@
 #include <torch/torch.h>
 
 #include "flowrun/pipeline.hpp"
-#include "stages/core/collect.hpp"
-#include "stages/batch/batch.hpp"
 #include "stages/batch_augment/mix_ops.hpp"
+#include "stages/core/collect.hpp"
+#include "stages/messages/batch.hpp"
 #include "support/test_util.hpp"
 #include "support/toy_stages.hpp"
 

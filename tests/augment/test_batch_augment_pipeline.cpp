@@ -11,7 +11,7 @@
 
 #include "flowrun/errors.hpp"
 #include "flowrun/pipeline.hpp"
-#include "stages/batch/batch.hpp"
+#include "stages/messages/batch.hpp"
 #include "support/test_util.hpp"
 #include "support/toy_stages.hpp"
 

@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "stages/batch/batch.hpp"
 #include "stages/batch_augment/mix_ops.hpp"
+#include "stages/messages/batch.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {

@@ -12,10 +12,10 @@
 
 #include "flowrun/errors.hpp"
 #include "flowrun/pipeline.hpp"
+#include "lib/model/weights.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
 #include "stages/checkpoint/hdf5_file.hpp"
-#include "stages/model/weights.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {
@@ -63,8 +63,7 @@ RunReport run_pipeline(const std::string& json, const std::string& run_folder, c
   RunOptions options;
   options.run_folder = run_folder;
   if (!resume.empty()) {
-    options.resume_from = resume;
-    options.start_positions = read_checkpoint_positions(resume);
+    resume_from_checkpoint(resume, options);
   }
   Pipeline p(describe(json, overrides), options);
   return p.run();

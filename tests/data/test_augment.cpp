@@ -11,10 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "flowrun/errors.hpp"
+#include "lib/image/image_ops.hpp"
+#include "lib/image/resample.hpp"
 #include "stages/augment/color_ops.hpp"
-#include "stages/augment/image_ops.hpp"
 #include "stages/augment/randaugment.hpp"
-#include "stages/augment/resample.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {

@@ -5,8 +5,8 @@
 
 #include <set>
 
-#include "stages/batch/batch.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/batch.hpp"
+#include "stages/messages/sample.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {

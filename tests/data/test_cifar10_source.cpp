@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "flowrun/pipeline.hpp"
 #include "flowrun/errors.hpp"
+#include "flowrun/pipeline.hpp"
+#include "lib/io/digest.hpp"
+#include "lib/io/download.hpp"
 #include "stages/core/collect.hpp"
-#include "stages/data/sample.hpp"
-#include "stages/io/download.hpp"
-#include "stages/io/digest.hpp"
+#include "stages/messages/sample.hpp"
 #include "stages/sources/dataset_source.hpp"
 #include "support/http_server.hpp"
 #include "support/test_util.hpp"

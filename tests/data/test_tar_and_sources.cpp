@@ -10,7 +10,7 @@
 
 #include "flowrun/errors.hpp"
 #include "flowrun/pipeline.hpp"
-#include "stages/data/sample.hpp"
+#include "stages/messages/sample.hpp"
 #include "stages/sources/dataset_source.hpp"
 #include "stages/sources/tar_archive.hpp"
 #include "support/test_util.hpp"
@@ -155,7 +155,14 @@ TEST_F(Sources, EpochsAreShuffledDifferentlyAndRanksGetDisjointEqualShares) {
     for (auto i : mine) EXPECT_TRUE(seen.insert(i).second) << "index " << i << " on two ranks";
   }
   EXPECT_EQ(seen.size(), 60u);
-  EXPECT_THROW(source_only(params(R"(, "world_size": 2, "rank": 2)")), NodeError);
+  // A rank outside the world is refused by validation, at its JSON location.
+  try {
+    source_only(params(R"(, "world_size": 2, "rank": 2)"));
+    FAIL() << "rank 2 of 2 validated";
+  } catch (const DescriptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nodes/0/params/rank: rank 2 is not below world_size 2"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(Sources, ImageFolderListsTheSameSamplesAsTheTar) {

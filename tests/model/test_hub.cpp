@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "stages/io/digest.hpp"
-#include "stages/model/hub.hpp"
+#include "lib/io/digest.hpp"
+#include "lib/model/hub.hpp"
 #include "support/http_server.hpp"
 #include "support/test_util.hpp"
 

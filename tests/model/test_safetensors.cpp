@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "stages/model/safetensors.hpp"
+#include "lib/model/safetensors.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {

@@ -2,7 +2,7 @@
 // 1000-class head), shapes flow through, drop path behaves.
 #include <gtest/gtest.h>
 
-#include "stages/model/vit.hpp"
+#include "lib/model/vit.hpp"
 
 namespace flowrun {
 namespace {

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "lib/model/weights.hpp"
 #include "model/vit_test_util.hpp"
-#include "stages/model/weights.hpp"
 
 namespace flowrun::testing {
 namespace {

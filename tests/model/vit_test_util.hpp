@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "stages/model/safetensors.hpp"
-#include "stages/model/vit.hpp"
+#include "lib/model/safetensors.hpp"
+#include "lib/model/vit.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {

@@ -4,8 +4,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "stages/batch/batch.hpp"
 #include "stages/core/number.hpp"
+#include "stages/messages/batch.hpp"
 
 namespace flowrun::testing {
 namespace {

@@ -219,8 +219,7 @@ TEST(DiagnosticsPipeline, DeliberatelyFlippedLabelsAreSuspected) {
   // The check's per-sample counts travel in checkpoints: resumed mid-epoch 3, the same suspects.
   RunOptions resumed;
   resumed.run_folder = dir.path() + "/resumed";
-  resumed.resume_from = dir.path() + "/run/checkpoints/ckpt-step00000070.h5";
-  resumed.start_positions = read_checkpoint_positions(resumed.resume_from);
+  resume_from_checkpoint(dir.path() + "/run/checkpoints/ckpt-step00000070.h5", resumed);
   Pipeline again(describe(json), resumed);
   again.run();
   EXPECT_EQ(read_file(dir.path() + "/resumed/label_errors.json"), read_file(dir.path() + "/run/label_errors.json"));

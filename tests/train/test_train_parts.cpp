@@ -6,10 +6,10 @@
 #include "model/vit_test_util.hpp"
 #include "stages/evaluate/evaluation_pass.hpp"
 #include "stages/messages/model_snapshot.hpp"
+#include "stages/messages/train_state.hpp"
 #include "stages/train/label_check.hpp"
 #include "stages/train/train_params.hpp"
 #include "stages/train/train_plugins.hpp"
-#include "stages/train/train_state.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun::testing {
@@ -82,6 +82,8 @@ TEST(LabelCheck, CountsSurviveACheckpoint) {
 TrainConfig tiny_with_ema() {
   TrainConfig t;
   t.model = fixture_config(4, VitPool::Cls, 1e-6);
+  t.init = VitInit::Timm;
+  t.label_smoothing = 0.0;
   t.ema_decay = 0.9;
   t.seed = 3;
   return t;
@@ -195,6 +197,32 @@ StageArgs train_args(const std::map<std::string, ParamValue>& changed) {
   args.node_id = "train";
   args.params = Params(values);
   return args;
+}
+
+// One declaration per parameter: a default-constructed TrainConfig (what the trainer
+// tests and benchmarks build on) holds the schema's defaults, and the options read from
+// a node give the same configuration.
+TEST(TrainParams, TrainConfigDefaultsAreTheSchemasDefaults) {
+  const TrainConfig defaults;
+  const TrainConfig from_schema = train_config(train_args({}));
+  const PluginInfo plugin = train_plugin();
+  const auto number = [&](const char* name) { return std::get<double>(*plugin.params.find(name)->default_value()); };
+  EXPECT_EQ(defaults.label_smoothing, number("label_smoothing"));
+  EXPECT_EQ(defaults.model.drop_path, number("drop_path"));
+  EXPECT_EQ(defaults.lr, number("lr"));
+  EXPECT_EQ(defaults.weight_decay, number("weight_decay"));
+  EXPECT_EQ(defaults.precision, Precision::Fp32);  // auto on the CPU
+  EXPECT_EQ(std::get<std::string>(*plugin.params.find("precision")->default_value()), "auto");
+  EXPECT_EQ(defaults.model.describe(), from_schema.model.describe());
+  EXPECT_EQ(defaults.label_smoothing, from_schema.label_smoothing);
+  EXPECT_EQ(defaults.optimizer, from_schema.optimizer);
+  EXPECT_EQ(defaults.schedule, from_schema.schedule);
+  EXPECT_EQ(defaults.warmup_fraction, from_schema.warmup_fraction);
+  EXPECT_FALSE(defaults.defer_reads);  // the unit tests' mode; the stage defers
+  EXPECT_TRUE(from_schema.defer_reads);
+  // Parameters arrive grouped, as `flowrun plugins train` lists them.
+  EXPECT_EQ(plugin.params.find("lr")->group(), "Optimizer");
+  EXPECT_EQ(plugin.params.find("save_every_steps")->group(), "Checkpoints and early stopping");
 }
 
 // init auto: PyTorch's layer init for a model trained from scratch (it learns faster:

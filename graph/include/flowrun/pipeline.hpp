@@ -36,6 +36,8 @@ struct RunOptions {
   std::string resume_from;  // RunContext::resume_from
   // Resuming: sources (by node id) whose streams continue at a position (seek()).
   std::map<std::string, StreamPosition> start_positions;
+  // Resuming: what stages saved, by node id (RunContext::saved_states).
+  std::map<std::string, std::shared_ptr<const Payload>> saved_states;
   // Where to write a Chrome trace-event file of the run (every packet each node
   // handled, on its thread's track; items in flight and packets queued as counters),
   // which Perfetto and chrome://tracing open; "" = none (the per-node figures in

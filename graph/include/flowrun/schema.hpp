@@ -49,6 +49,7 @@ class ParamSpec {
   const std::string& name() const { return name_; }
   ParamType type() const { return type_; }
   const std::string& doc() const { return doc_; }
+  const std::string& group() const { return group_; }  // its heading ("" = none), see Schema::group
   bool required() const { return !default_.has_value(); }
   const std::optional<ParamValue>& default_value() const { return default_; }
   const std::vector<std::string>& choices() const { return choices_; }
@@ -67,6 +68,7 @@ class ParamSpec {
   ParamType type_;
   std::optional<ParamValue> default_;
   std::string doc_;
+  std::string group_;
   std::vector<std::string> choices_;
   double lower_ = -std::numeric_limits<double>::infinity();
   double upper_ = std::numeric_limits<double>::infinity();
@@ -77,6 +79,12 @@ class ParamSpec {
 
 class Schema {
  public:
+  // Parameters declared from here on belong to `name`, a heading under which
+  // `flowrun plugins` and the reference docs list them ("Optimizer", "Checkpoints").
+  Schema& group(const std::string& name) {
+    group_ = name;
+    return *this;
+  }
   // Optional parameters (with a default).
   ParamSpec& boolean(const std::string& name, bool default_value, const std::string& doc);
   ParamSpec& integer(const std::string& name, std::int64_t default_value, const std::string& doc);
@@ -100,6 +108,7 @@ class Schema {
  private:
   ParamSpec& add(ParamSpec spec);
   std::vector<ParamSpec> specs_;
+  std::string group_;
 };
 
 // Validated parameter values of one node: every declared parameter is present,

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ struct RunContext {
   std::string folder;         // the run folder (outputs default there); "" = none
   std::string resolved_json;  // the description as run, for files that record it
   std::string resume_from;    // the checkpoint this run continues from; "" = a fresh run
+  // Resuming: the state each stage saved, by node id, as whoever reads checkpoints
+  // read it (flowrun run: the checkpoint library); opaque to the runtime.
+  std::map<std::string, std::shared_ptr<const Payload>> saved_states;
 
   // Where an output goes when its parameter is left empty: `entry` inside the run
   // folder ("" = the folder itself), or `otherwise` when there is no run folder.

@@ -1,0 +1,13 @@
+// The autocast precision of a forward pass, without LibTorch's headers (plugin
+// declarations name it); running with it is inference.hpp's job.
+#pragma once
+
+#include <string>
+
+namespace flowrun {
+
+enum class Precision { Fp32, Bf16, Fp16 };
+Precision precision_from_name(const std::string& name);  // "fp32" | "bf16" | "fp16"
+const char* precision_name(Precision precision);
+
+}  // namespace flowrun
