@@ -27,10 +27,11 @@ struct CollectOptions {
 
 }  // namespace
 
-Collect::Collect(const StageArgs& args)
-    : OrderedStage(args),
-      path_(read_options<CollectOptions>(args.params).path),
-      max_items_(static_cast<std::size_t>(read_options<CollectOptions>(args.params).max_items)) {}
+Collect::Collect(const StageArgs& args) : OrderedStage(args) {
+  const auto options = read_options<CollectOptions>(args.params);
+  path_ = options.path;
+  max_items_ = static_cast<std::size_t>(options.max_items);
+}
 
 void Collect::record(CollectedItem item) {
   std::lock_guard<std::mutex> lock(mutex_);

@@ -32,12 +32,13 @@ struct CounterOptions {
 
 class CounterSource : public SourceStage {
  public:
-  explicit CounterSource(const StageArgs& args)
+  explicit CounterSource(const StageArgs& args) : CounterSource(args, read_options<CounterOptions>(args.params)) {}
+  CounterSource(const StageArgs& args, const CounterOptions& o)
       : SourceStage(args),
-        count_(static_cast<std::uint64_t>(read_options<CounterOptions>(args.params).count)),
-        epochs_(static_cast<std::uint64_t>(read_options<CounterOptions>(args.params).epochs)),
-        shuffle_(read_options<CounterOptions>(args.params).shuffle),
-        sleep_(std::chrono::duration<double, std::milli>(read_options<CounterOptions>(args.params).sleep_ms)) {}
+        count_(static_cast<std::uint64_t>(o.count)),
+        epochs_(static_cast<std::uint64_t>(o.epochs)),
+        shuffle_(o.shuffle),
+        sleep_(std::chrono::duration<double, std::milli>(o.sleep_ms)) {}
 
   bool next(SourceItem& item) override {
     if (epoch_ >= epochs_) return false;

@@ -43,10 +43,10 @@ struct TensorboardOptions {
 class TensorboardStage : public OrderedStage {
  public:
   explicit TensorboardStage(const StageArgs& args)
+      : TensorboardStage(args, read_options<TensorboardOptions>(args.params)) {}
+  TensorboardStage(const StageArgs& args, const TensorboardOptions& o)
       : OrderedStage(args),
-        logdir_(!read_options<TensorboardOptions>(args.params).logdir.empty()
-                    ? read_options<TensorboardOptions>(args.params).logdir
-                    : args.run->in_folder("tensorboard", "runs/tensorboard")),
+        logdir_(!o.logdir.empty() ? o.logdir : args.run->in_folder("tensorboard", "runs/tensorboard")),
         resumed_(!args.run->resume_from.empty()) {}
 
   void start() override { writer_ = std::make_unique<EventFileWriter>(logdir_); }

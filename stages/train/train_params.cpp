@@ -80,9 +80,11 @@ void apply_train_options(const TrainOptions& o, const std::string& device, std::
   t.defer_reads = false;
 }
 
-TrainConfig train_config(const StageArgs& args) {
+TrainConfig train_config(const StageArgs& args) { return train_config(args, read_options<TrainOptions>(args.params)); }
+
+TrainConfig train_config(const StageArgs& args, const TrainOptions& options) {
   TrainConfig t;
-  apply_train_options(read_options<TrainOptions>(args.params), args.device, args.seed, t);
+  apply_train_options(options, args.device, args.seed, t);
   t.defer_reads = true;  // the stage reads each step's numbers behind the device (train_stage.cpp: settle)
   return t;
 }

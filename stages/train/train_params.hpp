@@ -25,6 +25,7 @@ constexpr int kFinalModelPort = 4;
 // (TrainConfig's own defaults come from here too, with TrainOptions' defaults).
 void apply_train_options(const TrainOptions& options, const std::string& device, std::uint64_t seed, TrainConfig& out);
 TrainConfig train_config(const StageArgs& args);
+TrainConfig train_config(const StageArgs& args, const TrainOptions& options);  // options already read
 // The remedies name the run's own nodes: the batch stage feeding the train input, an "augment" node.
 DiagnosticsConfig diagnostics_config(const StageArgs& args, const TrainOptions& options, const TrainConfig& train);
 EarlyStoppingConfig early_stopping_config(const TrainOptions& options);

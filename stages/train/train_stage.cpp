@@ -52,7 +52,7 @@ class TrainStage : public OrderedStage {
   explicit TrainStage(const StageArgs& args)
       : OrderedStage(args),
         options_(read_options<TrainOptions>(args.params)),
-        config_(train_config(args)),
+        config_(train_config(args, options_)),
         pretrained_(options_.pretrained),
         pretrained_sha256_(options_.pretrained_sha256),
         total_steps_(options_.total_steps),
@@ -635,6 +635,7 @@ class TrainStage : public OrderedStage {
   bool evaluations_connected_;
   std::int64_t save_every_steps_, save_every_epochs_;
   std::string resume_from_;
+  std::map<std::string, std::shared_ptr<const Payload>> saved_states_;  // resuming: by node id
   RunControl* control_;
 
   // Training
@@ -685,7 +686,6 @@ class TrainStage : public OrderedStage {
   std::uint64_t state_index_ = 0;
   std::vector<Metrics> history_;  // every metrics record emitted, in order
   bool changed_since_state_ = true;  // trained or evaluated since the last snapshot
-  std::map<std::string, std::shared_ptr<const Payload>> saved_states_;  // resuming: by node id
   std::shared_ptr<const TrainState> resume_;  // this node's, when resuming
   std::map<std::string, StreamPosition> positions_;  // source -> where its stream continues
 };
