@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include <filesystem>
+
 #include "device.hpp"
 #include "flowrun/errors.hpp"
 
@@ -25,6 +27,13 @@ void load_search_path_packs(Context& context) {
   } catch (const std::exception& e) {
     throw DescriptionError("FLOWRUN_PLUGIN_PATH", "", e.what());
   }
+}
+
+std::string self_executable() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("cannot find the flowrun executable (/proc/self/exe): " + ec.message());
+  return self.string();
 }
 
 Description load_pipeline(Context& context, const std::string& path, const std::vector<std::string>& overrides) {

@@ -49,5 +49,9 @@ void add_plugins_command(CLI::App& app, Context& context);
 void add_export_command(CLI::App& app, Context& context);
 void add_ablate_command(CLI::App& app, Context& context);
 void add_bench_command(CLI::App& app, Context& context);
+void add_launch_command(CLI::App& app, Context& context);
+
+// This flowrun executable's path (for the commands that start flowrun processes).
+std::string self_executable();
 
 }  // namespace flowrun::cli

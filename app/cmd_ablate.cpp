@@ -63,12 +63,6 @@ std::string machine_text() {
   return std::to_string(std::thread::hardware_concurrency()) + "-core " + (model.empty() ? "machine" : model);
 }
 
-std::string self_executable() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::runtime_error("cannot find the flowrun executable (/proc/self/exe): " + ec.message());
-  return self.string();
-}
 
 std::string minutes(double seconds) {
   return std::isfinite(seconds) ? log::fixed(seconds / 60, 1) + " min" : std::string("?");

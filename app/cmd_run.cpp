@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cli.hpp"
+#include "data_parallel.hpp"
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
 #include "flowrun/pipeline.hpp"
@@ -23,6 +24,7 @@ struct RunArgs {
   std::string resume;
   std::string run_dir;
   std::string profile;
+  int dist_timeout_s = 300;
 };
 
 namespace fs = std::filesystem;
@@ -63,7 +65,13 @@ std::string run_folder_of(const std::string& checkpoint) {
 }
 
 int run_pipeline(Context& context, const RunArgs& args) {
+  const ProcessPlacement placement = read_placement();
   Description description = load_pipeline(context, args.pipeline, args.overrides);
+  // One rank of a data-parallel job: rank 0 writes (run folder, log file, checkpoints,
+  // reports); the others log warnings only unless asked for more.
+  const auto group = join_data_parallel(placement, description, std::chrono::seconds(args.dist_timeout_s));
+  const bool writer = !group || group->rank() == 0;
+  if (!writer && context.log_level == "info") configure_logging("warn");
   RunOptions options;
   std::string fresh_because;  // --resume auto --run-dir DIR found nothing in DIR
   if (args.resume == "auto" && !args.run_dir.empty()) {
@@ -86,19 +94,36 @@ int run_pipeline(Context& context, const RunArgs& args) {
   options.run_folder = !args.run_dir.empty()        ? args.run_dir
                        : !options.resume_from.empty() ? run_folder_of(options.resume_from)
                                                       : "runs/" + description.name + "-" + timestamp();
-  fs::create_directories(options.run_folder);
-  add_log_file((fs::path(options.run_folder) / "flowrun.log").string());
+  if (group) {
+    // Rank 0's clock names the folder; every rank must resume from the same checkpoint.
+    options.run_folder = rank0_text(*group, "run_folder", options.run_folder);
+    if (rank0_text(*group, "resume_from", options.resume_from) != options.resume_from)
+      throw std::runtime_error("data-parallel: rank " + std::to_string(group->rank()) + " would resume from '" +
+                               options.resume_from + "', rank 0 from another checkpoint: give every rank the same --resume");
+  }
+  if (writer) {
+    fs::create_directories(options.run_folder);
+    add_log_file((fs::path(options.run_folder) / "flowrun.log").string());
+  }
   log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
             " edges, device ", description.device, ", seed ", description.seed);
   if (!options.resume_from.empty()) log::info("resuming from ", options.resume_from);
   if (!fresh_because.empty()) log::info(fresh_because);
-  write_file_atomically((fs::path(options.run_folder) / "pipeline.json").string(), description.resolved_json + "\n");
+  if (writer) write_file_atomically((fs::path(options.run_folder) / "pipeline.json").string(), description.resolved_json + "\n");
   log::info("run folder ", options.run_folder);
-  options.profile_path = args.profile;
+  if (writer) options.profile_path = args.profile;
   const std::string run_folder = options.run_folder;
   Pipeline pipeline(std::move(description), options);
   SignalWatcher watcher(
       [&](int sig) {
+        if (group) {
+          // Every rank must stop after the same step, or one would wait for the others'
+          // gradients: the train stages agree on it at their next step.
+          log::warn(sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    " received: the ranks stop after the next step they agree on (send again to abort at once)");
+          group->request_stop();
+          return;
+        }
         log::warn(sig == SIGINT ? "SIGINT" : "SIGTERM",
                   " received: stopping (in-flight work is dropped; send again to abort at once)");
         pipeline.request_stop();
@@ -111,14 +136,14 @@ int run_pipeline(Context& context, const RunArgs& args) {
   try {
     report = pipeline.run();
   } catch (const std::exception& e) {
-    write_run_summary(run_folder, args.pipeline, pipeline.description(), nullptr, e.what(), kExitFailed);
+    if (writer) write_run_summary(run_folder, args.pipeline, pipeline.description(), nullptr, e.what(), kExitFailed);
     throw;
   }
   log::clear_status();
-  print_report(pipeline.description(), report);
+  if (writer) print_report(pipeline.description(), report);
   if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
   const int code = watcher.received() == SIGINT ? 130 : watcher.received() == SIGTERM ? 143 : kExitOk;
-  write_run_summary(run_folder, args.pipeline, pipeline.description(), &report, "", code);
+  if (writer) write_run_summary(run_folder, args.pipeline, pipeline.description(), &report, "", code);
   return code;
 }
 
@@ -141,6 +166,13 @@ void add_run_command(CLI::App& app, Context& context) {
       "the newest checkpoint under runs/NAME-*/checkpoints/; with --run-dir DIR, the newest in\n"
       "DIR/checkpoints/ only, and a fresh run in DIR when there is none (it says which).\n"
       "\n"
+      "\n"
+      "Data-parallel: started by torchrun, SLURM or flowrun launch (RANK, WORLD_SIZE, MASTER_ADDR,\n"
+      "MASTER_PORT...), each process is one rank: its sources read a disjoint share of every\n"
+      "epoch, gradients are averaged across ranks (Gloo on the CPU, NCCL on CUDA with\n"
+      "cuda:LOCAL_RANK), and only rank 0 writes files; the other ranks log warnings only.\n"
+      "See docs/distributed.md.\n"
+      "\n"
       "Exit codes: 0 finished, 1 a stage failed, 2 invalid description or usage, 130 SIGINT, 143 SIGTERM");
   command->add_option("PIPELINE", args->pipeline, "the description (.json)")->required();
   add_overrides(*command, args->overrides);
@@ -159,6 +191,11 @@ void add_run_command(CLI::App& app, Context& context) {
                       "track, items in flight per source and packets queued per serial stage as counters; open it "
                       "in Perfetto (ui.perfetto.dev) or chrome://tracing")
       ->type_name("TRACE.json");
+  command->add_option("--dist-timeout", args->dist_timeout_s,
+                      "data-parallel runs: seconds a collective (or the rendezvous) waits for the other ranks before "
+                      "the run fails; a rank that dies is noticed at once regardless")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1, 86400));
   add_log_level(*command, context);
   command->callback([&context, args] { context.action = [&context, args] { return run_pipeline(context, *args); }; });
 }

@@ -28,6 +28,7 @@ const char* const kUsage = R"(In short:
   flowrun graph PIPELINE.json [--set PATH=VALUE]...
   flowrun ablate ABLATION.json [--out DIR] [--set PATH=VALUE]... [--dry-run]
   flowrun bench PIPELINE.json [--batches N] [--model] [--profile TRACE.json]
+  flowrun launch --nproc N PIPELINE.json [run options]   data-parallel on this machine
   flowrun plugins [NAME] [--markdown]
   flowrun --version | --help | COMMAND --help
 )";
@@ -39,8 +40,12 @@ const char* const kFooter = R"(Examples:
   flowrun ablate pipelines/ablations/quickstart_augment.json
   flowrun bench pipelines/quickstart.json --model
   flowrun pipelines/quickstart.json --profile trace.json
+  flowrun launch --nproc 2 pipelines/quickstart.json
+  torchrun --nproc-per-node 2 build/flowrun pipelines/quickstart.json
 Environment:
   FLOWRUN_PLUGIN_PATH   colon-separated folders of plugin packs (*.so), all loaded at start
+  RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT (torchrun; or SLURM_PROCID, SLURM_NTASKS...)
+                        this process is one rank of a data-parallel job (docs/distributed.md)
 Exit codes:
   0 finished · 1 a stage failed · 2 invalid description or usage · 130 interrupted (SIGINT)
   143 terminated (SIGTERM))";
@@ -67,10 +72,20 @@ std::vector<std::string> with_default_command(CLI::App& app, int argc, char** ar
                                  std::filesystem::is_regular_file(first);
     if (first[0] != '-' && !looks_like_file)
       throw UsageError("unknown command '" + first + "'" + did_you_mean(first, commands) +
-                       "; commands: run, validate, graph, plugins, export, ablate, bench");
+                       "; commands: run, validate, graph, plugins, export, ablate, bench, launch");
     args.insert(args.begin(), "run");
   }
   const std::vector<std::string> known = long_options(*app.get_subcommand(args.front()));
+  if (args.front() == "launch") {
+    // Its own options come before PIPELINE.json (each takes a value); the rest is `run`'s.
+    for (std::size_t i = 1; i < args.size() && args[i].rfind("-", 0) == 0; i += args[i].find('=') == std::string::npos ? 2 : 1) {
+      const std::string name = args[i].substr(0, args[i].find('='));
+      if (name == "--help" || name == "-h") break;
+      if (std::find(known.begin(), known.end(), name) == known.end())
+        throw UsageError("unknown option '" + name + "' for launch" + did_you_mean(name, known));
+    }
+    return args;
+  }
   for (const std::string& a : args) {
     if (a.rfind("--", 0) != 0) continue;
     const std::string name = a.substr(0, a.find('='));
@@ -105,6 +120,7 @@ int main_impl(int argc, char** argv) {
   add_export_command(app, context);
   add_ablate_command(app, context);
   add_bench_command(app, context);
+  add_launch_command(app, context);
   std::vector<std::string> args;
   try {
     args = with_default_command(app, argc, argv);

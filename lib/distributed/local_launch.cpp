@@ -56,6 +56,32 @@ LocalLaunch::~LocalLaunch() {
     int status = 0;
     ::waitpid(r.pid, &status, 0);
   }
+  for (std::thread& t : relays_)
+    if (t.joinable()) t.join();
+}
+
+// Copies a rank's output to stderr line by line, each line written whole with its label.
+void LocalLaunch::relay(int rank, int fd) {
+  const std::string label = "[rank " + std::to_string(rank) + "] ";
+  std::string pending;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    pending.append(buffer, static_cast<std::size_t>(n));
+    std::size_t newline;
+    while ((newline = pending.find('\n')) != std::string::npos) {
+      const std::string line = label + pending.substr(0, newline + 1);
+      (void)!::write(STDERR_FILENO, line.data(), line.size());
+      pending.erase(0, newline + 1);
+    }
+  }
+  if (!pending.empty()) {
+    const std::string line = label + pending + "\n";
+    (void)!::write(STDERR_FILENO, line.data(), line.size());
+  }
+  ::close(fd);
 }
 
 void LocalLaunch::start() {
@@ -84,11 +110,16 @@ void LocalLaunch::start() {
     }
     for (const auto& [name, value] : vars) env.owned.push_back(name + "=" + value);
     env.finish();
-    int log_fd = -1;
+    int log_fd = -1, relay_fd = -1;
     if (!plan_.log_folder.empty()) {
       const std::string path = plan_.log_folder + "/rank" + std::to_string(rank) + ".log";
       log_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       if (log_fd < 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+    } else if (plan_.label_other_ranks && rank > 0) {
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+      relay_fd = fds[0];
+      log_fd = fds[1];
     }
     const pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error(std::string("cannot start rank ") + std::to_string(rank) + ": " +
@@ -108,6 +139,7 @@ void LocalLaunch::start() {
       ::_exit(127);
     }
     if (log_fd >= 0) ::close(log_fd);
+    if (relay_fd >= 0) relays_.emplace_back([this, rank, relay_fd] { relay(rank, relay_fd); });
     RankOutcome outcome;
     outcome.rank = rank;
     outcome.pid = pid;
@@ -118,6 +150,10 @@ void LocalLaunch::start() {
 
 void LocalLaunch::forward(int sig) {
   if (!started_) return;
+  if (sig == SIGINT || sig == SIGTERM) {
+    int none = 0;
+    forwarded_.compare_exchange_strong(none, sig);
+  }
   for (const RankOutcome& r : ranks_)
     if (!r.ended) ::kill(r.pid, sig);
 }
@@ -153,7 +189,8 @@ int LocalLaunch::wait(const std::function<void(const std::string&)>& on_event) {
         r.exit_code = WEXITSTATUS(status);
       }
       say(r.describe());
-      if (r.exit_code != 0 && first_failed_ < 0) {
+      const bool stopped_as_asked = forwarded_ != 0 && !terminating && r.exit_code == 128 + forwarded_;
+      if (r.exit_code != 0 && !stopped_as_asked && first_failed_ < 0) {
         first_failed_ = r.rank;
         if (running > 0) {
           say("rank " + std::to_string(r.rank) + " failed: stopping the other ranks (SIGTERM)");
@@ -164,7 +201,10 @@ int LocalLaunch::wait(const std::function<void(const std::string&)>& on_event) {
       }
     }
   }
-  return first_failed_ < 0 ? 0 : ranks_[static_cast<std::size_t>(first_failed_)].exit_code;
+  for (std::thread& t : relays_)
+    if (t.joinable()) t.join();  // the ranks are gone: their pipes are at their ends
+  if (first_failed_ >= 0) return ranks_[static_cast<std::size_t>(first_failed_)].exit_code;
+  return forwarded_ != 0 ? 128 + forwarded_ : 0;
 }
 
 int free_port(const std::string& address) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace flowrun {
@@ -26,6 +27,9 @@ struct LaunchPlan {
   bool agent_store = false;                   // the launcher hosts the TCPStore at master_port
   std::map<std::string, std::string> environment;  // extra variables for every rank
   std::string log_folder;                     // "" = ranks write to the launcher's stdout/stderr; else rankN.log there
+  // Without a log folder: the lines of ranks other than 0 go to the launcher's stderr
+  // as "[rank N] line" (rank 0 keeps the terminal, and its live status line).
+  bool label_other_ranks = true;
   std::chrono::milliseconds grace{10000};     // SIGTERM to SIGKILL, once a rank failed
 };
 
@@ -47,6 +51,8 @@ class LocalLaunch {
 
   void start();  // throws std::runtime_error when a process cannot be started
   // Waits for every rank; returns 0 when all succeeded, else the first failure's code.
+  // After forward(SIGINT or SIGTERM), ranks that exit with 128 + that signal stopped as
+  // asked: not a failure, and the job's code is theirs.
   // `on_event` hears each rank's end and the job's decisions, one line each.
   int wait(const std::function<void(const std::string&)>& on_event = {});
   void forward(int signal);  // to every rank still running; safe from any thread
@@ -55,9 +61,13 @@ class LocalLaunch {
   int first_failed_rank() const { return first_failed_; }
 
  private:
+  void relay(int rank, int fd);
+
   LaunchPlan plan_;
   std::vector<RankOutcome> ranks_;
+  std::vector<std::thread> relays_;
   std::atomic<bool> started_{false};
+  std::atomic<int> forwarded_{0};  // the stop signal passed on to the ranks, if any
   int first_failed_ = -1;
 };
 

@@ -108,6 +108,13 @@ void DataParallelGroup::all_reduce_sum(at::Tensor& tensor) {
   run_collective(*this, "all-reduce", [&] { return impl_->group->allreduce(one, options); });
 }
 
+void DataParallelGroup::all_reduce_sum(std::vector<double>& values) {
+  at::Tensor t = at::tensor(values, at::kDouble);
+  all_reduce_sum(t);
+  const double* summed = t.data_ptr<double>();
+  std::copy(summed, summed + values.size(), values.begin());
+}
+
 void DataParallelGroup::all_reduce_max(at::Tensor& tensor) {
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MAX;
@@ -175,6 +182,11 @@ std::shared_ptr<DataParallelGroup> current_data_parallel_group() {
 void set_current_data_parallel_group(std::shared_ptr<DataParallelGroup> group) {
   std::lock_guard<std::mutex> lock(current_mutex);
   current = std::move(group);
+}
+
+bool writes_run_files() {
+  const auto group = current_data_parallel_group();
+  return !group || group->rank() == 0;
 }
 
 struct RendezvousHost::Server {

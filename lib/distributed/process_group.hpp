@@ -4,6 +4,7 @@
 // reference (at::Tensor is complete wherever they are made).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,7 @@ class DataParallelGroup {
   // them first, as broadcast_from_rank0 does). On a failure (a rank lost, the timeout)
   // they throw std::runtime_error saying which ranks still answer (see explain_failure).
   void all_reduce_sum(at::Tensor& tensor);
+  void all_reduce_sum(std::vector<double>& values);  // host numbers (metric totals)
   void all_reduce_max(at::Tensor& tensor);
   void broadcast(at::Tensor& tensor, int root = 0);
   void barrier();
@@ -54,16 +56,24 @@ class DataParallelGroup {
   // rendezvous host is gone.
   std::string explain_failure(const std::string& what, std::chrono::milliseconds patience);
 
+  // A stop asked of this rank (SIGINT/SIGTERM): the train stage shares it with the
+  // other ranks at its next step, so that every rank stops after the same one.
+  void request_stop() { stop_requested_ = true; }
+  bool stop_requested() const { return stop_requested_; }
+
   Impl& impl() { return *impl_; }
 
  private:
   explicit DataParallelGroup(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_requested_{false};
 };
 
 // The process's group, once `flowrun run` has connected it; null in a single-process run.
 std::shared_ptr<DataParallelGroup> current_data_parallel_group();
 void set_current_data_parallel_group(std::shared_ptr<DataParallelGroup> group);
+// Whether this process writes the run's files: alone, or rank 0 of a data-parallel job.
+bool writes_run_files();
 
 // A TCPStore hosted by a launcher (flowrun launch) for its ranks, as torchrun's agent
 // does: every rank connects as a client, so the store outlives any one rank and a lost

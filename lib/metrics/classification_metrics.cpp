@@ -36,6 +36,25 @@ void ClassificationMetrics::merge(const ClassificationMetrics& other) {
     for (std::size_t j = 0; j < confusion_.size(); ++j) confusion_[i][j] += other.confusion_[i][j];
 }
 
+std::vector<double> ClassificationMetrics::sums() const {
+  std::vector<double> s = {static_cast<double>(count_), static_cast<double>(correct_),
+                           static_cast<double>(top_k_correct_), loss_sum_};
+  for (const auto& row : confusion_)
+    for (std::int64_t n : row) s.push_back(static_cast<double>(n));
+  return s;
+}
+
+void ClassificationMetrics::set_sums(const std::vector<double>& s) {
+  const std::size_t k = confusion_.size();
+  if (s.size() != 4 + k * k) throw std::invalid_argument("metric sums of another shape");
+  count_ = static_cast<std::int64_t>(s[0]);
+  correct_ = static_cast<std::int64_t>(s[1]);
+  top_k_correct_ = static_cast<std::int64_t>(s[2]);
+  loss_sum_ = s[3];
+  for (std::size_t i = 0; i < k; ++i)
+    for (std::size_t j = 0; j < k; ++j) confusion_[i][j] = static_cast<std::int64_t>(s[4 + i * k + j]);
+}
+
 double ClassificationMetrics::accuracy() const { return count_ ? static_cast<double>(correct_) / count_ : 0.0; }
 double ClassificationMetrics::top_k_accuracy() const {
   return count_ ? static_cast<double>(top_k_correct_) / count_ : 0.0;

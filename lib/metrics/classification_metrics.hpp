@@ -26,6 +26,10 @@ class ClassificationMetrics {
   // classes when fewer), and its loss.
   void add(std::int64_t label, const std::int64_t* ranked, int ranked_count, double loss);
   void merge(const ClassificationMetrics& other);
+  // Every total as one flat list (counts, loss sum, confusion matrix), and back: what
+  // data-parallel ranks add up to score the whole split from their shares.
+  std::vector<double> sums() const;
+  void set_sums(const std::vector<double>& sums);
 
   std::int64_t count() const { return count_; }
   double loss() const { return count_ ? loss_sum_ / static_cast<double>(count_) : 0.0; }

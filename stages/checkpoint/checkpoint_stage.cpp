@@ -16,6 +16,7 @@
 
 #include "flowrun/logging.hpp"
 #include "flowrun/options.hpp"
+#include "lib/distributed/process_group.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
 #include "stages/messages/train_state.hpp"
@@ -83,12 +84,14 @@ class CheckpointStage : public OrderedStage {
         folder_(o.folder.empty() ? default_checkpoint_folder(args.run->folder) : o.folder),
         keep_last_(o.keep_last),
         best_metric_(o.best_metric),
-        pipeline_json_(args.run->resolved_json) {
+        pipeline_json_(args.run->resolved_json),
+        writes_(writes_run_files()) {
     maximize_ = o.best_mode == BestMode::Auto ? best_metric_.find("loss") == std::string::npos : o.best_mode == BestMode::Max;
     best_ = maximize_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
   }
 
   void start() override {
+    if (!writes_) return;  // data-parallel: rank 0 saves (every rank holds the same weights)
     fs::create_directories(folder_);
     remove_stale_temporaries();
     const fs::path best = fs::path(folder_) / "best.h5";
@@ -104,6 +107,7 @@ class CheckpointStage : public OrderedStage {
   }
 
   void process(Message in, Emitter&) override {
+    if (!writes_) return;
     const auto& state = in.as<TrainState>();
     const fs::path path = fs::path(folder_) / step_file_name(state.step);
     save(state, path.string());
@@ -163,6 +167,7 @@ class CheckpointStage : public OrderedStage {
   std::int64_t keep_last_;
   std::string best_metric_;
   std::string pipeline_json_;
+  bool writes_;
   bool maximize_ = true;
   double best_;
   std::uint64_t last_best_checked_step_ = std::numeric_limits<std::uint64_t>::max();

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "flowrun/logging.hpp"
+#include "lib/distributed/process_group.hpp"
 #include "stages/evaluate/evaluate_plugins.hpp"
 #include "stages/evaluate/evaluation_pass.hpp"
 #include "stages/messages/batch.hpp"
@@ -139,6 +140,7 @@ class EvaluateStage : public OrderedStage {
   void complete(Emitter& out) {
     const auto& model = current_.as<ModelSnapshot>();
     const std::string split = split_name(model);
+    if (const auto group = current_data_parallel_group()) pass_->add_up_ranks(*group);
     const ClassificationMetrics& m = pass_->metrics();
     log::info("[", node_id(), "] ", model.final ? split : "eval " + model.point(), ": loss ", m.loss(), ", accuracy ",
               m.accuracy(), ", top-5 ", m.top_k_accuracy(), ", macro F1 ", m.macro_f1(), " (", m.count(), " samples, ",

@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lib/distributed/process_group.hpp"
 #include "stages/messages/sample_records.hpp"
 
 namespace flowrun {
@@ -32,6 +33,18 @@ void EvaluationPass::add(const Batch& batch) {
     if (o.predicted == label[i] || !worst_.wants(o.loss)) continue;
     worst_.add(sample_record(batch, i, label[i], o.predicted, o.confidence, o.loss));
   }
+}
+
+void EvaluationPass::add_up_ranks(DataParallelGroup& group) {
+  std::vector<double> sums = metrics_->sums();
+  if (ema_metrics_) {
+    const std::vector<double> ema = ema_metrics_->sums();
+    sums.insert(sums.end(), ema.begin(), ema.end());
+  }
+  group.all_reduce_sum(sums);
+  const std::size_t own = sums.size() / (ema_metrics_ ? 2 : 1);
+  metrics_->set_sums({sums.begin(), sums.begin() + static_cast<std::ptrdiff_t>(own)});
+  if (ema_metrics_) ema_metrics_->set_sums({sums.begin() + static_cast<std::ptrdiff_t>(own), sums.end()});
 }
 
 double EvaluationPass::seconds() const {

@@ -17,6 +17,8 @@
 
 namespace flowrun {
 
+class DataParallelGroup;
+
 class EvaluationPass {
  public:
   // `worst_top`: how many misclassified samples to keep (with thumbnails); 0 skips the
@@ -24,6 +26,10 @@ class EvaluationPass {
   EvaluationPass(const ModelSnapshot& model, std::size_t worst_top);
 
   void add(const Batch& batch);
+
+  // Data-parallel: the metrics of the whole split, from every rank's share (each rank
+  // calls it once its share is done). The worst samples stay this rank's own.
+  void add_up_ranks(DataParallelGroup& group);
 
   const ClassificationMetrics& metrics() const { return *metrics_; }
   const ClassificationMetrics* ema_metrics() const { return ema_metrics_.get(); }  // null without EMA

@@ -16,6 +16,7 @@
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
 #include "flowrun/options.hpp"
+#include "lib/distributed/process_group.hpp"
 #include "stages/messages/evaluation.hpp"
 #include "stages/messages/metrics.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
@@ -59,13 +60,17 @@ class ReportStage : public OrderedStage {
  public:
   explicit ReportStage(const StageArgs& args) : ReportStage(args, read_options<ReportOptions>(args.params)) {}
   ReportStage(const StageArgs& args, const ReportOptions& o)
-      : OrderedStage(args), folder_(!o.folder.empty() ? o.folder : args.run->in_folder("", "runs/report")), html_(o.html) {
+      : OrderedStage(args),
+        folder_(!o.folder.empty() ? o.folder : args.run->in_folder("", "runs/report")),
+        html_(o.html),
+        writes_(writes_run_files()) {
     data_.name = args.run->name;
     data_.pipeline_json = args.run->resolved_json;
     data_.state = "running";
   }
 
   void start() override {
+    if (!writes_) return;  // data-parallel: rank 0 writes
     fs::create_directories(folder_);
     jsonl_path_ = (fs::path(folder_) / "metrics.jsonl").string();
     std::ifstream previous(jsonl_path_);
@@ -84,11 +89,13 @@ class ReportStage : public OrderedStage {
   }
 
   void process(Message in, Emitter&) override {
+    if (!writes_) return;
     if (in.port == kMetricsPort) add_record(in.as<Metrics>());
     else add_evaluation(std::static_pointer_cast<const Evaluation>(in.payload));
   }
 
   void finish(Emitter&) override {
+    if (!writes_) return;
     data_.state = "finished";
     std::string clean;
     for (const Metrics& m : data_.history) clean += record_json(m).dump() + "\n";
@@ -100,7 +107,7 @@ class ReportStage : public OrderedStage {
   }
 
   void stop(StopReason reason) override {
-    if (finished_) return;
+    if (finished_ || !writes_) return;
     data_.state = stop_reason_name(reason);
     write_report();
   }
@@ -155,6 +162,7 @@ class ReportStage : public OrderedStage {
 
   std::string folder_;
   bool html_;
+  bool writes_;
   std::string jsonl_path_;
   std::ofstream jsonl_;
   ReportData data_;

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "flowrun/options.hpp"
+#include "lib/distributed/process_group.hpp"
 #include "stages/messages/metrics.hpp"
 #include "stages/monitor/event_file.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
@@ -47,11 +48,15 @@ class TensorboardStage : public OrderedStage {
   TensorboardStage(const StageArgs& args, const TensorboardOptions& o)
       : OrderedStage(args),
         logdir_(!o.logdir.empty() ? o.logdir : args.run->in_folder("tensorboard", "runs/tensorboard")),
-        resumed_(!args.run->resume_from.empty()) {}
+        resumed_(!args.run->resume_from.empty()),
+        writes_(writes_run_files()) {}
 
-  void start() override { writer_ = std::make_unique<EventFileWriter>(logdir_); }
+  void start() override {
+    if (writes_) writer_ = std::make_unique<EventFileWriter>(logdir_);
+  }
 
   void process(Message in, Emitter&) override {
+    if (!writes_) return;  // data-parallel: rank 0 writes
     const auto& m = in.as<Metrics>();
     if (resumed_) {  // records arrive in step order: the first one is where the resumed run takes over
       writer_->add_restart(static_cast<std::int64_t>(m.step));
@@ -69,6 +74,7 @@ class TensorboardStage : public OrderedStage {
   std::string logdir_;
   std::unique_ptr<EventFileWriter> writer_;
   bool resumed_;  // the restart marker is still to be written
+  bool writes_;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
+#include "lib/distributed/process_group.hpp"
 
 namespace flowrun {
 namespace {
@@ -42,7 +43,22 @@ DatasetSource::DatasetSource(const StageArgs& args, const DatasetOptions& o)
       class_subset_(o.classes),
       per_class_limit_(o.per_class_limit),
       rank_(static_cast<std::uint64_t>(o.rank)),
-      world_size_(static_cast<std::uint64_t>(o.world_size)) {
+      world_size_(static_cast<std::uint64_t>(o.world_size)),
+      even_shares_(o.shard == ShardMode::Even || (o.shard == ShardMode::Auto && o.shuffle)) {
+  // In a data-parallel job the process group says which share is this rank's, unless
+  // the description set it (then it must agree with the job).
+  if (const auto group = current_data_parallel_group()) {
+    const auto rank = static_cast<std::uint64_t>(group->rank()), size = static_cast<std::uint64_t>(group->size());
+    if (world_size_ == 1) {
+      rank_ = rank;
+      world_size_ = size;
+    } else if (world_size_ != size || rank_ != rank) {
+      throw std::invalid_argument("rank " + std::to_string(rank_) + " of world_size " + std::to_string(world_size_) +
+                                  " is set, but this process is rank " + std::to_string(rank) + " of " +
+                                  std::to_string(size) + " in its data-parallel job: leave rank and world_size "
+                                  "unset there (the job fills them in)");
+    }
+  }
   if (rank_ >= world_size_) {  // check_dataset_node says so before the run; a stage built by hand still must not
     throw std::invalid_argument("rank " + std::to_string(rank_) + " is not below world_size " +
                                 std::to_string(world_size_));
@@ -171,11 +187,14 @@ std::vector<std::uint64_t> DatasetSource::epoch_order(std::uint64_t epoch) const
     shuffle_in_place(order, rng);
   }
   if (world_size_ == 1) return order;
-  // Equal shares (the remainder is dropped) so every rank runs the same number of steps.
-  const std::size_t share = order.size() / world_size_;
+  // Rank r takes positions r, r + W, r + 2W...: even shares stop where the shortest
+  // one does (every rank runs the same number of steps, which training needs; the
+  // remainder of a shuffled epoch differs each epoch); complete shares take all.
+  const std::size_t share = even_shares_ ? order.size() / world_size_ : order.size();
   std::vector<std::uint64_t> mine;
-  mine.reserve(share);
-  for (std::size_t k = 0; k < share; ++k) mine.push_back(order[k * world_size_ + rank_]);
+  mine.reserve(share / world_size_ + 1);
+  for (std::size_t k = rank_; k < order.size() && (k - rank_) / world_size_ < share; k += world_size_)
+    mine.push_back(order[k]);
   return mine;
 }
 

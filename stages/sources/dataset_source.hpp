@@ -27,6 +27,8 @@ struct DatasetRecord {
 };
 
 enum class DatasetSplit { All, Train, Val };
+// How an epoch is shared among data-parallel ranks.
+enum class ShardMode { Auto, Even, Complete };
 
 // The parameters every dataset source takes; each source's options derive from it
 // and declare theirs, then these (declare_common).
@@ -40,6 +42,7 @@ struct DatasetOptions {
   std::int64_t per_class_limit = 0;  // no limit
   std::int64_t rank = 0;
   std::int64_t world_size = 1;
+  ShardMode shard = ShardMode::Auto;
 
   template <typename D>
   static void declare_common(D& d) {
@@ -54,10 +57,16 @@ struct DatasetOptions {
     d(&O::per_class_limit, "per_class_limit",
       "keep at most this many samples per class (the first in sorted order); 0 = all")
         .min(0);
-    d(&O::rank, "rank", "this process's rank in data-parallel training").min(0);
+    d(&O::rank, "rank", "this process's rank in data-parallel training (filled in from the job when left unset)").min(0);
     d(&O::world_size, "world_size",
-      "number of data-parallel processes: each rank gets a disjoint, equal-size share of every epoch")
+      "number of data-parallel processes: each rank gets a disjoint, equal-size share of every epoch (filled in "
+      "from the job when left at 1: torchrun, SLURM, flowrun launch)")
         .min(1);
+    d(&O::shard, "shard",
+      "how ranks share an epoch: even = equal shares, the remainder left out (every rank takes the same number of "
+      "steps: training); complete = every sample exactly once, shares differ by one (evaluation); auto = even when "
+      "shuffled, complete otherwise",
+      Choices<ShardMode>{{"auto", ShardMode::Auto}, {"even", ShardMode::Even}, {"complete", ShardMode::Complete}});
   }
 };
 
@@ -100,6 +109,7 @@ class DatasetSource : public SourceStage {
   std::int64_t per_class_limit_;
   std::uint64_t rank_;
   std::uint64_t world_size_;
+  bool even_shares_;
 
   std::vector<std::string> classes_;
   std::shared_ptr<const DatasetInfo> info_;

@@ -84,6 +84,7 @@ struct TrainOptions {
   // Running
   int threads = 0;
   std::int64_t log_every = 50;
+  double gradient_bucket_mb = 25;
 
   template <typename D>
   static void declare(D& d);
@@ -203,6 +204,10 @@ void TrainOptions::declare(D& d) {
   d(&O::threads, "threads", "intra-op compute threads (LibTorch); 0 = LibTorch's default (the physical cores)")
       .range(0, 1024);
   d(&O::log_every, "log_every", "log and emit train metrics every N optimizer steps").range(1, 1 << 30);
+  d(&O::gradient_bucket_mb, "gradient_bucket_mb",
+    "data-parallel runs: gradients are averaged across ranks in buckets of about this many MB, each sent as "
+    "soon as its gradients are ready in the backward pass (DDP's bucket_cap_mb)")
+      .range(0.001, 4096);
 }
 
 }  // namespace flowrun

@@ -1,5 +1,7 @@
 #include "stages/train/train_params.hpp"
 
+#include "lib/distributed/process_group.hpp"
+
 namespace flowrun {
 
 namespace {
@@ -78,6 +80,7 @@ void apply_train_options(const TrainOptions& o, const std::string& device, std::
   t.device = device;
   t.seed = seed;
   t.defer_reads = false;
+  t.gradient_bucket_mb = o.gradient_bucket_mb;
 }
 
 TrainConfig train_config(const StageArgs& args) { return train_config(args, read_options<TrainOptions>(args.params)); }
@@ -86,6 +89,7 @@ TrainConfig train_config(const StageArgs& args, const TrainOptions& options) {
   TrainConfig t;
   apply_train_options(options, args.device, args.seed, t);
   t.defer_reads = true;  // the stage reads each step's numbers behind the device (train_stage.cpp: settle)
+  t.data_parallel = current_data_parallel_group();  // flowrun run joined one: this rank trains its share
   return t;
 }
 

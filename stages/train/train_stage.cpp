@@ -27,6 +27,7 @@
 #include "stages/messages/metrics.hpp"
 #include "stages/messages/model_snapshot.hpp"
 #include "stages/messages/train_state.hpp"
+#include "lib/distributed/step_agreement.hpp"
 #include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
 #include "stages/train/label_check.hpp"
@@ -73,7 +74,9 @@ class TrainStage : public OrderedStage {
         control_(args.control),
         label_check_(options_.label_error_confidence, static_cast<std::size_t>(options_.label_errors_top)),
         early_(early_stopping_config(options_)),
-        diagnostics_(diagnostics_config(args, options_, config_)) {}
+        diagnostics_(diagnostics_config(args, options_, config_)) {
+    if (config_.data_parallel) agreement_ = std::make_unique<StepAgreement>(config_.data_parallel);
+  }
 
   void start() override {
     started_ = std::chrono::steady_clock::now();
@@ -163,7 +166,7 @@ class TrainStage : public OrderedStage {
       log::warn("[", node_id(), "] run ", stop_reason_name(reason), ": no state handed on (", first_line(e.what()), ")");
       return;
     }
-    emit_state(out, "stop");
+    emit_state(out, "stop", /*collective=*/false);  // the other ranks may be gone
     log::info("[", node_id(), "] run ", stop_reason_name(reason), ": state at step ", trainer_->step(), " handed on for saving");
   }
 
@@ -195,6 +198,10 @@ class TrainStage : public OrderedStage {
       } else if (ended_) {
         continue;  // early stopping: what is still in flight is not used; its slots go back
       } else if (m.is_data()) {
+        if (agreement_ && !agreement_->go_on()) {
+          end_with_the_other_ranks(out);
+          continue;
+        }
         train_batch(m, out);
       } else {
         end_train_epoch(m.epoch, out);
@@ -202,10 +209,23 @@ class TrainStage : public OrderedStage {
     }
   }
 
-  // All training batches are in: the final model goes to the test split, if any.
+  // All training batches are in: the final model goes to the test split, if any
+  // (not when a stop was asked: of this process, or of any rank of a data-parallel job).
   void end_training(Emitter& out) {
     training_done_ = true;
-    if (trainer_ && final_model_connected_) lend(out, {true, next_epoch_, true, 0.0});
+    if (agreement_) agreement_->leave();
+    const bool asked_to_stop = agreement_ && agreement_->why() == StepAgreement::Why::AskedToStop;
+    if (trainer_ && final_model_connected_ && !asked_to_stop) lend(out, {true, next_epoch_, true, 0.0});
+  }
+
+  // Data-parallel: some rank takes no more steps (asked to stop, or out of data), so
+  // none may: every rank ends its training here, after the same step.
+  void end_with_the_other_ranks(Emitter& out) {
+    const std::string why = "data-parallel: " + agreement_->explanation();
+    log::info("[", node_id(), "] ", why, ": every rank stops after step ", trainer_ ? trainer_->step() : 0);
+    ended_ = true;
+    if (agreement_->why() == StepAgreement::Why::AskedToStop && trainer_) emit_state(out, "stop");
+    if (control_) control_->end_run(node_id(), why, train_sources_);
   }
 
   void build(const Batch* first) {
@@ -297,11 +317,26 @@ class TrainStage : public OrderedStage {
     } catch (const std::bad_alloc&) {
       throw std::runtime_error(diagnostics_.out_of_memory("std::bad_alloc").text());
     } catch (const c10::Error& e) {
-      const std::string what = e.what();
+      const std::string what = e.what_without_backtrace();
       if (what.find("can't allocate memory") != std::string::npos || what.find("out of memory") != std::string::npos)
         throw std::runtime_error(diagnostics_.out_of_memory(first_line(what)).text());
+      if (config_.data_parallel && is_communication_error(e, what))
+        throw std::runtime_error(config_.data_parallel->explain_failure(
+            "gradient all-reduce failed: " + first_line(what), std::chrono::seconds(3)));
+      throw;
+    } catch (const std::exception& e) {
+      if (config_.data_parallel && is_communication_error(e, e.what()))
+        throw std::runtime_error(config_.data_parallel->explain_failure(
+            "gradient all-reduce failed: " + first_line(e.what()), std::chrono::seconds(3)));
       throw;
     }
+  }
+
+  // The gradients' all-reduce runs inside the backward pass (c10d's Reducer), so its
+  // failures surface from the step: c10d's own error type, or Gloo's transport errors.
+  static bool is_communication_error(const std::exception& e, const std::string& what) {
+    return dynamic_cast<const c10::DistError*>(&e) != nullptr || what.find("gloo") != std::string::npos ||
+           what.find("NCCL") != std::string::npos;
   }
 
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
@@ -335,6 +370,12 @@ class TrainStage : public OrderedStage {
     schedule_set_ = true;
     log::info("[", node_id(), "] ", total, " optimizer steps (batch ", batch.images.size(0), " x accumulation ",
               config_.accumulation, "), warmup ", warmup);
+    if (config_.data_parallel) {
+      const auto ranks = config_.data_parallel->size();
+      log::info("[", node_id(), "] data-parallel: global batch ", batch.images.size(0) * config_.accumulation * ranks,
+                " = batch ", batch.images.size(0), " x accumulation ", config_.accumulation, " x ", ranks,
+                " ranks; gradients averaged in ", config_.gradient_bucket_mb, " MB buckets");
+    }
   }
 
   // The warmup of a schedule `total` optimizer steps long, as the trainer computes it.
@@ -343,17 +384,23 @@ class TrainStage : public OrderedStage {
         .warmup_steps;
   }
 
+  // Data-parallel: a window over every rank's share (see TrainWindow::summed_over).
+  TrainWindow all_ranks(const TrainWindow& w) const {
+    return config_.data_parallel ? w.summed_over(*config_.data_parallel) : w;
+  }
+
   void report_window(std::uint64_t epoch, Emitter& out) {
     settle(0);
+    const TrainWindow window = all_ranks(window_);
     auto metrics = std::make_shared<Metrics>();
     metrics->scope = "train";
     metrics->epoch = epoch;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
-    metrics->values = {{"loss", window_.loss()},
-                       {"accuracy", window_.accuracy()},
+    metrics->values = {{"loss", window.loss()},
+                       {"accuracy", window.accuracy()},
                        {"lr", trainer_->base_lr_now()},
-                       {"grad_norm", window_.grad_norm()},
-                       {"images_per_s", window_.images_per_s()},
+                       {"grad_norm", window.grad_norm()},
+                       {"images_per_s", window.images_per_s()},
                        {"total_steps", static_cast<double>(trainer_->total_steps())}};
     // The learning rate of every optimizer group: "lr_layer3" (no decay: "lr_layer3_no_decay").
     for (std::size_t g = 0; g < trainer_->groups().size(); ++g) {
@@ -380,7 +427,8 @@ class TrainStage : public OrderedStage {
     metrics->scope = "train_epoch";
     metrics->epoch = epoch;
     metrics->step = static_cast<std::uint64_t>(trainer_->step());
-    metrics->values = {{"loss", epoch_.loss()}, {"accuracy", epoch_.accuracy()}, {"seconds", epoch_.seconds()}};
+    const TrainWindow all = all_ranks(epoch_);
+    metrics->values = {{"loss", all.loss()}, {"accuracy", all.accuracy()}, {"seconds", epoch_.seconds()}};
     last_train_epoch_loss_ = metrics->values["loss"];
     log::info("[", node_id(), "] epoch ", epoch, " done: train loss ", metrics->values["loss"], ", accuracy ",
               metrics->values["accuracy"], ", ", epoch_.seconds(), " s");
@@ -538,7 +586,9 @@ class TrainStage : public OrderedStage {
   }
 
   // A snapshot of everything needed to continue exactly here (see train_state.hpp).
-  void emit_state(Emitter& out, const char* reason) {
+  // `collective`: every rank of a data-parallel job emits this state at the same point,
+  // so the log windows in it can be the job's (rank 0 keeps them on resume).
+  void emit_state(Emitter& out, const char* reason, bool collective = true) {
     if (!state_connected_ || !trainer_ || !changed_since_state_) return;
     settle(0);
     changed_since_state_ = false;
@@ -562,8 +612,11 @@ class TrainStage : public OrderedStage {
     c["stage/early_stopping_bad"] = early_.evaluations_without_improvement();
     c["stage/early_stopping_best_at"] = early_.best_evaluation();
     c["stage/early_stopping_seen"] = early_.seen();
-    epoch_.save(*state, "epoch");
-    window_.save(*state, "window");
+    (collective ? all_ranks(epoch_) : epoch_).save(*state, "epoch");
+    (collective ? all_ranks(window_) : window_).save(*state, "window");
+    // Each rank's place in its share of the epoch is saved (rank 0's: every rank has
+    // taken as many batches), so only a job of as many ranks can continue from it.
+    c["stage/world_size"] = config_.data_parallel ? config_.data_parallel->size() : 1;
     v["stage/early_stopping_best"] = early_.best();
     state->positions = positions_;
     state->history = history_;
@@ -583,6 +636,14 @@ class TrainStage : public OrderedStage {
     }
     resume_ = std::shared_ptr<const TrainState>(entry->second, found);
     const TrainState& st = *resume_;
+    const std::int64_t saved_ranks = st.counter("stage/world_size", 1);
+    const std::int64_t ranks = config_.data_parallel ? config_.data_parallel->size() : 1;
+    if (saved_ranks != ranks)
+      throw std::runtime_error(resume_from_ + " was saved by a job of " + std::to_string(saved_ranks) +
+                               " rank(s); this one has " + std::to_string(ranks) +
+                               ": resume with as many (each rank's place in its share of the epoch is saved, and the "
+                               "shares change with the number of ranks). To go on with another number, export the "
+                               "weights (flowrun export) and start a new run from them (pretrained)");
     class_names_ = st.classes;
     VitConfig saved = vit_config_from_json(st.model_config);
     if (config_.model.num_classes == 0) config_.model.num_classes = saved.num_classes;
@@ -600,6 +661,10 @@ class TrainStage : public OrderedStage {
     metrics_index_ = static_cast<std::uint64_t>(st.counter("stage/metrics_index"));
     epoch_.restore(st, "epoch");
     window_.restore(st, "window");  // the log window in progress (its images/s restarts)
+    if (config_.data_parallel && config_.data_parallel->rank() != 0) {
+      epoch_ = TrainWindow();  // the saved windows are the job's: rank 0 carries them on
+      window_ = TrainWindow();
+    }
     early_.restore(st.value("stage/early_stopping_best"), st.counter("stage/early_stopping_bad"),
                    st.counter("stage/early_stopping_best_at", -1), st.counter("stage/early_stopping_seen"));
     positions_ = st.positions;
@@ -640,6 +705,7 @@ class TrainStage : public OrderedStage {
 
   // Training
   std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<StepAgreement> agreement_;  // data-parallel: the ranks step together
   std::vector<std::string> class_names_;
   bool schedule_set_ = false;
   std::deque<Message> queue_;  // training events waiting while the model is lent (see the top)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "lib/distributed/process_group.hpp"
 #include "stages/messages/train_state.hpp"
 #include "stages/train/trainer.hpp"
 
@@ -32,6 +33,23 @@ struct TrainWindow {
   double images_per_s() const {
     const double s = seconds();
     return s > 0 ? static_cast<double>(count) / s : 0.0;
+  }
+
+  // Data-parallel: the window over every rank's share, so the logged loss and accuracy
+  // are the global batch's (as one process would log them) and images/s the job's.
+  // The clock stays this rank's. Every rank calls it at the same step.
+  TrainWindow summed_over(DataParallelGroup& group) const {
+    std::vector<double> sums = {loss_sum, grad_norm_sum, static_cast<double>(correct), static_cast<double>(count),
+                                static_cast<double>(steps), static_cast<double>(batches)};
+    group.all_reduce_sum(sums);
+    TrainWindow all = *this;
+    all.loss_sum = sums[0];
+    all.grad_norm_sum = sums[1];
+    all.correct = static_cast<std::int64_t>(sums[2]);
+    all.count = static_cast<std::int64_t>(sums[3]);
+    all.steps = static_cast<std::int64_t>(sums[4]);
+    all.batches = static_cast<std::int64_t>(sums[5]);
+    return all;
   }
 
   // Checkpoints keep the sums as "stage/<name>_..." counters and values (the start

@@ -10,6 +10,8 @@
 #include <stdexcept>
 
 #include "flowrun/logging.hpp"
+#include "lib/distributed/gradient_sync.hpp"
+#include "lib/distributed/process_group.hpp"
 
 namespace flowrun {
 namespace {
@@ -61,6 +63,12 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)), device_(confi
   }
   model_->to(device_);
   model_->train();
+  if (config_.data_parallel) {
+    // Every rank starts from rank 0's weights (a random init differs by rank otherwise).
+    std::vector<torch::Tensor> state = model_->parameters();
+    for (const torch::Tensor& b : model_->buffers()) state.push_back(b);
+    broadcast_from_rank0(*config_.data_parallel, state);
+  }
   const double layer_decay = config_.strategy == Strategy::Llrd ? config_.layer_decay : 1.0;
   groups_ = vit_param_groups(model_, config_.weight_decay, layer_decay);
   optimizer_ = make_optimizer(config_, groups_);
@@ -122,6 +130,20 @@ void Trainer::update_trainable(std::int64_t epoch) {
     log::info(strategy_name(config_.strategy), ": training ", what, " from epoch ", epoch, ", step ", step_, " (",
               trainable_parameters(), " parameters)");
   }
+  sync_trainable();
+}
+
+// The gradient averaging covers exactly the parameters trainable now (frozen ones have
+// no gradient): rebuilt when gradual unfreezing changes the set, on every rank alike.
+void Trainer::sync_trainable() {
+  if (!config_.data_parallel) return;
+  sync_.reset();  // its hooks go before the new one's are registered
+  std::vector<torch::Tensor> trainable;
+  for (const torch::Tensor& p : model_->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
+  if (trainable.empty()) return;
+  sync_ = std::make_unique<GradientSync>(*config_.data_parallel, trainable,
+                                         static_cast<std::int64_t>(config_.gradient_bucket_mb * (1 << 20)));
 }
 
 // Soft targets (Mixup/CutMix) arrive smoothed by the stage that made them (timm's
@@ -156,6 +178,9 @@ StepStats Trainer::train_batch(const torch::Tensor& images, const torch::Tensor&
   }
   torch::Tensor scaled = loss / config_.accumulation;
   if (config_.precision == Precision::Fp16) scaled = scaled * loss_scale_;
+  // Data-parallel: the optimizer's micro-batch averages the accumulated gradients across
+  // ranks while the backward pass runs (the others accumulate locally, as DDP's no_sync).
+  if (sync_ && micro_ + 1 == config_.accumulation) sync_->expect_backward(scaled);
   scaled.backward();
   torch::Tensor correct, sample_outcomes;
   {

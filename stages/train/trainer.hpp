@@ -27,6 +27,8 @@
 namespace flowrun {
 
 struct TrainState;
+class DataParallelGroup;
+class GradientSync;
 
 // What a Trainer is built from. A default-constructed one holds the train stage's
 // defaults (TrainOptions, train_options.hpp) on the CPU: the defaults are declared there
@@ -64,6 +66,11 @@ struct TrainConfig {
   // it just queued: read_stats() reads them later. The train stage sets it; off, the
   // step reads them at once (the unit tests' mode).
   bool defer_reads;
+  // Data-parallel: rank 0's weights are copied to every rank at the start, and each
+  // step's gradients are averaged across the ranks during the backward pass (in
+  // buckets of gradient_bucket_mb). Null: alone.
+  std::shared_ptr<DataParallelGroup> data_parallel;
+  double gradient_bucket_mb;
 };
 
 struct StepReadout;  // a step's numbers on their way to the host (trainer.cpp)
@@ -140,6 +147,7 @@ class Trainer {
   void queue_readout(StepStats& stats, const torch::Tensor& loss, const torch::Tensor& correct,
                      const torch::Tensor& grad_norm, const torch::Tensor& outcomes);
   void update_ema();
+  void sync_trainable();
 
   TrainConfig config_;
   torch::Device device_;
@@ -150,6 +158,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unordered_map<void*, torch::Tensor> adamw_steps_;  // fused AdamW: step counts as tensors, by parameter
   std::unique_ptr<LoadReport> load_report_;
+  std::unique_ptr<GradientSync> sync_;  // data-parallel: over the parameters trainable now
   LrSchedule schedule_;
   InputTransform input_;
   std::int64_t step_ = 0;
