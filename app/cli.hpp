@@ -30,7 +30,8 @@ struct Context {
   Registry registry;
   PackLoader loader;
   std::function<int()> action;  // set by the sub-command that was chosen
-  std::string log_level = "info";
+  std::string log_level;  // "" = not given: info (data-parallel ranks other than 0: warn)
+  std::string log_level_or_default() const { return log_level.empty() ? "info" : log_level; }
 };
 
 // --set PATH=VALUE (repeatable) and --log-level LEVEL on a sub-command.

@@ -141,7 +141,7 @@ class Sweep {
     const std::string name = ablation::Spec::run_name(*p.variant, p.seed);
     fs::create_directories(p.folder);
     std::vector<std::string> argv = {self_executable(), "run", spec_.base, "--run-dir", p.folder, "--resume", "auto",
-                                     "--log-level", context_.log_level};
+                                     "--log-level", context_.log_level_or_default()};
     for (const std::string& o : spec_.run_overrides(*p.variant, p.seed)) {
       argv.push_back("--set");
       argv.push_back(o);

@@ -66,12 +66,12 @@ std::string run_folder_of(const std::string& checkpoint) {
 
 int run_pipeline(Context& context, const RunArgs& args) {
   const ProcessPlacement placement = read_placement();
+  const bool writer = placement.rank == 0;
+  if (!writer && context.log_level.empty()) configure_logging("warn");
   Description description = load_pipeline(context, args.pipeline, args.overrides);
   // One rank of a data-parallel job: rank 0 writes (run folder, log file, checkpoints,
   // reports); the others log warnings only unless asked for more.
   const auto group = join_data_parallel(placement, description, std::chrono::seconds(args.dist_timeout_s));
-  const bool writer = !group || group->rank() == 0;
-  if (!writer && context.log_level == "info") configure_logging("warn");
   RunOptions options;
   std::string fresh_because;  // --resume auto --run-dir DIR found nothing in DIR
   if (args.resume == "auto" && !args.run_dir.empty()) {

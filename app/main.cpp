@@ -148,7 +148,7 @@ int main_impl(int argc, char** argv) {
     std::cerr << app.help();
     return kExitUsage;
   }
-  if (!configure_logging(context.log_level)) {
+  if (!configure_logging(context.log_level_or_default())) {
     std::cerr << "flowrun: --log-level must be one of " << log_levels_help() << ", got '" << context.log_level << "'\n";
     return kExitUsage;
   }

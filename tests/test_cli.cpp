@@ -48,7 +48,7 @@ TEST(Cli, VersionAndHelp) {
 // Commands that do not exist (yet) are refused, not run as a pipeline or answered with
 // the general help; a misspelt command or option gets a suggestion.
 TEST(Cli, UnknownCommandsAndOptionsExitTwoWithADidYouMean) {
-  for (const char* command : {"launch", "benchmark"}) {
+  for (const char* command : {"train", "benchmark"}) {
     auto r = run_flowrun({command, "--help"});
     EXPECT_EQ(r.exit_code, 2) << command;
     expect_contains(r.err, std::string("unknown command '") + command + "'");
@@ -59,6 +59,13 @@ TEST(Cli, UnknownCommandsAndOptionsExitTwoWithADidYouMean) {
   r = run_flowrun({"validate", source_dir() + "/pipelines/runtime_demo.json", "--sett", "seed=1"});
   EXPECT_EQ(r.exit_code, 2);
   expect_contains(r.err, "unknown option '--sett' for validate (did you mean '--set'?)");
+  // launch checks its own options (those before PIPELINE.json); the rest are run's.
+  r = run_flowrun({"launch", "--nprocs", "2", "p.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_contains(r.err, "unknown option '--nprocs' for launch (did you mean '--nproc'?)");
+  r = run_flowrun({"launch", "--nproc", "2"});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_contains(r.err, "launch: no PIPELINE.json to run");
   r = run_flowrun({"export", "only_one.h5"});
   EXPECT_EQ(r.exit_code, 2);
   expect_contains(r.err, "OUT_FOLDER is required");

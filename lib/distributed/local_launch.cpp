@@ -52,7 +52,7 @@ LocalLaunch::LocalLaunch(LaunchPlan plan) : plan_(std::move(plan)) {
 LocalLaunch::~LocalLaunch() {
   for (RankOutcome& r : ranks_) {
     if (r.ended || r.pid <= 0) continue;
-    ::kill(r.pid, SIGKILL);
+    ::kill(-r.pid, SIGKILL);
     int status = 0;
     ::waitpid(r.pid, &status, 0);
   }
@@ -129,6 +129,8 @@ void LocalLaunch::start() {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != launcher) ::_exit(127);  // the launcher died before prctl took effect
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::signal(SIGINT, SIG_DFL);  // a launcher started with them ignored (nohup, some test runners) passes that on
+      ::signal(SIGTERM, SIG_DFL);
       if (log_fd >= 0) {
         ::dup2(log_fd, STDOUT_FILENO);
         ::dup2(log_fd, STDERR_FILENO);
@@ -138,6 +140,7 @@ void LocalLaunch::start() {
       (void)!::write(STDERR_FILENO, message, sizeof message - 1);
       ::_exit(127);
     }
+    ::setpgid(pid, pid);  // as the child does: whichever runs first, the group exists before any kill()
     if (log_fd >= 0) ::close(log_fd);
     if (relay_fd >= 0) relays_.emplace_back([this, rank, relay_fd] { relay(rank, relay_fd); });
     RankOutcome outcome;
@@ -154,8 +157,10 @@ void LocalLaunch::forward(int sig) {
     int none = 0;
     forwarded_.compare_exchange_strong(none, sig);
   }
+  // To the rank's whole process group (each rank leads its own), so that whatever it
+  // started goes too.
   for (const RankOutcome& r : ranks_)
-    if (!r.ended) ::kill(r.pid, sig);
+    if (!r.ended) ::kill(-r.pid, sig);
 }
 
 int LocalLaunch::wait(const std::function<void(const std::string&)>& on_event) {

@@ -165,6 +165,29 @@ TEST_F(Sources, EpochsAreShuffledDifferentlyAndRanksGetDisjointEqualShares) {
   }
 }
 
+TEST_F(Sources, EvaluationSharesTakeEverySampleOnceAndTrainingSharesAreEven) {
+  // 60 samples over 7 ranks: even shares are 8 each (4 left out of a shuffled epoch);
+  // complete shares (the default without shuffling) are 9 or 8 and take all 60.
+  std::set<std::uint64_t> even_seen, complete_seen;
+  for (int rank = 0; rank < 7; ++rank) {
+    auto even = source_only(params(R"(, "world_size": 7, "rank": )" + std::to_string(rank)));
+    source_of(*even).start();
+    const auto e = source_of(*even).epoch_order(0);
+    EXPECT_EQ(e.size(), 8u);
+    for (auto i : e) EXPECT_TRUE(even_seen.insert(i).second) << "index " << i << " on two ranks";
+    auto complete = source_only(params(R"(, "shuffle": false, "world_size": 7, "rank": )" + std::to_string(rank)));
+    source_of(*complete).start();
+    const auto c = source_of(*complete).epoch_order(0);
+    EXPECT_EQ(c.size(), rank < 4 ? 9u : 8u) << "rank " << rank;
+    for (auto i : c) EXPECT_TRUE(complete_seen.insert(i).second) << "index " << i << " on two ranks";
+    auto forced = source_only(params(R"(, "shuffle": false, "shard": "even", "world_size": 7, "rank": )" + std::to_string(rank)));
+    source_of(*forced).start();
+    EXPECT_EQ(source_of(*forced).epoch_order(0).size(), 8u);
+  }
+  EXPECT_EQ(even_seen.size(), 56u);
+  EXPECT_EQ(complete_seen.size(), 60u);
+}
+
 TEST_F(Sources, ImageFolderListsTheSameSamplesAsTheTar) {
   auto folder = std::make_unique<Pipeline>(describe(R"({"name": "f", "nodes": [
       {"id": "src", "plugin": "image_folder", "params": {"root": ")" + dir_.path() + R"(/train"}},
