@@ -20,9 +20,10 @@ struct DataParallelGroup::Impl {
   std::uint64_t failures = 0;  // roll calls so far (each uses its own keys)
 };
 
-// NCCL's backend for `device` ("cuda:N"); throws where this build has no NCCL (nccl_backend.cpp).
+// NCCL's backend on cuda:`device_index` (made this process's current CUDA device first,
+// as NCCL expects one GPU per process); throws where this build has no NCCL (nccl_backend.cpp).
 c10::intrusive_ptr<c10d::Backend> make_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
-                                                    std::chrono::milliseconds timeout);
+                                                    std::chrono::milliseconds timeout, int device_index);
 bool nccl_built();
 
 }  // namespace flowrun

@@ -87,7 +87,9 @@ std::shared_ptr<DataParallelGroup> DataParallelGroup::connect(const ProcessPlace
   impl->group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
   impl->backend = "gloo";
   if (device.rfind("cuda", 0) == 0) {
-    auto nccl = make_nccl_backend(impl->store, placement.rank, placement.world_size, timeout);
+    const std::size_t colon = device.find(':');
+    const int index = colon == std::string::npos ? placement.local_rank : std::stoi(device.substr(colon + 1));
+    auto nccl = make_nccl_backend(impl->store, placement.rank, placement.world_size, timeout, index);
     impl->group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
     impl->group->setDefaultBackend(c10d::ProcessGroup::BackendType::NCCL);
     impl->backend = "nccl";

@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
+#include <string_view>
 #include <optional>
 
 #include "flowrun/logging.hpp"
@@ -621,7 +623,32 @@ class TrainStage : public OrderedStage {
     state->positions = positions_;
     state->history = history_;
     label_check_.save(*state);
+    if (collective && config_.data_parallel) check_ranks_agree(*state);
     out.emit(kStatePort, std::move(state), next_epoch_, state_index_++);
+  }
+
+  // A checkpoint holds rank 0's source positions and generator states and stands for
+  // every rank: they must be the same on all (each rank has taken as many batches of
+  // its share; same seed, same draws). Checked at every save, so a resume never
+  // silently continues a rank from another rank's state.
+  void check_ranks_agree(const TrainState& state) {
+    std::string mine;
+    for (const auto& [source, at] : state.positions)
+      mine += source + ":" + std::to_string(at.epoch) + ":" + std::to_string(at.position) + ";";
+    for (const auto& [name, tensor] : state.tensors) {
+      if (name.rfind("rng/", 0) != 0) continue;
+      const at::Tensor bytes = tensor.contiguous();
+      mine += name + ":" + std::to_string(std::hash<std::string_view>{}(std::string_view(
+                               static_cast<const char*>(bytes.data_ptr()), bytes.nbytes()))) + ";";
+    }
+    const auto all = config_.data_parallel->all_gather_text("state/" + std::to_string(state_index_), mine);
+    for (std::size_t r = 1; r < all.size(); ++r) {
+      if (all[r] == all[0] || warned_state_mismatch_) continue;
+      warned_state_mismatch_ = true;
+      log::warn("[", node_id(), "] data-parallel: rank ", r, "'s source positions or generator state differ from rank 0's at step ",
+                state.step, ": a resume from this checkpoint would not continue rank ", r,
+                " exactly (rank 0: ", all[0], " rank ", r, ": ", all[r], ")");
+    }
   }
 
   // start(): read the checkpoint and build the model it holds.
@@ -706,6 +733,7 @@ class TrainStage : public OrderedStage {
   // Training
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<StepAgreement> agreement_;  // data-parallel: the ranks step together
+  bool warned_state_mismatch_ = false;
   std::vector<std::string> class_names_;
   bool schedule_set_ = false;
   std::deque<Message> queue_;  // training events waiting while the model is lent (see the top)

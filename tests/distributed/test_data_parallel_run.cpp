@@ -132,6 +132,30 @@ TEST_F(DataParallelRun, TwoRanksOfBatch32FollowOneProcessOfBatch64AndResumeExact
   EXPECT_NE(d.err.find("was saved by a job of 2 rank(s); this one has 1"), std::string::npos) << d.err;
 }
 
+// torchrun (the PyTorch wheel's, in the project's virtual environment) starts the same job:
+// its elastic agent hosts the store, every rank connects as a client.
+TEST_F(DataParallelRun, TorchrunStartsTheSameJobAsFlowrunLaunch) {
+  const std::string torchrun = source_dir() + "/.venv/bin/torchrun";
+  if (!fs::exists(torchrun)) GTEST_SKIP() << torchrun << " is missing (scripts/setup.sh installs it)";
+  std::vector<std::string> args = small_quickstart(dir_.path() + "/launched", 32);
+  args.insert(args.end(), {"--set", "nodes.train_data.params.epochs=1", "--set", "nodes.test_data.params.epochs=1"});
+  const CommandResult launched = run_flowrun(launch(2, args), -1, SIGINT, 120);
+  ASSERT_EQ(launched.exit_code, 0) << launched.err;
+  args[2] = dir_.path() + "/torchrun";  // --run-dir
+  std::string command = torchrun + " --nproc-per-node 2 --master-port " + std::to_string(free_port()) +
+                        " --no-python " + flowrun_binary();
+  for (const std::string& a : args) command += " '" + a + "'";
+  command += " > " + dir_.path() + "/torchrun.log 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << read_file(dir_.path() + "/torchrun.log");
+  const std::string log = read_file(dir_.path() + "/torchrun.log");
+  EXPECT_NE(log.find("(hosted by the launcher), from torchrun's variables"), std::string::npos) << log;
+  const auto a = records(dir_.path() + "/launched"), b = records(dir_.path() + "/torchrun");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [key, ja] : a) {
+    if (key.first == "train" || key.first == "eval") EXPECT_EQ(ja["loss"], b.at(key)["loss"]) << key.first << " " << key.second;
+  }
+}
+
 TEST_F(DataParallelRun, AKilledRankEndsTheJobAndTheSurvivorNamesIt) {
   // Long enough to be killed mid-training: 5000 samples, batch 32.
   std::vector<std::string> run_args = small_quickstart(dir_.path() + "/run", 32);
