@@ -140,7 +140,9 @@ class EvaluateStage : public OrderedStage {
   void complete(Emitter& out) {
     const auto& model = current_.as<ModelSnapshot>();
     const std::string split = split_name(model);
-    if (const auto group = current_data_parallel_group()) pass_->add_up_ranks(*group);
+    if (const auto group = current_data_parallel_group())
+      pass_->add_up_ranks(*group, node_id() + "/" + std::to_string(passes_done_));
+    ++passes_done_;
     const ClassificationMetrics& m = pass_->metrics();
     log::info("[", node_id(), "] ", model.final ? split : "eval " + model.point(), ": loss ", m.loss(), ", accuracy ",
               m.accuracy(), ", top-5 ", m.top_k_accuracy(), ", macro F1 ", m.macro_f1(), " (", m.count(), " samples, ",
@@ -173,6 +175,7 @@ class EvaluateStage : public OrderedStage {
   std::string split_;
   std::size_t misclassified_top_;
   bool metrics_connected_, evaluations_connected_;
+  std::uint64_t passes_done_ = 0;  // names each pass alike on every data-parallel rank
   std::vector<std::string> batch_sources_;
   RunControl* control_;
 

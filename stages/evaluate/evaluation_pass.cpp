@@ -13,6 +13,7 @@ EvaluationPass::EvaluationPass(const ModelSnapshot& model, std::size_t worst_top
       metrics_(std::make_shared<ClassificationMetrics>(model.num_classes)),
       ema_metrics_(model.ema ? std::make_shared<ClassificationMetrics>(model.num_classes) : nullptr),
       worst_(worst_top),
+      worst_top_(worst_top),
       keep_worst_(worst_top > 0) {}
 
 void EvaluationPass::add(const Batch& batch) {
@@ -35,7 +36,13 @@ void EvaluationPass::add(const Batch& batch) {
   }
 }
 
-void EvaluationPass::add_up_ranks(DataParallelGroup& group) {
+void EvaluationPass::add_up_ranks(DataParallelGroup& group, const std::string& key) {
+  if (keep_worst_) {
+    const std::vector<std::string> lists = group.all_gather_text("worst/" + key, worst_.pack());
+    WorstSamples pooled(worst_top_);
+    for (const std::string& list : lists) pooled.add_packed(list);
+    worst_ = std::move(pooled);
+  }
   std::vector<double> sums = metrics_->sums();
   if (ema_metrics_) {
     const std::vector<double> ema = ema_metrics_->sums();

@@ -27,9 +27,10 @@ class EvaluationPass {
 
   void add(const Batch& batch);
 
-  // Data-parallel: the metrics of the whole split, from every rank's share (each rank
-  // calls it once its share is done). The worst samples stay this rank's own.
-  void add_up_ranks(DataParallelGroup& group);
+  // Data-parallel: the metrics and the worst samples of the whole split, from every
+  // rank's share (each rank calls it once its share is done; `key` names this pass
+  // alike on every rank).
+  void add_up_ranks(DataParallelGroup& group, const std::string& key);
 
   const ClassificationMetrics& metrics() const { return *metrics_; }
   const ClassificationMetrics* ema_metrics() const { return ema_metrics_.get(); }  // null without EMA
@@ -43,6 +44,7 @@ class EvaluationPass {
   const ModelSnapshot& model_;
   std::shared_ptr<ClassificationMetrics> metrics_, ema_metrics_;
   WorstSamples worst_;
+  std::size_t worst_top_;
   bool keep_worst_;
   std::vector<SampleOutcome> outcomes_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -53,6 +53,10 @@ struct Evaluation : Payload {
 class WorstSamples {
  public:
   explicit WorstSamples(std::size_t n) : n_(n) {}
+  // The kept samples as bytes and back (data-parallel ranks pool their lists: each
+  // rank's worst are candidates for the whole split's).
+  std::string pack() const;
+  void add_packed(const std::string& bytes);
   bool wants(double loss) const { return n_ > 0 && (worst_.size() < n_ || loss > worst_.back().loss); }
   void add(Misclassified sample);
   std::vector<Misclassified> take() { return std::move(worst_); }

@@ -100,6 +100,15 @@ TEST_F(DataParallelRun, TwoRanksOfBatch32FollowOneProcessOfBatch64AndResumeExact
   }
   EXPECT_EQ(train_steps, 20);
   EXPECT_EQ(evaluations, 2);
+  // The worst misclassified samples of the whole split, pooled from both ranks' shares.
+  const auto worst_a = nlohmann::json::parse(read_file(alone + "/misclassified.json"))["samples"];
+  const auto worst_b = nlohmann::json::parse(read_file(ranks + "/misclassified.json"))["samples"];
+  ASSERT_EQ(worst_a.size(), worst_b.size());
+  ASSERT_GT(worst_a.size(), 10u);
+  for (std::size_t i = 0; i < worst_a.size(); ++i) {
+    EXPECT_EQ(worst_a[i]["key"], worst_b[i]["key"]) << i;
+    EXPECT_NEAR(worst_a[i]["loss"].get<double>(), worst_b[i]["loss"].get<double>(), 1e-4) << i;
+  }
 
   // Only rank 0 writes: one TensorBoard event file, no save by rank 1.
   int event_files = 0;
