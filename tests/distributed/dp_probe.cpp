@@ -5,6 +5,8 @@
 //   gradients    GradientSync against the gradient of the whole batch computed alone,
 //                with and without accumulation, in buckets small enough to need several
 //   lost         rank 1 dies (SIGKILL) before an all-reduce; rank 0 must fail naming it
+//   hung         rank 1 stops (SIGSTOP: alive, silent) before an all-reduce; rank 0 must
+//                fail after the collective timeout (argv[2] seconds), naming it
 #include <torch/torch.h>
 
 #include <csignal>
@@ -92,12 +94,12 @@ void gradients(DataParallelGroup& group) {
   }
 }
 
-void lost(DataParallelGroup& group) {
+void lost(DataParallelGroup& group, int sig) {
   // The launcher sends SIGTERM to the others once a rank died: ignore it here, to see
   // this rank find the loss by itself.
   std::signal(SIGTERM, SIG_IGN);
   group.barrier();
-  if (group.rank() == 1) std::raise(SIGKILL);
+  if (group.rank() == 1) std::raise(sig);
   torch::Tensor t = torch::ones({4});
   try {
     group.all_reduce_sum(t);
@@ -116,12 +118,19 @@ int main(int argc, char** argv) {
   try {
     const ProcessPlacement placement = placement_from_environment();
     std::cout << placement.describe() << std::endl;
-    auto group = DataParallelGroup::connect(placement, "cpu", std::chrono::seconds(20));
+    const int timeout_s = argc > 2 ? std::atoi(argv[2]) : 20;
+    auto group = DataParallelGroup::connect(placement, "cpu", std::chrono::seconds(timeout_s));
     if (mode == "collectives") collectives(*group);
     else if (mode == "gradients") gradients(*group);
-    else if (mode == "lost") lost(*group);
+    else if (mode == "lost") lost(*group, SIGKILL);
+    else if (mode == "hung") {
+      lost(*group, SIGSTOP);
+      // As a run would: the job failed, so this rank ends non-zero and the launcher
+      // ends the silent one.
+      return failures == 0 ? 3 : 1;
+    }
     else {
-      std::cerr << "usage: dp_probe collectives|gradients|lost" << std::endl;
+      std::cerr << "usage: dp_probe collectives|gradients|lost|hung [TIMEOUT_S]" << std::endl;
       return 2;
     }
   } catch (const std::exception& e) {

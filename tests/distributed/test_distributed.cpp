@@ -33,11 +33,15 @@ std::string read_text(const fs::path& path) {
 }
 
 // Runs dp_probe MODE in `processes` ranks; returns the job's exit code, logs in `folder`.
-int run_probe(const std::string& mode, int processes, const fs::path& folder, bool agent_store) {
+int run_probe(const std::string& mode, int processes, const fs::path& folder, bool agent_store,
+              const std::string& timeout_s = "20") {
   fs::create_directories(folder);
   LaunchPlan plan;
   plan.processes = processes;
-  plan.command = {FLOWRUN_DP_PROBE, mode};
+  // A stopped rank ("hung") only goes with SIGKILL; otherwise the survivor gets time to
+  // find the loss itself (it ignores the launcher's SIGTERM).
+  plan.grace = std::chrono::seconds(mode == "hung" ? 1 : 20);
+  plan.command = {FLOWRUN_DP_PROBE, mode, timeout_s};
   plan.log_folder = folder.string();
   std::unique_ptr<RendezvousHost> host;
   if (agent_store) {
@@ -141,6 +145,20 @@ TEST(Distributed, ALostRankIsNamedBySurvivorsAndEndsTheJob) {
   const std::string rank0 = read_text(folder / "rank0.log");
   EXPECT_NE(rank0.find("ok   the error names rank 1"), std::string::npos) << logs(folder, 2);
   EXPECT_LT(seconds, 20.0) << "well inside the 20 s collective timeout: a lost peer is seen at once";
+}
+
+TEST(Distributed, AHungRankFailsTheCollectiveAfterTheTimeoutNamingIt) {
+  const fs::path folder = fs::path(::testing::TempDir()) / "dp_hung";
+  const auto start = std::chrono::steady_clock::now();
+  const int code = run_probe("hung", 2, folder, true, "4");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(code, 3) << "rank 0 found the failure (exit 3), then the launcher killed the stopped rank\n"
+                     << logs(folder, 2);
+  const std::string rank0 = read_text(folder / "rank0.log");
+  EXPECT_NE(rank0.find("ok   the error names rank 1"), std::string::npos) << logs(folder, 2);
+  EXPECT_NE(rank0.find("collective timeout 4 s"), std::string::npos) << logs(folder, 2);
+  EXPECT_GT(seconds, 4.0) << "a live but silent rank is waited for until the timeout";
+  EXPECT_LT(seconds, 15.0) << "the timeout, the 3 s roll call, the 1 s grace and start-up";
 }
 
 TEST(Distributed, LauncherReportsEachRanksEndAndStopsTheRestAfterAFailure) {
