@@ -3,6 +3,7 @@
 # Here first:   bash bench/device/fetch_debs.sh      (Debian packages + a CIFAR-10 subset)
 # Then one device `run` with carry [".deps-debs", ".device-data"] and the command
 #   bash bench/device_check.sh all      (or: build | test | bench, for a second try)
+# (test also runs the NCCL data-parallel probe: one rank per GPU, up to 2)
 # It writes everything under $OUT (summary.txt first). What it does:
 #   build  configure against the device's own LibTorch (python3's torch) and build the
 #          binaries the checks need, into build-cuda/
@@ -41,7 +42,7 @@ build() {
   local t0=$SECONDS
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLOWRUN_VENV="$venv" > "$OUT/configure.log" 2>&1 \
     || { note "configure failed (configure.log)"; tail -30 "$OUT/configure.log"; return 1; }
-  cmake --build "$BUILD" --target flowrun flowrun_tests flowrun_mix_bench flowrun_train_step_bench -- -j "$(nproc)" \
+  cmake --build "$BUILD" --target flowrun flowrun_tests flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench -- -j "$(nproc)" \
     > "$OUT/build.log" 2>&1 || { note "build failed (build.log)"; grep -m20 -B2 -A6 "error" "$OUT/build.log"; return 1; }
   note "build: ok in $((SECONDS - t0)) s"
 }
@@ -52,6 +53,18 @@ run_tests() {
   local rc=$?
   note "tests ($filter): exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/tests.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]|SKIPPED' "$OUT/tests.log" | head -20 | tee -a "$SUMMARY"
+  # The NCCL path of data-parallel training, as one rank (one GPU here): all-reduce,
+  # broadcast and the gradient Reducer on CUDA tensors through ProcessGroupNCCL.
+  local gpus; gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+  local ranks=$(( gpus >= 2 ? 2 : 1 ))
+  local port=$(( 29600 + RANDOM % 1000 ))
+  for ((r = 0; r < ranks; r++)); do
+    RANK=$r WORLD_SIZE=$ranks LOCAL_RANK=$r LOCAL_WORLD_SIZE=$ranks MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+      "$BUILD/tests/flowrun_dp_probe" nccl 60 > "$OUT/nccl_rank$r.log" 2>&1 &
+  done
+  wait
+  note "NCCL probe ($ranks rank(s)): $(grep -c '^ok' "$OUT/nccl_rank0.log") ok, $(grep -c '^FAIL' "$OUT/nccl_rank0.log") failed"
+  grep '^FAIL' "$OUT/nccl_rank0.log" | head -5 | tee -a "$SUMMARY"
 }
 
 run_bench() {

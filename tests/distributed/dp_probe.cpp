@@ -7,6 +7,8 @@
 //   lost         rank 1 dies (SIGKILL) before an all-reduce; rank 0 must fail naming it
 //   hung         rank 1 stops (SIGSTOP: alive, silent) before an all-reduce; rank 0 must
 //                fail after the collective timeout (argv[2] seconds), naming it
+//   nccl         on cuda:LOCAL_RANK through NCCL (any world size, 1 included: the device
+//                check on a one-GPU machine): all-reduce, broadcast, averaged gradients
 #include <torch/torch.h>
 
 #include <csignal>
@@ -94,6 +96,36 @@ void gradients(DataParallelGroup& group) {
   }
 }
 
+void nccl(DataParallelGroup& group, const torch::Device& device) {
+  const int rank = group.rank(), world = group.size();
+  torch::Tensor sum = torch::full({1000}, float(rank + 1), torch::TensorOptions().device(device));
+  group.all_reduce_sum(sum);
+  expect(sum.eq(world * (world + 1) / 2.0f).all().item<bool>(), "NCCL all-reduce on " + device.str());
+  torch::manual_seed(rank);
+  auto model = make_model();
+  model->to(device);
+  std::vector<torch::Tensor> params = model->parameters();
+  broadcast_from_rank0(group, params);
+  torch::manual_seed(0);
+  auto reference = make_model();
+  reference->to(device);
+  bool same = true;
+  for (std::size_t i = 0; i < params.size(); ++i) same = same && torch::equal(params[i], reference->parameters()[i]);
+  expect(same, "NCCL broadcast of the parameters");
+  GradientSync sync(group, params, 1024);
+  for (int step = 0; step < 2; ++step) {
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    for (auto& p : reference->parameters()) p.mutable_grad() = torch::Tensor();
+    const torch::Tensor loss = model->forward(inputs_of(rank, step).to(device)).pow(2).mean();
+    sync.expect_backward(loss);
+    loss.backward();
+    for (int r = 0; r < world; ++r) (reference->forward(inputs_of(r, step).to(device)).pow(2).mean() / world).backward();
+    bool ok = true;
+    for (std::size_t i = 0; i < params.size(); ++i) ok = ok && close(params[i].grad(), reference->parameters()[i].grad());
+    expect(ok, "NCCL-averaged gradients equal the whole batch's (step " + std::to_string(step) + ")");
+  }
+}
+
 void lost(DataParallelGroup& group, int sig) {
   // The launcher sends SIGTERM to the others once a rank died: ignore it here, to see
   // this rank find the loss by itself.
@@ -119,10 +151,12 @@ int main(int argc, char** argv) {
     const ProcessPlacement placement = placement_from_environment();
     std::cout << placement.describe() << std::endl;
     const int timeout_s = argc > 2 ? std::atoi(argv[2]) : 20;
-    auto group = DataParallelGroup::connect(placement, "cpu", std::chrono::seconds(timeout_s));
+    const std::string device = mode == "nccl" ? "cuda:" + std::to_string(placement.local_rank) : "cpu";
+    auto group = DataParallelGroup::connect(placement, device, std::chrono::seconds(timeout_s));
     if (mode == "collectives") collectives(*group);
     else if (mode == "gradients") gradients(*group);
     else if (mode == "lost") lost(*group, SIGKILL);
+    else if (mode == "nccl") nccl(*group, torch::Device(device));
     else if (mode == "hung") {
       lost(*group, SIGSTOP);
       // As a run would: the job failed, so this rank ends non-zero and the launcher
@@ -130,7 +164,7 @@ int main(int argc, char** argv) {
       return failures == 0 ? 3 : 1;
     }
     else {
-      std::cerr << "usage: dp_probe collectives|gradients|lost|hung [TIMEOUT_S]" << std::endl;
+      std::cerr << "usage: dp_probe collectives|gradients|lost|hung|nccl [TIMEOUT_S]" << std::endl;
       return 2;
     }
   } catch (const std::exception& e) {
