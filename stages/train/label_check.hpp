@@ -4,6 +4,12 @@
 // memorizing; the train stage leaves out the first epoch (a random model's guesses
 // say nothing). Decided in the last epoch, where every sample passes once more (and
 // its thumbnail is taken). The counts travel in checkpoints.
+//
+// Data-parallel: a sample's sightings are spread over the ranks (each epoch's shares
+// differ), so each rank counts its own, and the counts are summed over ranks where a
+// whole history is needed: once before the last epoch's decisions (pool_history), in
+// every checkpoint (save with a group: rank 0 keeps the sums on resume), and the
+// suspects of all ranks at the end (pool_suspects).
 #pragma once
 
 #include <cstddef>
@@ -18,11 +24,13 @@
 
 namespace flowrun {
 
+class DataParallelGroup;
+
 class LabelCheck {
  public:
   // `confidence`: the mean softmax probability of the other class a suspect needs
   // (1 = the check is off); `top`: how many suspects to keep.
-  LabelCheck(double confidence, std::size_t top) : confidence_(confidence), suspects_(top) {}
+  LabelCheck(double confidence, std::size_t top) : confidence_(confidence), suspects_(top), top_(top) {}
 
   bool enabled() const { return confidence_ < 1; }
   double confidence() const { return confidence_; }
@@ -31,8 +39,18 @@ class LabelCheck {
   // The suspects, strongest first (wrong in most epochs, then most confident).
   std::vector<Misclassified> take_suspects() { return suspects_.take(); }
 
-  void save(TrainState& state) const;  // as label_check/* columns
-  void load(const TrainState& state);
+  // Data-parallel (every rank at the same point): the counts so far summed over ranks,
+  // which the last epoch's decisions then start from.
+  void pool_history(DataParallelGroup& group);
+  bool history_pooled() const { return pooled_ready_; }
+  // Data-parallel, at the end: every rank's suspects, the strongest kept.
+  void pool_suspects(DataParallelGroup& group);
+
+  // As label_check/* columns; with `group` (every rank at the same point), the counts
+  // summed over ranks. `keep_counts` false: start from none (ranks other than 0 on a
+  // data-parallel resume, where rank 0 carries the job's sums).
+  void save(TrainState& state, DataParallelGroup* group = nullptr) const;
+  void load(const TrainState& state, bool keep_counts = true);
 
  private:
   struct Watch {
@@ -42,7 +60,13 @@ class LabelCheck {
   };
   double confidence_;
   WorstSamples suspects_;  // ordered by score: the share of wrong epochs + the mean confidence
-  std::unordered_map<std::int64_t, Watch> watch_;  // by dataset index
+  // Every rank's counts summed (the whole history), as a dense table by dataset index.
+  std::vector<Watch> summed(DataParallelGroup& group) const;
+
+  std::unordered_map<std::int64_t, Watch> watch_;  // by dataset index: this rank's sightings
+  std::vector<Watch> pooled_;                      // data-parallel: every rank's, before the last epoch
+  bool pooled_ready_ = false;
+  std::size_t top_;
 };
 
 }  // namespace flowrun

@@ -296,6 +296,10 @@ class TrainStage : public OrderedStage {
         PendingStep& p = pending_.front();
         outcomes_.clear();
         trainer_->read_stats(p.stats, p.watched ? &outcomes_ : nullptr);
+        // Data-parallel: the last epoch decides on every rank's counts (summed once, here,
+        // at the same step on every rank: the readouts settle in step order).
+        if (p.watched && p.last_epoch && config_.data_parallel && !label_check_.history_pooled())
+          label_check_.pool_history(*config_.data_parallel);
         if (p.watched) label_check_.observe(static_cast<const Batch&>(*p.batch), outcomes_, p.last_epoch);
         window_.add(p.stats);
         epoch_.add(p.stats);
@@ -498,6 +502,7 @@ class TrainStage : public OrderedStage {
     if (!evaluations_connected_ || !label_check_.enabled()) return;
     auto final = last_evaluation_ ? std::make_shared<Evaluation>(*last_evaluation_) : std::make_shared<Evaluation>();
     final->classes = class_names_;
+    if (config_.data_parallel) label_check_.pool_suspects(*config_.data_parallel);
     final->suspected_label_errors = label_check_.take_suspects();
     const auto& found = final->suspected_label_errors;
     auto name = [&](std::int64_t c) {
@@ -622,7 +627,8 @@ class TrainStage : public OrderedStage {
     v["stage/early_stopping_best"] = early_.best();
     state->positions = positions_;
     state->history = history_;
-    label_check_.save(*state);
+    // The job's counts (summed over ranks) where every rank saves at once; a rank's own otherwise.
+    label_check_.save(*state, collective && config_.data_parallel ? config_.data_parallel.get() : nullptr);
     if (collective && config_.data_parallel) check_ranks_agree(*state);
     out.emit(kStatePort, std::move(state), next_epoch_, state_index_++);
   }
@@ -696,7 +702,7 @@ class TrainStage : public OrderedStage {
                    st.counter("stage/early_stopping_best_at", -1), st.counter("stage/early_stopping_seen"));
     positions_ = st.positions;
     next_epoch_ = st.epoch;
-    label_check_.load(st);
+    label_check_.load(st, !config_.data_parallel || config_.data_parallel->rank() == 0);
     // The diagnostics see the run so far again (before the first evaluation or batch of this process).
     const std::int64_t total = st.counter("trainer/total_steps");
     diagnostics_.set_run(total, warmup_of(total), 0, trainer_->model()->config.num_classes);

@@ -21,16 +21,20 @@ namespace flowrun::testing {
 namespace {
 namespace fs = std::filesystem;
 
-// 640 training samples (10 steps of global batch 64 per epoch, 2 epochs), 200 to evaluate.
-std::vector<std::string> small_quickstart(const std::string& run_dir, int batch_size) {
+// 640 training samples (10 steps of global batch 64 per epoch), 200 to evaluate; 4 epochs
+// unless `epochs` says otherwise. The label check lists samples wrong in most epochs with
+// >= 50% confidence (lr 5e-3 makes 3 on this recipe).
+std::vector<std::string> small_quickstart(const std::string& run_dir, int batch_size, int epochs = 4) {
   return {source_dir() + "/pipelines/quickstart.json",
           "--run-dir", run_dir,
           "--set", "nodes.train_data.params.paths=[\"" + source_dir() + "/../shared/data/cifar10-jpeg.tar\"]",
           "--set", "nodes.test_data.params.paths=[\"" + source_dir() + "/../shared/data/cifar10-jpeg.tar\"]",
           "--set", "nodes.train_data.params.per_class_limit=64",
-          "--set", "nodes.train_data.params.epochs=2",
+          "--set", "nodes.train_data.params.epochs=" + std::to_string(epochs),
           "--set", "nodes.test_data.params.per_class_limit=20",
-          "--set", "nodes.test_data.params.epochs=2",
+          "--set", "nodes.test_data.params.epochs=" + std::to_string(epochs),
+          "--set", "nodes.train.params.lr=5e-3",
+          "--set", "nodes.train.params.label_error_confidence=0.5",
           "--set", "nodes.batch.params.batch_size=" + std::to_string(batch_size),
           "--set", "nodes.train.params.log_every=1",
           "--set", "nodes.train.params.save_every_steps=5",
@@ -91,15 +95,15 @@ TEST_F(DataParallelRun, TwoRanksOfBatch32FollowOneProcessOfBatch64AndResumeExact
     EXPECT_EQ(ja["accuracy"], jb["accuracy"]) << key.first << " step " << key.second;
     if (key.first == "train") {
       ++train_steps;
-      EXPECT_NEAR(ja["grad_norm"].get<double>(), jb["grad_norm"].get<double>(), 1e-4 * ja["grad_norm"].get<double>());
+      EXPECT_NEAR(ja["grad_norm"].get<double>(), jb["grad_norm"].get<double>(), 1e-3 * ja["grad_norm"].get<double>());
     } else {
       ++evaluations;
       EXPECT_EQ(jb["samples"], 200.0) << "every evaluation sample, once, over both ranks";
       EXPECT_EQ(ja["macro_f1"], jb["macro_f1"]);
     }
   }
-  EXPECT_EQ(train_steps, 20);
-  EXPECT_EQ(evaluations, 2);
+  EXPECT_EQ(train_steps, 40);
+  EXPECT_EQ(evaluations, 4);
   // The worst misclassified samples of the whole split, pooled from both ranks' shares.
   const auto worst_a = nlohmann::json::parse(read_file(alone + "/misclassified.json"))["samples"];
   const auto worst_b = nlohmann::json::parse(read_file(ranks + "/misclassified.json"))["samples"];
@@ -117,7 +121,19 @@ TEST_F(DataParallelRun, TwoRanksOfBatch32FollowOneProcessOfBatch64AndResumeExact
   EXPECT_EQ(read_file(logs + "/rank1.log").find("saved"), std::string::npos) << read_file(logs + "/rank1.log");
   EXPECT_TRUE(fs::exists(ranks + "/checkpoints/ckpt-step00000010.h5"));
 
-  // Resumed from step 10 with 2 ranks: steps 11-20 are the uninterrupted run's, bit for bit.
+  // The label check over the training data: each rank counts its own sightings, the last
+  // epoch decides on the sums, the suspects of both ranks are pooled: the single process's list.
+  auto suspects = [](const std::string& run) {
+    std::vector<std::string> keys;
+    const auto file = nlohmann::json::parse(read_file(run + "/label_errors.json"));
+    for (const auto& s : file["samples"]) keys.push_back(s["key"]);
+    return keys;
+  };
+  ASSERT_FALSE(suspects(alone).empty()) << "the recipe should leave a suspect or more";
+  EXPECT_EQ(suspects(alone), suspects(ranks));
+
+  // Resumed from step 10 with 2 ranks: steps 11-40 are the uninterrupted run's, bit for bit,
+  // and the label check's counts, summed into the checkpoint, give the same suspects.
   const std::string resumed = dir_.path() + "/resumed";
   std::vector<std::string> resume_args = small_quickstart(resumed, 32);
   resume_args.insert(resume_args.end(), {"--resume", ranks + "/checkpoints/ckpt-step00000010.h5"});
@@ -130,8 +146,9 @@ TEST_F(DataParallelRun, TwoRanksOfBatch32FollowOneProcessOfBatch64AndResumeExact
     EXPECT_EQ(jc["loss"], rb.at(key)["loss"]) << "step " << key.second;
     ++compared;
   }
-  EXPECT_EQ(compared, 10);
-  EXPECT_EQ(rc.at({"eval", 20})["loss"], rb.at({"eval", 20})["loss"]);
+  EXPECT_EQ(compared, 30);
+  EXPECT_EQ(rc.at({"eval", 40})["loss"], rb.at({"eval", 40})["loss"]);
+  EXPECT_EQ(suspects(resumed), suspects(ranks));
 
   // Another number of ranks is refused, saying why.
   std::vector<std::string> alone_resume = small_quickstart(dir_.path() + "/alone_resumed", 64);
@@ -146,8 +163,7 @@ TEST_F(DataParallelRun, TwoRanksOfBatch32FollowOneProcessOfBatch64AndResumeExact
 TEST_F(DataParallelRun, TorchrunStartsTheSameJobAsFlowrunLaunch) {
   const std::string torchrun = source_dir() + "/.venv/bin/torchrun";
   if (!fs::exists(torchrun)) GTEST_SKIP() << torchrun << " is missing (scripts/setup.sh installs it)";
-  std::vector<std::string> args = small_quickstart(dir_.path() + "/launched", 32);
-  args.insert(args.end(), {"--set", "nodes.train_data.params.epochs=1", "--set", "nodes.test_data.params.epochs=1"});
+  std::vector<std::string> args = small_quickstart(dir_.path() + "/launched", 32, 1);
   const CommandResult launched = run_flowrun(launch(2, args), -1, SIGINT, 120);
   ASSERT_EQ(launched.exit_code, 0) << launched.err;
   args[2] = dir_.path() + "/torchrun";  // --run-dir
