@@ -10,6 +10,7 @@
 
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 
 #include "lib/distributed/c10d_group.hpp"
 
@@ -161,17 +162,29 @@ std::string DataParallelGroup::explain_failure(const std::string& what, std::chr
            std::to_string(impl_->placement.master_port) + " is gone too, so its host ended: " +
            (impl_->placement.agent_store ? "the launcher" : "rank 0");
   }
-  std::string lost;
+  // Polled with check() (which answers at once) rather than wait() with a timeout, which
+  // makes c10d log a socket-timeout warning for every rank that does not answer.
+  std::vector<bool> answered(static_cast<std::size_t>(size()), false);
+  answered[static_cast<std::size_t>(rank())] = true;
   const auto deadline = std::chrono::steady_clock::now() + patience;
-  for (int r = 0; r < size(); ++r) {
-    if (r == rank()) continue;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    try {
-      impl_->store->wait({call + std::to_string(r)}, std::max(left, std::chrono::milliseconds(1)));
-    } catch (const std::exception&) {
-      lost += (lost.empty() ? "" : ", ") + std::to_string(r);
+  try {
+    for (;;) {
+      bool all = true;
+      for (int r = 0; r < size(); ++r) {
+        auto done = answered[static_cast<std::size_t>(r)];
+        if (!done) done = answered[static_cast<std::size_t>(r)] = impl_->store->check({call + std::to_string(r)});
+        all = all && done;
+      }
+      if (all || std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+  } catch (const std::exception&) {
+    return intro + ": the rendezvous store at " + impl_->placement.master_addr + ":" +
+           std::to_string(impl_->placement.master_port) + " stopped answering during the roll call";
   }
+  std::string lost;
+  for (int r = 0; r < size(); ++r)
+    if (!answered[static_cast<std::size_t>(r)]) lost += (lost.empty() ? "" : ", ") + std::to_string(r);
   if (lost.empty()) return intro + ": every rank still answers, so the collective itself failed";
   return intro + ": rank " + lost + " did not answer within " + seconds_text(patience) + " (lost)";
 }
