@@ -46,6 +46,30 @@ TEST(ClassificationMetrics, MergeEqualsOnePass) {
   EXPECT_EQ(both.confusion()[1][1], 4);
 }
 
+// What data-parallel ranks add up: the flat totals of two shares, summed element-wise
+// and set back, give the metrics of both shares in one (as merge does), and a list of
+// another shape is refused.
+TEST(ClassificationMetrics, SummedTotalsOfSharesEqualTheWhole) {
+  ClassificationMetrics a = example(), b(3, 2), merged = example();
+  const std::int64_t ranked[][2] = {{2, 1}, {0, 2}};
+  b.add(2, ranked[0], 2, 1.5);
+  b.add(1, ranked[1], 2, 0.25);
+  merged.merge(b);
+  std::vector<double> sums = a.sums();
+  const std::vector<double> other = b.sums();
+  ASSERT_EQ(sums.size(), 4u + 9u);
+  for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += other[i];
+  ClassificationMetrics whole(3, 2);
+  whole.set_sums(sums);
+  EXPECT_EQ(whole.count(), merged.count());
+  EXPECT_DOUBLE_EQ(whole.accuracy(), merged.accuracy());
+  EXPECT_DOUBLE_EQ(whole.top_k_accuracy(), merged.top_k_accuracy());
+  EXPECT_DOUBLE_EQ(whole.loss(), merged.loss());
+  EXPECT_DOUBLE_EQ(whole.macro_f1(), merged.macro_f1());
+  EXPECT_EQ(whole.confusion(), merged.confusion());
+  EXPECT_THROW(whole.set_sums({1, 2, 3}), std::invalid_argument);
+}
+
 TEST(ClassificationMetrics, ClassesAbsentFromASplitDoNotDragMacroF1Down) {
   ClassificationMetrics m(4, 1);
   const std::int64_t zero = 0, one = 1;

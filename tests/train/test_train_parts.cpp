@@ -134,6 +134,43 @@ TEST(ModelSnapshot, ReleaseMarksTheAnswersAndCallsBackOnceWithAnswersInNodeOrder
   EXPECT_TRUE(answers->take().empty());
 }
 
+// Data-parallel ranks pool their worst samples as bytes: every field and the thumbnail
+// survive, and the pooled list keeps the worst of both, highest loss first.
+TEST(WorstSamples, PackedListsPoolIntoTheWorstOfBoth) {
+  auto sample = [](const std::string& key, double loss) {
+    Misclassified m;
+    m.key = key;
+    m.label = 3;
+    m.predicted = 5;
+    m.confidence = 0.75;
+    m.loss = loss;
+    m.thumbnail.width = 2;
+    m.thumbnail.height = 1;
+    m.thumbnail.rgb = {1, 2, 3, 4, 5, 6};
+    return m;
+  };
+  WorstSamples rank0(3), rank1(3);
+  rank0.add(sample("a.jpg", 1.0));
+  rank0.add(sample("b.jpg", 4.0));
+  rank1.add(sample("c.jpg", 3.0));
+  rank1.add(sample("d.jpg", 0.5));
+  WorstSamples pooled(3);
+  pooled.add_packed(rank0.pack());
+  pooled.add_packed(rank1.pack());
+  const std::vector<Misclassified> worst = pooled.take();
+  ASSERT_EQ(worst.size(), 3u);
+  EXPECT_EQ(worst[0].key, "b.jpg");
+  EXPECT_EQ(worst[1].key, "c.jpg");
+  EXPECT_EQ(worst[2].key, "a.jpg");
+  EXPECT_EQ(worst[1].label, 3);
+  EXPECT_EQ(worst[1].predicted, 5);
+  EXPECT_DOUBLE_EQ(worst[1].confidence, 0.75);
+  EXPECT_EQ(worst[1].thumbnail.width, 2);
+  EXPECT_EQ(worst[1].thumbnail.rgb, (std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6}));
+  WorstSamples cut(3);
+  EXPECT_THROW(cut.add_packed(rank0.pack().substr(0, 10)), std::runtime_error);
+}
+
 TEST(EvaluationPass, HeadlineEmaAndWorstSamples) {
   Trainer trainer(tiny_with_ema());
   trainer.set_total_steps(10);
