@@ -190,11 +190,10 @@ std::vector<std::uint64_t> DatasetSource::epoch_order(std::uint64_t epoch) const
   // Rank r takes positions r, r + W, r + 2W...: even shares stop where the shortest
   // one does (every rank runs the same number of steps, which training needs; the
   // remainder of a shuffled epoch differs each epoch); complete shares take all.
-  const std::size_t share = even_shares_ ? order.size() / world_size_ : order.size();
+  const std::size_t end = even_shares_ ? order.size() / world_size_ * world_size_ : order.size();
   std::vector<std::uint64_t> mine;
-  mine.reserve(share / world_size_ + 1);
-  for (std::size_t k = rank_; k < order.size() && (k - rank_) / world_size_ < share; k += world_size_)
-    mine.push_back(order[k]);
+  mine.reserve(end / world_size_ + 1);
+  for (std::size_t k = rank_; k < end; k += world_size_) mine.push_back(order[k]);
   return mine;
 }
 

@@ -19,17 +19,17 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <string_view>
 #include <optional>
+#include <string_view>
 
 #include "flowrun/logging.hpp"
+#include "lib/distributed/step_agreement.hpp"
 #include "lib/model/hub.hpp"
 #include "stages/messages/batch.hpp"
 #include "stages/messages/evaluation.hpp"
 #include "stages/messages/metrics.hpp"
 #include "stages/messages/model_snapshot.hpp"
 #include "stages/messages/train_state.hpp"
-#include "lib/distributed/step_agreement.hpp"
 #include "stages/train/diagnostics.hpp"
 #include "stages/train/early_stopping.hpp"
 #include "stages/train/label_check.hpp"
@@ -326,23 +326,24 @@ class TrainStage : public OrderedStage {
       const std::string what = e.what_without_backtrace();
       if (what.find("can't allocate memory") != std::string::npos || what.find("out of memory") != std::string::npos)
         throw std::runtime_error(diagnostics_.out_of_memory(first_line(what)).text());
-      if (config_.data_parallel && is_communication_error(e, what))
-        throw std::runtime_error(config_.data_parallel->explain_failure(
-            "gradient all-reduce failed: " + first_line(what), std::chrono::seconds(3)));
+      explain_communication_error(e, what);
       throw;
     } catch (const std::exception& e) {
-      if (config_.data_parallel && is_communication_error(e, e.what()))
-        throw std::runtime_error(config_.data_parallel->explain_failure(
-            "gradient all-reduce failed: " + first_line(e.what()), std::chrono::seconds(3)));
+      explain_communication_error(e, e.what());
       throw;
     }
   }
 
   // The gradients' all-reduce runs inside the backward pass (c10d's Reducer), so its
   // failures surface from the step: c10d's own error type, or Gloo's transport errors.
-  static bool is_communication_error(const std::exception& e, const std::string& what) {
-    return dynamic_cast<const c10::DistError*>(&e) != nullptr || what.find("gloo") != std::string::npos ||
-           what.find("NCCL") != std::string::npos;
+  // Such a failure is rethrown saying which ranks still answer; others return.
+  void explain_communication_error(const std::exception& e, const std::string& what) {
+    if (!config_.data_parallel) return;
+    const bool communication = dynamic_cast<const c10::DistError*>(&e) != nullptr ||
+                               what.find("gloo") != std::string::npos || what.find("NCCL") != std::string::npos;
+    if (communication)
+      throw std::runtime_error(config_.data_parallel->explain_failure(
+          "gradient all-reduce failed: " + first_line(what), std::chrono::seconds(3)));
   }
 
   static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
