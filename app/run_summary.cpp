@@ -73,8 +73,16 @@ std::vector<DataStall> data_stalls(const Description& description, const RunRepo
 }
 
 void print_report(const Description& description, const RunReport& report) {
+  // The slowest start (a source indexing its files) is named: it is paid before any data flows.
+  const NodeStats* slowest_start = nullptr;
+  for (const NodeStats& n : report.nodes)
+    if (!slowest_start || n.start_ns > slowest_start->start_ns) slowest_start = &n;
   log::info("run ", stop_reason_name(report.reason), " in ", log::fixed(report.seconds, 2), " s on ", report.threads,
-            " threads");
+            " threads (starting the stages ", log::fixed(report.start_seconds, 3), " s",
+            slowest_start && slowest_start->start_ns > 0
+                ? std::string(", most of it ") + slowest_start->id + " " + log::fixed(seconds(slowest_start->start_ns), 3) + " s"
+                : std::string(),
+            ")");
   log::info("  node             plugin                items    busy (s)   items/s busy    call p50    call p99  waited for input");
   for (const NodeStats& n : report.nodes) {
     const double busy = seconds(n.busy_ns);
@@ -110,13 +118,15 @@ void write_run_summary(const std::string& folder, const std::string& pipeline, c
   if (report) {
     j["reason"] = stop_reason_name(report->reason);
     j["seconds"] = report->seconds;
+    j["start_seconds"] = report->start_seconds;
     j["threads"] = report->threads;
     if (!report->ended_by.empty()) j["ended_by"] = report->ended_by, j["ended_why"] = report->ended_why;
     j["nodes"] = nlohmann::json::array();
     for (const NodeStats& n : report->nodes) {
       j["nodes"].push_back({{"id", n.id}, {"plugin", n.plugin}, {"items", n.items}, {"busy_s", seconds(n.busy_ns)},
                             {"active_s", seconds(n.active_ns)}, {"calls", n.calls}, {"call_p50_s", n.p50_s},
-                            {"call_p90_s", n.p90_s}, {"call_p99_s", n.p99_s}, {"max_queued_packets", n.max_queued}});
+                            {"call_p90_s", n.p90_s}, {"call_p99_s", n.p99_s}, {"max_queued_packets", n.max_queued},
+                            {"start_s", seconds(n.start_ns)}});
     }
     j["data_stall"] = nlohmann::json::object();
     for (const DataStall& s : data_stalls(description, *report))

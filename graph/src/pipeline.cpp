@@ -129,6 +129,8 @@ struct NodeRuntime {
   std::atomic<std::int64_t> queued{0}, max_queued{0};
   int trace_name = -1;     // this node's (or its map chain's) slice name in the trace
   int queue_counter = -1;  // "queued: NODE" in the trace
+  std::uint64_t start_ns = 0;  // in start() and seek()
+  int start_trace_name = -1;   // "start: NODE", the slice of its start()
 
   bool detailed = true;  // latency and span (FLOWRUN_NO_NODE_STATS=1 turns them off, to measure their cost)
 
@@ -534,6 +536,11 @@ void Pipeline::Impl::start_trace(std::chrono::steady_clock::time_point origin) {
     trace_categories.push_back(role_name(node->desc->plugin->role));
     if (node->desc->plugin->role == Role::Ordered) node->queue_counter = trace->add_counter("queued: " + node->desc->id);
   }
+  for (auto& node : nodes) {
+    node->start_trace_name = static_cast<int>(trace_names.size());
+    trace_names.push_back("start: " + node->desc->id);
+    trace_categories.push_back("start");
+  }
 }
 
 // Counter tracks of the sources' prefetch windows exist once build() made the pools.
@@ -675,18 +682,28 @@ void Pipeline::Impl::build(flow::graph& g) {
 void Pipeline::Impl::start_stages() {
   for (int index : description.topological_order) {
     NodeRuntime& node = *nodes[index];
+    const auto started = Clock::now();
+    // On the trace as a slice of the node's own name on the starting thread's track.
+    const auto timed_start = [&] {
+      node.start_ns = nanoseconds_since(started);
+      if (trace) trace->slice(node.start_trace_name, started, Clock::now(), 0);
+    };
     try {
       node.stage->start();
     } catch (const std::exception& e) {
       throw NodeError(node.desc->id, node.desc->plugin->name, std::string("failed to start: ") + e.what());
     }
     const auto at = options.start_positions.find(node.desc->id);
-    if (at == options.start_positions.end()) continue;
+    if (at == options.start_positions.end()) {
+      timed_start();
+      continue;
+    }
     try {
       static_cast<SourceStage&>(*node.stage).seek(at->second);
     } catch (const std::exception& e) {
       throw NodeError(node.desc->id, node.desc->plugin->name, std::string("cannot resume: ") + e.what());
     }
+    timed_start();
     log::info("[", node.desc->id, "] resuming at epoch ", at->second.epoch, ", item ", at->second.position);
   }
 }
@@ -807,6 +824,7 @@ RunReport Pipeline::Impl::report(StopReason reason, double seconds) const {
     stats.p90_s = node.latency.quantile(0.9);
     stats.p99_s = node.latency.quantile(0.99);
     stats.max_queued = node.max_queued.load();
+    stats.start_ns = node.start_ns;
     r.nodes.push_back(std::move(stats));
     if (node.pool) r.sources.push_back({node.desc->id, node.pool->peak.load()});
   }
@@ -832,15 +850,18 @@ RunReport Pipeline::run() {
   oneapi::tbb::task_arena arena(s.threads);
   std::optional<NodeError> start_error;
   std::string stall;
+  std::uint64_t start_ns = 0;
   arena.execute([&] {
     flow::graph g;  // made inside the arena so that all its tasks run there
     s.run.graph = &g;
     s.build(g);
+    const auto starting = Clock::now();
     try {
       s.start_stages();
     } catch (const NodeError& e) {
       start_error = e;
     }
+    start_ns = nanoseconds_since(starting);
     if (!start_error) {
       for (auto& node : s.nodes)
         if (node->desc->plugin->role == Role::Source)
@@ -880,7 +901,9 @@ RunReport Pipeline::run() {
   if (start_error) throw *start_error;
   if (s.run.error) throw *s.run.error;
   if (!stall.empty()) throw std::runtime_error(stall);
-  return s.report(reason, seconds);
+  RunReport report = s.report(reason, seconds);
+  report.start_seconds = static_cast<double>(start_ns) * 1e-9;
+  return report;
 }
 
 void Pipeline::request_stop() { impl_->run.stopping = true; }

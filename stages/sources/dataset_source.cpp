@@ -128,7 +128,11 @@ SampleInfo DatasetSource::sample_info(const DatasetRecord& record) const {
 
 std::vector<std::string> DatasetSource::list_classes(const std::vector<DatasetRecord>& records) const {
   std::set<std::string> names;
-  for (const DatasetRecord& r : records) names.insert(r.class_name);
+  const std::string* previous = nullptr;  // records come sorted by key, so grouped by class
+  for (const DatasetRecord& r : records) {
+    if (!previous || r.class_name != *previous) names.insert(r.class_name);
+    previous = &r.class_name;
+  }
   return std::vector<std::string>(names.begin(), names.end());
 }
 
@@ -150,14 +154,20 @@ void DatasetSource::select(std::vector<DatasetRecord> all) {
 
   // Group by class (records arrive sorted by key), apply the limit, then split.
   std::vector<std::vector<DatasetRecord>> by_class(classes_.size());
+  std::string last_class;  // records come grouped by class: one look-up per class, not per record
+  std::int64_t last_label = -1;
   for (DatasetRecord& r : all) {
-    auto it = label_of.find(r.class_name);
-    if (it == label_of.end()) continue;
-    r.label = it->second;
-    r.shared_key = std::make_shared<const std::string>(r.key);
+    if (r.class_name != last_class || last_class.empty()) {
+      auto it = label_of.find(r.class_name);
+      last_class = r.class_name;
+      last_label = it == label_of.end() ? -1 : it->second;
+    }
+    if (last_label < 0) continue;
+    r.label = last_label;
     auto& bucket = by_class[static_cast<std::size_t>(r.label)];
-    if (per_class_limit_ == kNoLimit || static_cast<std::int64_t>(bucket.size()) < per_class_limit_)
-      bucket.push_back(std::move(r));
+    if (per_class_limit_ != kNoLimit && static_cast<std::int64_t>(bucket.size()) >= per_class_limit_) continue;
+    r.shared_key = std::make_shared<const std::string>(r.key);
+    bucket.push_back(std::move(r));
   }
   records_.clear();
   for (std::size_t c = 0; c < by_class.size(); ++c) {

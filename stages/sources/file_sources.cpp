@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "flowrun/logging.hpp"
 #include "stages/messages/sample.hpp"
@@ -34,8 +35,9 @@ bool has_extension(const std::string& name, const std::vector<std::string>& exte
 }
 
 void sort_by_key(std::vector<DatasetRecord>& records) {
-  std::sort(records.begin(), records.end(),
-            [](const DatasetRecord& a, const DatasetRecord& b) { return a.key < b.key; });
+  const auto by_key = [](const DatasetRecord& a, const DatasetRecord& b) { return a.key < b.key; };
+  if (std::is_sorted(records.begin(), records.end(), by_key)) return;  // tars written sorted: most are
+  std::sort(records.begin(), records.end(), by_key);
 }
 
 struct TarOptions : DatasetOptions {
@@ -75,12 +77,13 @@ class TarSource : public DatasetSource {
     for (const std::string& path : paths_) {
       archives_.push_back(TarArchive::open(path));
       const auto& members = archives_.back()->members();
+      records.reserve(records.size() + members.size());
       for (std::size_t m = 0; m < members.size(); ++m) {
         const std::string& name = members[m].name;
         if (name.compare(0, prefix_.size(), prefix_) != 0 || !has_extension(name, extensions_)) continue;
-        const std::string relative = name.substr(prefix_.size());
+        const std::string_view relative = std::string_view(name).substr(prefix_.size());
         const std::size_t slash = relative.find('/');
-        if (slash == std::string::npos || slash == 0) {
+        if (slash == std::string_view::npos || slash == 0) {
           ++unlabelled;
           continue;
         }
@@ -155,8 +158,9 @@ class ImageFolderSource : public DatasetSource {
   }
 
   std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
-    std::ifstream in(record.key, std::ios::binary | std::ios::ate);
-    if (!in) throw std::runtime_error("cannot read " + record.key);
+    const std::string& path = *record.shared_key;
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in) throw std::runtime_error("cannot read " + path);
     auto bytes = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(in.tellg()));
     in.seekg(0);
     in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));

@@ -47,11 +47,12 @@ bool all_zero(const std::uint8_t* p) {
 }
 
 bool checksum_ok(const std::uint8_t* header) {
-  std::uint64_t sum = 0;
-  for (std::size_t i = 0; i < kBlock; ++i) {
-    const bool in_field = i >= kChecksumOffset && i < kChecksumOffset + kChecksumLength;
-    sum += in_field ? ' ' : header[i];
-  }
+  // The sum of all bytes with the checksum field counted as spaces. Summed plainly and
+  // corrected after, so that the compiler vectorizes it: this was most of indexing time.
+  std::uint32_t sum = 0;
+  for (std::size_t i = 0; i < kBlock; ++i) sum += header[i];
+  for (std::size_t i = kChecksumOffset; i < kChecksumOffset + kChecksumLength; ++i) sum -= header[i];
+  sum += ' ' * kChecksumLength;
   return sum == parse_number(header + kChecksumOffset, kChecksumLength);
 }
 
@@ -152,14 +153,15 @@ void TarArchive::index() {
     } else if (type == 'x') {
       parse_pax(data, size, long_name, pax_size, has_pax_size);
     } else if (type == '0' || type == '\0' || type == '7') {
-      std::string name = long_name;
-      if (name.empty()) {
+      std::string name;
+      if (!long_name.empty()) {
+        name = std::move(long_name);
+      } else {
         name = field(header, kNameOffset, kNameLength);
         const bool ustar = std::memcmp(header + kMagicOffset, "ustar", 5) == 0;
-        const std::string prefix = ustar ? field(header, kPrefixOffset, kPrefixLength) : "";
-        if (!prefix.empty()) name = prefix + "/" + name;
+        if (ustar && header[kPrefixOffset] != 0) name = field(header, kPrefixOffset, kPrefixLength) + "/" + name;
       }
-      members_.push_back({name, data_offset, size});
+      members_.push_back({std::move(name), data_offset, size});
       long_name.clear();
       has_pax_size = false;
     } else {

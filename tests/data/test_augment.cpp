@@ -218,6 +218,23 @@ TEST(HorizontalFlip, FlipsAtTheRequestedRate) {
   EXPECT_NEAR(flipped / double(n), 0.3, 0.015);
 }
 
+// The three-channel fast path copies four bytes per pixel; the edges of every row (and of
+// the buffer) must still come out right at any width, and for other channel counts.
+TEST(HorizontalFlip, MirrorsEveryRowAtAnyWidthAndChannelCount) {
+  for (const int channels : {1, 3, 4}) {
+    for (const int width : {1, 2, 3, 5, 32}) {
+      Image image = Image::u8_hwc(3, width, channels);
+      for (std::size_t i = 0; i < image.u8.size(); ++i) image.u8[i] = static_cast<std::uint8_t>(i * 37 + 11);
+      const Image flipped = flip_horizontal(image);
+      for (int y = 0; y < 3; ++y)
+        for (int x = 0; x < width; ++x)
+          for (int k = 0; k < channels; ++k)
+            ASSERT_EQ(flipped.row(y)[x * channels + k], image.row(y)[(width - 1 - x) * channels + k])
+                << "width " << width << ", " << channels << " channels, pixel (" << y << ", " << x << ")";
+    }
+  }
+}
+
 TEST(RandomErasing, ErasesAtRateAndWithinScale) {
   auto stage = make_stage("random_erasing", R"({"p": 0.4, "scale": [0.1, 0.2], "value": [7]})", 11);
   auto& erase = dynamic_cast<MapStage&>(*stage);

@@ -59,6 +59,7 @@ struct NodeStats {
   std::uint64_t calls = 0;
   double p50_s = 0, p90_s = 0, p99_s = 0;
   std::int64_t max_queued = 0;  // ordered stages: most packets waiting at their inputs at once
+  std::uint64_t start_ns = 0;   // in start() (and seek() when resuming): a source indexing its files
 };
 
 struct SourceStats {
@@ -70,7 +71,8 @@ struct RunReport {
   StopReason reason = StopReason::Finished;
   std::string ended_by;   // a stage that ended the run early (RunControl), or ""
   std::string ended_why;
-  double seconds = 0;
+  double seconds = 0;          // run() from start to end, the stages' start() included
+  double start_seconds = 0;    // of which starting the stages (before any data flows)
   int threads = 0;
   std::vector<NodeStats> nodes;  // in topological order
   std::vector<SourceStats> sources;
