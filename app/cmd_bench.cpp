@@ -134,7 +134,7 @@ void add_bench_command(CLI::App& app, Context& context) {
   command->add_option("--batches", args->batches, "batches to load (default 200)")->check(CLI::PositiveNumber);
   command->add_flag("--model", args->model, "also time the train step alone on synthetic batches and compare");
   command->add_option("--steps", args->steps, "train steps to time with --model (default 20)")->check(CLI::PositiveNumber);
-  command->add_option("--profile", args->profile, "write a Chrome trace-event file of the data path")->type_name("TRACE.json");
+  command->add_option("--profile", args->profile, "write a Chrome trace-event file of the data path (and TRACE.html beside it, drawn)")->type_name("TRACE.json");
   add_log_level(*command, context);
   command->callback([&context, args] { context.action = [&context, args] { return run_bench(context, *args); }; });
 }

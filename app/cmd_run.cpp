@@ -188,8 +188,9 @@ void add_run_command(CLI::App& app, Context& context) {
       ->type_name("DIR");
   command->add_option("--profile", args->profile,
                       "write a Chrome trace-event file of the run: every packet each node handled on its thread's "
-                      "track, items in flight per source and packets queued per serial stage as counters; open it "
-                      "in Perfetto (ui.perfetto.dev) or chrome://tracing")
+                      "track, each stage's start, items in flight per source and packets queued per serial stage as "
+                      "counters; open it in Perfetto (ui.perfetto.dev) or chrome://tracing. TRACE.html beside it "
+                      "draws the same in any browser, offline")
       ->type_name("TRACE.json");
   command->add_option("--dist-timeout", args->dist_timeout_s,
                       "data-parallel runs: seconds a collective (or the rendezvous) waits for the other ranks before "

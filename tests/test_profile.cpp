@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../graph/src/profiler.hpp"
+#include "../graph/src/trace_viewer.hpp"
 #include "flowrun/pipeline.hpp"
 #include "support/test_util.hpp"
 
@@ -116,9 +117,48 @@ TEST(Profile, TraceFollowsTheTraceEventRules) {
     Pipeline pipeline(describe(kPipeline, {"threads=" + std::to_string(threads)}), options);
     pipeline.run();
     const json trace = json::parse(read_file(options.profile_path));
-    // slow and pass run as one map chain: one slice per packet for both.
-    expect_valid_trace(trace, {"src", "slow > pass", "group", "sink"});
+    // slow and pass run as one map chain: one slice per packet for both. Each stage's
+    // start() is a slice of its own.
+    expect_valid_trace(trace, {"src", "slow > pass", "group", "sink", "start: src", "start: slow", "start: sink"});
   }
+}
+
+TEST(Profile, StartingTheStagesIsTimedApart) {
+  Pipeline pipeline(describe(kPipeline));
+  const RunReport report = pipeline.run();
+  EXPECT_GT(report.start_seconds, 0.0);
+  EXPECT_LT(report.start_seconds, report.seconds);
+  std::uint64_t starts = 0;
+  for (const NodeStats& n : report.nodes) starts += n.start_ns;
+  // The stages start one after another inside the timed start-up.
+  EXPECT_LE(static_cast<double>(starts) * 1e-9, report.start_seconds);
+}
+
+// Beside trace.json, trace.html draws it: the same events embedded, so that a browser
+// with no network shows the run; nothing in the events can end the script element.
+TEST(Profile, TheTraceIsAlsoWrittenAsAPageThatDrawsIt) {
+  EXPECT_EQ(profiling::trace_viewer_path("/tmp/run/trace.json"), "/tmp/run/trace.html");
+  EXPECT_EQ(profiling::trace_viewer_path("/tmp/run/trace"), "/tmp/run/trace.html");
+  const std::string hostile = R"({"traceEvents":[{"ph":"X","name":"a</script><b>","pid":1,"tid":1,"ts":0,"dur":1}]})";
+  const std::string page = profiling::trace_viewer_page("run <1>", hostile);
+  const auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = page.find(what); at != std::string::npos; at = page.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("</script>"), 2u) << "the template's two script elements, and no more";
+  EXPECT_NE(page.find(R"("name":"a<\/script><b>")"), std::string::npos);
+  EXPECT_NE(page.find("<title>run &lt;1&gt;</title>"), std::string::npos);
+
+  TempDir dir;
+  RunOptions options;
+  options.profile_path = dir.path() + "/trace.json";
+  Pipeline pipeline(describe(kPipeline), options);
+  pipeline.run();
+  const std::string written = read_file(dir.path() + "/trace.html");
+  const std::string trace = read_file(options.profile_path);
+  EXPECT_NE(written.find(trace), std::string::npos) << "the page embeds the trace as written";
+  EXPECT_NE(written.find("<canvas"), std::string::npos);
 }
 
 TEST(Profile, CommandLineWritesTheTraceAndRunJsonHasTheFigures) {
@@ -133,12 +173,15 @@ TEST(Profile, CommandLineWritesTheTraceAndRunJsonHasTheFigures) {
   EXPECT_NE((r.out + r.err).find("profile: " + dir.path() + "/t.json"), std::string::npos);
   const json run = json::parse(read_file(dir.path() + "/run/run.json"));
   EXPECT_EQ(run.at("reason"), "finished");
+  EXPECT_GT(run.at("start_seconds").get<double>(), 0.0);
+  EXPECT_NE((r.out + r.err).find(dir.path() + "/t.html"), std::string::npos) << "the log names the drawn trace";
   bool found = false;
   for (const json& n : run.at("nodes")) {
     if (n.at("id") != "slow") continue;
     found = true;
     EXPECT_EQ(n.at("calls"), 1200);
     EXPECT_GT(n.at("call_p99_s").get<double>(), 0.0);
+    EXPECT_GE(n.at("start_s").get<double>(), 0.0);
   }
   EXPECT_TRUE(found);
   expect_valid_trace(json::parse(read_file(dir.path() + "/t.json")), {"src", "slow > group", "sink"}, false);

@@ -17,6 +17,7 @@
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
 #include "profiler.hpp"
+#include "trace_viewer.hpp"
 
 namespace flowrun {
 namespace flow = oneapi::tbb::flow;
@@ -548,7 +549,8 @@ void Pipeline::Impl::write_trace() {
   if (!trace) return;
   try {
     trace->write(options.profile_path, "flowrun " + description.name, trace_names, trace_categories);
-    log::info("profile: ", options.profile_path, " (Chrome trace events: open it in Perfetto or chrome://tracing)");
+    log::info("profile: ", options.profile_path, " (Chrome trace events: open it in Perfetto or chrome://tracing) and ",
+              profiling::trace_viewer_path(options.profile_path), " (the same, drawn: any browser, offline)");
   } catch (const std::exception& e) {
     log::error("could not write the profile: ", e.what());
   }

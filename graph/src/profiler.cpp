@@ -1,4 +1,5 @@
 #include "profiler.hpp"
+#include "trace_viewer.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -127,7 +128,9 @@ void TraceRecorder::write(const std::string& path, const std::string& process_na
         << ",\"args\":{\"value\":" << value << "}}";
   }
   o << "\n]}\n";
-  write_file_atomically(path, o.str());
+  const std::string text = o.str();
+  write_file_atomically(path, text);
+  write_file_atomically(trace_viewer_path(path), trace_viewer_page(process_name, text));
 }
 
 }  // namespace flowrun::profiling
