@@ -16,6 +16,7 @@
 
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
+#include "own_thread.hpp"
 #include "profiler.hpp"
 #include "trace_viewer.hpp"
 
@@ -128,6 +129,7 @@ struct NodeRuntime {
   profiling::LatencyHistogram latency;
   // Ordered stages: packets arrived at the inputs and not yet handled.
   std::atomic<std::int64_t> queued{0}, max_queued{0};
+  std::unique_ptr<OwnThread<PacketPtr>> own_thread;     // ordered stages with PluginInfo::own_thread
   int trace_name = -1;     // this node's (or its map chain's) slice name in the trace
   int queue_counter = -1;  // "queued: NODE" in the trace
   std::uint64_t start_ns = 0;  // in start() and seek()
@@ -622,8 +624,31 @@ void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
     node.outputs.push_back(out.get());
     node.owned.push_back(std::move(out));
   }
-  auto body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(g, flow::serial,
-                                                                                   OrderedBody(node, run));
+  std::unique_ptr<flow::function_node<PacketPtr, flow::continue_msg>> body;
+  if (node.desc->plugin->own_thread) {
+    if (!node.desc->plugin->outputs.empty())
+      throw std::logic_error("plugin " + node.desc->plugin->name + " has outputs: only sinks run on their own thread");
+    // The serial function_node only hands packets over, in the order the sequencers
+    // release them; the stage's thread handles them in that order. The graph counts each
+    // packet as outstanding work until it is handled, so wait_for_all waits for it.
+    OrderedBody handle(node, run);
+    RunState* state = &run;
+    const std::string track = "own thread: " + node.desc->id;
+    node.own_thread = std::make_unique<OwnThread<PacketPtr>>(
+        [handle](const PacketPtr& packet) mutable { handle(packet); }, [&g] { g.reserve_wait(); },
+        [&g] { g.release_wait(); },
+        [state, track] {
+          if (state->trace) state->trace->name_thread(track);
+        });
+    OwnThread<PacketPtr>* thread = node.own_thread.get();
+    body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(
+        g, flow::serial, [thread](const PacketPtr& packet) {
+          thread->hand_over(packet);
+          return flow::continue_msg();
+        });
+  } else {
+    body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(g, flow::serial, OrderedBody(node, run));
+  }
   node.body = body.get();
   const std::size_t input_count = node.desc->plugin->inputs.size();
   node.inputs.assign(input_count, nullptr);
@@ -882,6 +907,8 @@ RunReport Pipeline::run() {
       s.accepting_wakes = false;
     }
     g.wait_for_all();
+    for (auto& node : s.nodes)  // idle: nothing left in their queues
+      if (node->own_thread) node->own_thread->join();
     if (!start_error && !s.run.failed) stall = s.stall_message();  // before buffers are dropped
     for (auto& node : s.nodes)
       if (node->pool) node->pool->detach();

@@ -76,6 +76,12 @@ void TraceRecorder::slice(int name, Clock::time_point start, Clock::time_point e
                              name, items});
 }
 
+void TraceRecorder::name_thread(const std::string& name) {
+  ThreadBuffer& b = buffer();
+  std::lock_guard<std::mutex> lock(mutex_);
+  b.name = name;
+}
+
 int TraceRecorder::add_counter(const std::string& name) {
   std::lock_guard<std::mutex> lock(mutex_);
   counters_.push_back(std::make_unique<Counter>());
@@ -104,8 +110,8 @@ void TraceRecorder::write(const std::string& path, const std::string& process_na
   o << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
   o << "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":1,\"tid\":0,\"args\":{\"name\":" << quoted(process_name) << "}}";
   for (const auto& b : buffers_) {
-    o << ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":1,\"tid\":" << b->index << ",\"args\":{\"name\":\"runtime thread "
-      << b->index << "\"}}";
+    o << ",\n{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":1,\"tid\":" << b->index << ",\"args\":{\"name\":"
+      << quoted(b->name.empty() ? "runtime thread " + std::to_string(b->index) : b->name) << "}}";
     o << ",\n{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":1,\"tid\":" << b->index << ",\"args\":{\"sort_index\":"
       << b->index << "}}";
   }

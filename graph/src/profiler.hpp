@@ -44,6 +44,8 @@ class TraceRecorder {
 
   // Work on the calling thread: `name` indexes the names given to write().
   void slice(int name, Clock::time_point start, Clock::time_point end, std::uint32_t items);
+  // Names the calling thread's track (default "runtime thread N").
+  void name_thread(const std::string& name);
   // A counter track (e.g. "in flight: train_data"); returns its index for sample().
   int add_counter(const std::string& name);
   void sample(int counter, std::int64_t value);
@@ -61,6 +63,7 @@ class TraceRecorder {
   };
   struct ThreadBuffer {
     int index = 0;  // the track's number in the trace
+    std::string name;
     std::vector<Slice> slices;
   };
   struct Counter {

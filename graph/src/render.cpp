@@ -69,11 +69,15 @@ std::string render_plugin_list(const Registry& registry) {
   return out.str();
 }
 
+constexpr const char* kOwnThreadNote =
+    "; runs on a thread of its own, beside the runtime's (a sink that writes files: it runs as soon as its "
+    "input arrives, and compute never waits for its disk)";
+
 std::string render_plugin_details(const PluginInfo& p) {
   std::ostringstream out;
   out << p.name << " - " << p.summary << "\n\n";
   if (!p.description.empty()) out << p.description << (p.description.back() == '\n' ? "" : "\n") << "\n";
-  out << "Role:    " << role_explained(p.role) << "\n";
+  out << "Role:    " << role_explained(p.role) << (p.own_thread ? kOwnThreadNote : "") << "\n";
   out << "Origin:  " << p.origin << "\n\n";
   const auto ports = [&](const char* title, const std::vector<PortSpec>& list, bool inputs) {
     out << title << ":\n";
@@ -114,7 +118,7 @@ std::string render_plugin_reference_markdown(const Registry& registry) {
     if (p.origin != "built-in") continue;
     out << "\n## " << name << "\n\n" << p.summary << "\n\n";
     if (!p.description.empty()) out << "```text\n" << p.description << (p.description.back() == '\n' ? "" : "\n") << "```\n\n";
-    out << "Role: " << role_explained(p.role) << "\n\n";
+    out << "Role: " << role_explained(p.role) << (p.own_thread ? kOwnThreadNote : "") << "\n\n";
     if (!p.inputs.empty() || !p.outputs.empty()) {
       out << "| port | direction | kind | doc |\n|---|---|---|---|\n";
       for (const PortSpec& port : p.inputs)

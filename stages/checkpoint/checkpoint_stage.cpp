@@ -204,6 +204,7 @@ PluginInfo checkpoint_plugin() {
       "\n"
       "  {\"id\": \"ckpt\", \"plugin\": \"checkpoint\", \"params\": {\"keep_last\": 2, \"best_metric\": \"accuracy\"}}";
   p.role = Role::Ordered;
+  p.own_thread = true;  // writes files: never waits behind the train step, nor the step for its disk
   p.inputs = {{"state", kTrainStateKind, "snapshots from the train stage's state output"}};
   declare_options<CheckpointOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<CheckpointStage>(args); };

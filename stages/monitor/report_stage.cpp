@@ -191,6 +191,7 @@ PluginInfo report_plugin() {
       "  {\"id\": \"report\", \"plugin\": \"report\"},   edges: \"train -> report.metrics\",\n"
       "  \"train.evaluations -> report.evaluations\"";
   p.role = Role::Ordered;
+  p.own_thread = true;  // writes files: never waits behind the train step, nor the step for its disk
   p.inputs = {{"metrics", kMetricsKind, "the train stage's metrics output"},
               {"evaluations", kEvaluationKind, "the train stage's evaluations output", false}};
   declare_options<ReportOptions>(p.params);

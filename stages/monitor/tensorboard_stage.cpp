@@ -96,6 +96,7 @@ PluginInfo tensorboard_plugin() {
       "\n"
       "  {\"id\": \"tb\", \"plugin\": \"tensorboard\"}     (writes RUN_FOLDER/tensorboard)";
   p.role = Role::Ordered;
+  p.own_thread = true;  // writes files: never waits behind the train step, nor the step for its disk
   p.inputs = {{"in", kMetricsKind, "metrics from the train stage"}};
   declare_options<TensorboardOptions>(p.params);
   p.create = [](const StageArgs& args) { return std::make_unique<TensorboardStage>(args); };

@@ -146,6 +146,33 @@ class Sink : public OrderedStage {
   void process(Message, Emitter&) override {}
 };
 
+std::atomic<std::int64_t> g_items_counted{0};
+
+// Counts the items that pass (test.count_items): how far the stream has got.
+class CountItems : public MapStage {
+ public:
+  using MapStage::MapStage;
+  std::shared_ptr<const Payload> process(const Message& in) override {
+    ++g_items_counted;
+    return in.payload;
+  }
+};
+
+}  // namespace
+
+// A sink on a thread of its own (test.progress_sink): for each item, how many items
+// test.count_items had passed by then, and the thread it ran on.
+class ProgressSink : public OrderedStage {
+ public:
+  using OrderedStage::OrderedStage;
+  void process(Message in, Emitter&) override {
+    seen.push_back({in.index, g_items_counted.load(), std::this_thread::get_id()});
+  }
+  std::vector<ProgressRecord> seen;
+};
+
+namespace {
+
 // Records per port what it saw, emits "port:index" strings on its output.
 class TwoInputs : public OrderedStage {
  public:
@@ -311,6 +338,10 @@ const std::vector<std::shared_ptr<const Payload>>& kept_batches(Stage& stage) {
   return dynamic_cast<KeepBatches&>(stage).kept_;
 }
 
+const std::vector<ProgressRecord>& progress_records(Stage& stage) { return dynamic_cast<ProgressSink&>(stage).seen; }
+
+void reset_items_counted() { g_items_counted = 0; }
+
 LiveCounter& tracked_payloads() {
   static LiveCounter counter;
   return counter;
@@ -372,6 +403,12 @@ void register_toy_stages(Registry& r) {
   borrower.params.integer("hold", 1, "give back after this many items; 0 = never").min(0);
   borrower.params.number("sleep_ms", 0.0, "sleep per item").min(0);
   r.add(std::move(borrower));
+  r.add(make("test.count_items", Role::Map, {{"in", kAnyKind, "anything"}}, {{"out", kSameKind, "same"}},
+             factory<CountItems>()));
+  PluginInfo progress = make("test.progress_sink", Role::Ordered, {{"in", kAnyKind, "anything"}}, {},
+                             factory<ProgressSink>());
+  progress.own_thread = true;
+  r.add(std::move(progress));
   r.add(make("test.stop_recorder", Role::Map, {{"in", kAnyKind, "anything"}}, {{"out", kSameKind, "same"}},
              factory<StopRecorder>()));
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "flowrun/registry.hpp"
@@ -44,13 +45,24 @@ const std::vector<BatchRecord>& batch_records(Stage& stage);  // of a test.batch
 // The batches a test.keep_batches stage received, in order.
 const std::vector<std::shared_ptr<const Payload>>& kept_batches(Stage& stage);
 
+// What test.progress_sink (a sink on its own thread) saw of each item: its index, how
+// many items test.count_items had passed by then, and the thread it ran on.
+struct ProgressRecord {
+  std::uint64_t index = 0;
+  std::int64_t counted = 0;
+  std::thread::id thread;
+};
+const std::vector<ProgressRecord>& progress_records(Stage& stage);
+void reset_items_counted();
+
 // Stop reasons seen by test.stop_recorder stages, in call order.
 std::vector<std::string> recorded_stops();
 void clear_recorded_stops();
 
 // Registers: test.tracked_source, test.random_tag, test.group, test.bytes_source,
 // test.decode, test.pixels_sink, test.two_inputs, test.needs_params, test.stop_recorder,
-// test.batch_fingerprints, test.keep_batches, test.fail_after, test.lender, test.borrower.
+// test.batch_fingerprints, test.keep_batches, test.fail_after, test.lender, test.borrower,
+// test.count_items, test.progress_sink.
 void register_toy_stages(Registry& registry);
 
 }  // namespace flowrun::testing

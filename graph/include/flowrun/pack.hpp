@@ -19,7 +19,8 @@ class Registry;
 
 // 2: PluginInfo::check, Stage::item_rng(epoch, index), Batch::fence (2026-12-01).
 // 3: RunControl::wake, OrderedStage::waiting and woken (2026-12-02).
-constexpr int kPackAbiVersion = 3;
+// 4: PluginInfo::own_thread (2026-12-02).
+constexpr int kPackAbiVersion = 4;
 
 struct PackEntry {
   int abi_version;        // kPackAbiVersion of the headers the pack was built with; always first

@@ -64,6 +64,11 @@ struct PluginInfo {
   // Optional: runs in `flowrun validate` and before every run, once the graph is
   // known; each finding is reported with the node's JSON location (exit 2, nothing run).
   std::function<void(const CheckedNode&, std::vector<CheckFinding>&)> check;
+  // Ordered stages without outputs (sinks that write files: checkpoints, TensorBoard,
+  // the report): run on a thread of their own, beside the runtime's, so that they run as
+  // soon as their input arrives even when compute keeps the runtime's threads busy, and
+  // compute never waits for their disk. Stream order and one call at a time still hold.
+  bool own_thread = false;
   std::string origin = "built-in";  // set by the registry: "built-in" or the pack's path
 };
 
