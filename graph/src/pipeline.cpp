@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -462,6 +463,7 @@ struct Pipeline::Impl : RunControl {
   void build_map_chain(flow::graph& g, const std::vector<int>& chain);
   std::vector<std::vector<int>> map_chains() const;
   void build_ordered(flow::graph& g, NodeRuntime& node);
+  void build_on_own_thread(flow::graph& g, NodeRuntime& node);
   void start_stages();
   void drain_stages(StopReason reason);
   void stop_stages(StopReason reason);
@@ -617,6 +619,48 @@ std::vector<std::vector<int>> Pipeline::Impl::map_chains() const {
   return chains;
 }
 
+// Counts a packet as queued at `node` (until the stage takes it) and tags it with the
+// input port it arrived on (copying it only when that is not port 0).
+PacketPtr arrived(NodeRuntime& node, RunState& run, const PacketPtr& in, int port) {
+  const std::int64_t now = ++node.queued;
+  std::int64_t seen = node.max_queued.load(std::memory_order_relaxed);
+  while (now > seen && !node.max_queued.compare_exchange_weak(seen, now)) {
+  }
+  if (run.trace) run.trace->sample(node.queue_counter, now);
+  if (in->port == port) return in;
+  auto tagged = std::make_shared<Packet>(*in);
+  tagged->port = port;
+  return PacketPtr(std::move(tagged));
+}
+
+// The handler of a stage on its own thread: puts each input port's packets back in
+// stream order (they arrive as the upstream threads finish them) and hands them to the
+// stage's body; wakes go straight through.
+class InOrderOnOwnThread {
+ public:
+  InOrderOnOwnThread(NodeRuntime& node, RunState& run, std::size_t ports)
+      : body_(node, run), next_(ports, 0), pending_(ports) {}
+  void operator()(const PacketPtr& packet) {
+    if (packet->port == kWakePort) {
+      body_(packet);
+      return;
+    }
+    const auto port = static_cast<std::size_t>(packet->port);
+    pending_[port].emplace(packet->seq, packet);
+    for (auto& waiting = pending_[port]; !waiting.empty() && waiting.begin()->first == next_[port];) {
+      const PacketPtr ready = std::move(waiting.begin()->second);
+      waiting.erase(waiting.begin());
+      ++next_[port];
+      body_(ready);
+    }
+  }
+
+ private:
+  OrderedBody body_;
+  std::vector<std::uint64_t> next_;                      // per port: the seq handled next
+  std::vector<std::map<std::uint64_t, PacketPtr>> pending_;  // per port: arrived early
+};
+
 void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
   for (std::size_t port = 0; port < node.desc->plugin->outputs.size(); ++port) {
     auto out = std::make_unique<flow::broadcast_node<PacketPtr>>(g);
@@ -624,62 +668,62 @@ void Pipeline::Impl::build_ordered(flow::graph& g, NodeRuntime& node) {
     node.outputs.push_back(out.get());
     node.owned.push_back(std::move(out));
   }
-  std::unique_ptr<flow::function_node<PacketPtr, flow::continue_msg>> body;
-  if (node.desc->plugin->own_thread) {
-    if (!node.desc->plugin->outputs.empty())
-      throw std::logic_error("plugin " + node.desc->plugin->name + " has outputs: only sinks run on their own thread");
-    // The serial function_node only hands packets over, in the order the sequencers
-    // release them; the stage's thread handles them in that order. The graph counts each
-    // packet as outstanding work until it is handled, so wait_for_all waits for it.
-    OrderedBody handle(node, run);
-    RunState* state = &run;
-    const std::string track = "own thread: " + node.desc->id;
-    node.own_thread = std::make_unique<OwnThread<PacketPtr>>(
-        [handle](const PacketPtr& packet) mutable { handle(packet); }, [&g] { g.reserve_wait(); },
-        [&g] { g.release_wait(); },
-        [state, track] {
-          if (state->trace) state->trace->name_thread(track);
-        });
-    OwnThread<PacketPtr>* thread = node.own_thread.get();
-    body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(
-        g, flow::serial, [thread](const PacketPtr& packet) {
-          thread->hand_over(packet);
-          return flow::continue_msg();
-        });
-  } else {
-    body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(g, flow::serial, OrderedBody(node, run));
-  }
-  node.body = body.get();
   const std::size_t input_count = node.desc->plugin->inputs.size();
   node.inputs.assign(input_count, nullptr);
+  if (node.desc->plugin->own_thread) {
+    build_on_own_thread(g, node);
+    return;
+  }
+  auto body = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg>>(g, flow::serial,
+                                                                                   OrderedBody(node, run));
+  node.body = body.get();
   for (std::size_t port = 0; port < input_count; ++port) {
     if (node.desc->input_kinds[port].empty()) continue;  // optional port left unconnected
     auto sequencer =
         std::make_unique<flow::sequencer_node<PacketPtr>>(g, [](const PacketPtr& p) { return p->seq; });
     flow::make_edge(*sequencer, *body);
-    // On the way in, each packet is counted as queued (until the stage takes it) and,
-    // when the stage has several inputs, tagged with its port so the stage knows it.
-    const int tag = input_count > 1 ? static_cast<int>(port) : -1;
+    // On the way in, each packet is counted as queued and tagged with its port.
     NodeRuntime* self = &node;
     RunState* state = &run;
+    const int tag = static_cast<int>(port);
     auto arrival = std::make_unique<flow::function_node<PacketPtr, PacketPtr, flow::lightweight>>(
-        g, flow::unlimited, [tag, self, state](const PacketPtr& in) {
-          const std::int64_t now = ++self->queued;
-          std::int64_t seen = self->max_queued.load(std::memory_order_relaxed);
-          while (now > seen && !self->max_queued.compare_exchange_weak(seen, now)) {
-          }
-          if (state->trace) state->trace->sample(self->queue_counter, now);
-          if (tag < 0) return in;
-          auto tagged = std::make_shared<Packet>(*in);
-          tagged->port = tag;
-          return PacketPtr(std::move(tagged));
-        });
+        g, flow::unlimited, [tag, self, state](const PacketPtr& in) { return arrived(*self, *state, in, tag); });
     flow::make_edge(*arrival, *sequencer);
     node.inputs[port] = arrival.get();
     node.owned.push_back(std::move(arrival));
     node.owned.push_back(std::move(sequencer));
   }
   node.owned.push_back(std::move(body));
+}
+
+// A sink on its own thread: no sequencer and no serial task. Each packet is handed to
+// the stage's thread by the thread that delivers it, at once: a lightweight node runs
+// its body in the caller, but only when the body is noexcept (TBB makes a task
+// otherwise), and a task of the runtime's could wait under newer ones, which is what
+// this is for. The stage's thread restores stream order per port. The graph counts
+// each packet as outstanding work until it is handed on, so wait_for_all waits for it.
+void Pipeline::Impl::build_on_own_thread(flow::graph& g, NodeRuntime& node) {
+  if (!node.desc->plugin->outputs.empty())
+    throw std::logic_error("plugin " + node.desc->plugin->name + " has outputs: only sinks run on their own thread");
+  RunState* state = &run;
+  const std::string track = "own thread: " + node.desc->id;
+  node.own_thread = std::make_unique<OwnThread<PacketPtr>>(
+      InOrderOnOwnThread(node, run, node.inputs.size()), [&g] { g.reserve_wait(); }, [&g] { g.release_wait(); },
+      [state, track] {
+        if (state->trace) state->trace->name_thread(track);
+      });
+  for (std::size_t port = 0; port < node.inputs.size(); ++port) {
+    if (node.desc->input_kinds[port].empty()) continue;
+    NodeRuntime* self = &node;
+    const int tag = static_cast<int>(port);
+    auto arrival = std::make_unique<flow::function_node<PacketPtr, flow::continue_msg, flow::lightweight>>(
+        g, flow::unlimited, [tag, self, state](const PacketPtr& in) noexcept {
+          self->own_thread->hand_over(arrived(*self, *state, in, tag));
+          return flow::continue_msg();
+        });
+    node.inputs[port] = arrival.get();
+    node.owned.push_back(std::move(arrival));
+  }
 }
 
 void Pipeline::Impl::build(flow::graph& g) {
@@ -760,11 +804,12 @@ void Pipeline::Impl::wake(const std::string& node_id) {
   const int index = description.node_index(node_id);
   if (index < 0) throw std::logic_error("wake: no node '" + node_id + "'");
   NodeRuntime& node = *nodes[static_cast<std::size_t>(index)];
-  if (!node.body) throw std::logic_error("wake: node '" + node_id + "' is not an ordered stage");
+  if (!node.body && !node.own_thread) throw std::logic_error("wake: node '" + node_id + "' is not an ordered stage");
   auto packet = std::make_shared<Packet>();
   packet->port = kWakePort;
   ++node.queued;
-  node.body->try_put(PacketPtr(std::move(packet)));
+  if (node.own_thread) node.own_thread->hand_over(PacketPtr(std::move(packet)));
+  else node.body->try_put(PacketPtr(std::move(packet)));
 }
 
 // `node` and everything upstream of it, breadth first (nearest first).
