@@ -108,8 +108,9 @@ TEST(Pipeline, ItemsInFlightNeverExceedPrefetch) {
 // "threads": 1 the sinks' tasks waited under the loader's newer ones until the stream
 // ended (checkpoints written at the end of training; docs/profiling.md). A sink on its
 // own thread sees its items while the stream flows, in order, one at a time, on one
-// thread that is not the runtime's. (This toy stream does not starve a shared sink: the
-// check that it no longer happens is the quickstart's, measured.)
+// thread that is not the runtime's. (This toy stream does not starve a shared sink; the
+// check that a real one no longer waits is
+// Checkpoint.WithOneRuntimeThreadSnapshotsAreWrittenWhileTrainingGoesOn.)
 TEST(Pipeline, ASinkOnItsOwnThreadKeepsUpWithOneRuntimeThread) {
   const char* const kSinkApart = R"({
     "name": "sink_apart", "seed": 1, "prefetch": 64, "threads": 1,

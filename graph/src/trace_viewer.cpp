@@ -112,7 +112,8 @@ function draw() {
   for (let t = t0 + Math.ceil((view[0] - t0) / step) * step; t <= view[1]; t += step) {
     const x = xOf(t);
     ctx.beginPath(); ctx.moveTo(x, AXIS - 4); ctx.lineTo(x, y); ctx.stroke();
-    ctx.fillText(((t - t0) / 1000).toFixed(step < 1000 ? 2 : 0) + " ms", x + 2, AXIS / 2);
+    const label = step >= 1e6 ? ((t - t0) / 1e6).toFixed(0) + " s" : ((t - t0) / 1000).toFixed(step < 1000 ? 2 : 0) + " ms";
+    ctx.fillText(label, x + 2, AXIS / 2);
   }
   for (const r of rows) {
     ctx.fillStyle = "#333"; ctx.fillText(r.label, 4, r.y + Math.min(r.h, ROW) / 2, LEFT - 8);
@@ -123,18 +124,28 @@ function draw() {
 }
 
 function drawSlices(r) {
-  const lastX = [];  // per depth: slices narrower than a pixel share one column
+  // Slices narrower than a pixel share a column: the column shows the longest of them
+  // (else a run of short loader slices would hide the steps between them).
+  const narrow = new Map();
   for (const s of r.data.slices) {
     if (s.ts + s.dur < view[0] || s.ts > view[1]) continue;
-    const x0 = xOf(s.ts), x1 = xOf(s.ts + s.dur), w = Math.max(1, x1 - x0);
-    if (w < 1.5 && Math.floor(x0) === lastX[s.depth]) continue;
-    lastX[s.depth] = Math.floor(x0);
-    const top = r.y + s.depth * ROW;
-    ctx.fillStyle = color(s.name); ctx.fillRect(x0, top + 1, w, ROW - 2);
-    if (w > 40) {
-      ctx.fillStyle = "#111"; ctx.save(); ctx.beginPath(); ctx.rect(x0, top, w, ROW); ctx.clip();
-      ctx.fillText(s.name, Math.max(x0, LEFT) + 3, top + ROW / 2); ctx.restore();
+    const x0 = xOf(s.ts), x1 = xOf(s.ts + s.dur);
+    if (x1 - x0 < 1.5) {
+      const key = s.depth * 100000 + Math.floor(x0), held = narrow.get(key);
+      if (!held || held.dur < s.dur) narrow.set(key, s);
+      continue;
     }
+    drawSlice(r, s, x0, x1 - x0);
+  }
+  for (const s of narrow.values()) drawSlice(r, s, Math.floor(xOf(s.ts)), 1);
+}
+
+function drawSlice(r, s, x0, w) {
+  const top = r.y + s.depth * ROW;
+  ctx.fillStyle = color(s.name); ctx.fillRect(x0, top + 1, w, ROW - 2);
+  if (w > 40) {
+    ctx.fillStyle = "#111"; ctx.save(); ctx.beginPath(); ctx.rect(x0, top, w, ROW); ctx.clip();
+    ctx.fillText(s.name, Math.max(x0, LEFT) + 3, top + ROW / 2); ctx.restore();
   }
 }
 
@@ -206,8 +217,11 @@ for (const [name, durs] of ranked) {
   tbody.appendChild(row);
 }
 document.getElementById("title").textContent = processName || document.title;
+const runtimeThreads = [...threads.values()].filter(th => th.name.startsWith("runtime")).length;
+const span = t1 - t0 >= 1e6 ? `${((t1 - t0) / 1e6).toFixed(1)} s` : `${((t1 - t0) / 1000).toFixed(1)} ms`;
 document.getElementById("info").textContent =
-  `${((t1 - t0) / 1000).toFixed(1)} ms on ${threads.size} runtime thread(s); ` +
+  `${span} on ${runtimeThreads} runtime thread(s)` +
+  (threads.size > runtimeThreads ? ` and ${threads.size - runtimeThreads} stage thread(s)` : "") + "; " +
   `${events.filter(e => e.ph === "X").length} slices. Wheel: zoom; drag: pan; double click: the whole run. ` +
   `Shares are of the run's span per thread summed, so they add up to the thread count.`;
 window.addEventListener("resize", resize);
