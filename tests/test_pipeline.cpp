@@ -137,6 +137,35 @@ TEST(Pipeline, ASinkOnItsOwnThreadKeepsUpWithOneRuntimeThread) {
   }
 }
 
+// A sink on its own thread that throws fails the run like any stage: named, promptly,
+// on one runtime thread or several, without waiting for the stream to end.
+TEST(Pipeline, ASinkOnItsOwnThreadThatThrowsFailsTheRunByName) {
+  for (const char* threads : {"threads=1", "threads=2"}) {
+    SCOPED_TRACE(threads);
+    clear_recorded_stops();
+    const auto start = std::chrono::steady_clock::now();
+    Pipeline pipeline(describe(R"({
+      "name": "fails_apart",
+      "nodes": [
+        {"id": "src", "plugin": "counter_source", "params": {"count": 100000000}},
+        {"id": "rec", "plugin": "test.stop_recorder"},
+        {"id": "group", "plugin": "test.group", "params": {"size": 4}},
+        {"id": "boom", "plugin": "test.fail_after_own_thread", "params": {"after": 50}}
+      ],
+      "edges": ["src -> rec -> group -> boom"]
+    })", {threads}));
+    try {
+      pipeline.run();
+      FAIL() << "run() should have thrown";
+    } catch (const NodeError& e) {
+      EXPECT_EQ(e.node_id(), "boom");
+      EXPECT_NE(std::string(e.what()).find("failing on item 50"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+    EXPECT_EQ(recorded_stops(), std::vector<std::string>{"rec:failed"});
+  }
+}
+
 TEST(Pipeline, ExceptionAtItemNamesNodeAndEndsRunPromptly) {
   clear_recorded_stops();
   const auto start = std::chrono::steady_clock::now();

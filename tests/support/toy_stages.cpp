@@ -377,7 +377,11 @@ void register_toy_stages(Registry& r) {
 
   PluginInfo fail = make("test.fail_after", Role::Ordered, {{"in", kAnyKind, "anything"}}, {}, factory<FailAfter>());
   fail.params.integer("after", 1, "throw on this data item").min(1);
+  PluginInfo fail_apart = fail;  // the same sink on a thread of its own
+  fail_apart.name = "test.fail_after_own_thread";
+  fail_apart.own_thread = true;
   r.add(std::move(fail));
+  r.add(std::move(fail_apart));
   r.add(make("test.bytes_source", Role::Source, {}, {{"out", "test/bytes", "encoded"}}, factory<BytesSource>()));
   r.add(make("test.decode", Role::Map, {{"in", "test/bytes", "encoded"}}, {{"out", "test/pixels", "decoded"}},
              factory<Decode>()));

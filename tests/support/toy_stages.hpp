@@ -62,7 +62,7 @@ void clear_recorded_stops();
 // Registers: test.tracked_source, test.random_tag, test.group, test.bytes_source,
 // test.decode, test.pixels_sink, test.two_inputs, test.needs_params, test.stop_recorder,
 // test.batch_fingerprints, test.keep_batches, test.fail_after, test.lender, test.borrower,
-// test.count_items, test.progress_sink.
+// test.count_items, test.progress_sink, test.fail_after_own_thread.
 void register_toy_stages(Registry& registry);
 
 }  // namespace flowrun::testing
