@@ -620,7 +620,8 @@ std::vector<std::vector<int>> Pipeline::Impl::map_chains() const {
 }
 
 // Counts a packet as queued at `node` (until the stage takes it) and tags it with the
-// input port it arrived on (copying it only when that is not port 0).
+// input port it arrived on (a copy only when that differs from the port it carries: packets
+// are made with port 0, so only a stage's second and later inputs copy).
 PacketPtr arrived(NodeRuntime& node, RunState& run, const PacketPtr& in, int port) {
   const std::int64_t now = ++node.queued;
   std::int64_t seen = node.max_queued.load(std::memory_order_relaxed);
@@ -754,28 +755,23 @@ void Pipeline::Impl::start_stages() {
   for (int index : description.topological_order) {
     NodeRuntime& node = *nodes[index];
     const auto started = Clock::now();
-    // On the trace as a slice of the node's own name on the starting thread's track.
-    const auto timed_start = [&] {
-      node.start_ns = nanoseconds_since(started);
-      if (trace) trace->slice(node.start_trace_name, started, Clock::now(), 0);
-    };
     try {
       node.stage->start();
     } catch (const std::exception& e) {
       throw NodeError(node.desc->id, node.desc->plugin->name, std::string("failed to start: ") + e.what());
     }
     const auto at = options.start_positions.find(node.desc->id);
-    if (at == options.start_positions.end()) {
-      timed_start();
-      continue;
+    if (at != options.start_positions.end()) {
+      try {
+        static_cast<SourceStage&>(*node.stage).seek(at->second);
+      } catch (const std::exception& e) {
+        throw NodeError(node.desc->id, node.desc->plugin->name, std::string("cannot resume: ") + e.what());
+      }
+      log::info("[", node.desc->id, "] resuming at epoch ", at->second.epoch, ", item ", at->second.position);
     }
-    try {
-      static_cast<SourceStage&>(*node.stage).seek(at->second);
-    } catch (const std::exception& e) {
-      throw NodeError(node.desc->id, node.desc->plugin->name, std::string("cannot resume: ") + e.what());
-    }
-    timed_start();
-    log::info("[", node.desc->id, "] resuming at epoch ", at->second.epoch, ", item ", at->second.position);
+    // start() and seek() together, also as a "start: NODE" slice on the starting thread's track.
+    node.start_ns = nanoseconds_since(started);
+    if (trace) trace->slice(node.start_trace_name, started, Clock::now(), 0);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -154,13 +155,15 @@ void DatasetSource::select(std::vector<DatasetRecord> all) {
 
   // Group by class (records arrive sorted by key), apply the limit, then split.
   std::vector<std::vector<DatasetRecord>> by_class(classes_.size());
-  std::string last_class;  // records come grouped by class: one look-up per class, not per record
+  // Records come grouped by class: one look-up per class, not per record. (A copy of the
+  // name, not a pointer: the record is moved into its bucket.)
+  std::optional<std::string> last_class;
   std::int64_t last_label = -1;
   for (DatasetRecord& r : all) {
-    if (r.class_name != last_class || last_class.empty()) {
+    if (!last_class || r.class_name != *last_class) {
       auto it = label_of.find(r.class_name);
-      last_class = r.class_name;
       last_label = it == label_of.end() ? -1 : it->second;
+      last_class = r.class_name;
     }
     if (last_label < 0) continue;
     r.label = last_label;

@@ -158,9 +158,8 @@ class ImageFolderSource : public DatasetSource {
   }
 
   std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
-    const std::string& path = *record.shared_key;
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) throw std::runtime_error("cannot read " + path);
+    std::ifstream in(record.key, std::ios::binary | std::ios::ate);
+    if (!in) throw std::runtime_error("cannot read " + record.key);
     auto bytes = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(in.tellg()));
     in.seekg(0);
     in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
