@@ -2,6 +2,8 @@
 // pointer of the value at fault and what was expected.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "flowrun/errors.hpp"
 #include "support/test_util.hpp"
 
@@ -94,6 +96,45 @@ TEST(Description, MistypedAndOutOfRangeParameters) {
 TEST(Description, DuplicateNodeId) {
   expect_problem(problems_of(with_nodes(std::string(kSrc) + ", " + kSrc + ", " + kSink, R"("src -> sink")")),
                  "/nodes/1/id", {"duplicate node id 'src'", "/nodes/0"});
+}
+
+TEST(Description, EmptyPluginNameAndNodeIdAreRefusedByPointer) {
+  const auto problems = problems_of(with_nodes(R"({"id": "src", "plugin": ""}, {"id": "", "plugin": "collect"})",
+                                               R"("src -> sink")"));
+  expect_problem(problems, "/nodes/0/plugin", {"empty plugin name", "flowrun plugins"});
+  expect_problem(problems, "/nodes/1/id", {"empty node id"});
+}
+
+TEST(Description, EdgeToARetiredPortSaysHowToMigrate) {
+  // A pipeline written before evaluation moved into its own node fed eval batches to
+  // train.eval and test batches to train.test.
+  nlohmann::json doc = nlohmann::json::parse(read_file(source_dir() + "/pipelines/quickstart.json"), nullptr, true, true);
+  nlohmann::json edges = nlohmann::json::array();
+  for (const auto& e : doc["edges"]) {
+    std::string edge = e.get<std::string>();
+    if (edge.find("-> eval.model") != std::string::npos) continue;
+    const std::size_t at = edge.find("eval.batch");
+    if (at != std::string::npos) edge.replace(at, 10, "train.eval");
+    edges.push_back(edge);
+  }
+  doc["edges"] = edges;
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& n : doc["nodes"])
+    if (n["id"] != "eval") nodes.push_back(n);
+  doc["nodes"] = nodes;
+  const auto problems = problems_of(doc.dump());
+  bool found = false;
+  for (const Problem& p : problems)
+    found = found || (p.message.find("has no input port 'eval' any more") != std::string::npos &&
+                      p.message.find("\"plugin\": \"evaluate\"") != std::string::npos &&
+                      p.message.find("train.model -> eval.model") != std::string::npos &&
+                      p.message.find("eval.batch") != std::string::npos);
+  std::string seen;
+  for (const Problem& p : problems) seen += "  " + p.pointer + ": " + p.message + "\n";
+  EXPECT_TRUE(found) << seen;
+  expect_problem(problems_of(with_nodes(std::string(kSrc) + R"(, {"id": "train", "plugin": "train"})",
+                                        R"("src -> train.test")")),
+                 "/edges/0", {"no input port 'test' any more", "train.final_model -> test.model"});
 }
 
 TEST(Description, EdgeToUnknownNodeOrPort) {

@@ -28,7 +28,13 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) std::remove(temp_path_.c_str());
+  if (!committed_) {
+    // Emptied first: a library that wrote through its own handle (HDF5 after a failed
+    // write) may keep the file open, and its blocks would stay in use until exit.
+    const int emptied = ::truncate(temp_path_.c_str(), 0);
+    (void)emptied;  // best effort: the file is removed next either way
+    std::remove(temp_path_.c_str());
+  }
 }
 
 void AtomicFile::write(const std::string& bytes) {

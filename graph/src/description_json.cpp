@@ -32,8 +32,11 @@ std::string line_and_column(const std::string& text, std::size_t byte) {
 
 std::string strip_nlohmann_prefix(const std::string& what) {
   // "[json.exception.parse_error.101] parse error at line 3, column 5: syntax error while parsing ..."
-  const std::size_t colon = what.find(": ");
-  std::string rest = colon == std::string::npos ? what : what.substr(colon + 2);
+  // "[json.exception.out_of_range.406] number overflow parsing '1e999'"
+  const std::size_t bracket = what.rfind("] ", what.find(' ') == std::string::npos ? 0 : what.find(' '));
+  const std::string text = what.compare(0, 1, "[") == 0 && bracket != std::string::npos ? what.substr(bracket + 2) : what;
+  const std::size_t colon = text.find(": ");
+  std::string rest = colon == std::string::npos ? text : text.substr(colon + 2);
   const std::string noise = "syntax error while parsing ";
   if (rest.compare(0, noise.size(), noise) == 0) rest = rest.substr(noise.size());
   return rest;
@@ -73,6 +76,8 @@ json parse_description_json(const std::string& text, const std::string& source) 
   } catch (const json::parse_error& e) {
     throw DescriptionError(source, "", "malformed JSON at " + line_and_column(text, e.byte) + ": " +
                                            strip_nlohmann_prefix(e.what()));
+  } catch (const json::exception& e) {  // a number past double's range ("1e999") has no position
+    throw DescriptionError(source, "", "malformed JSON: " + strip_nlohmann_prefix(e.what()));
   }
 }
 
@@ -98,6 +103,8 @@ void apply_overrides(json& document, const std::vector<std::string>& overrides) 
       value = json::parse(value_text);
     } catch (const json::parse_error&) {
       value = value_text;  // a bare word: take it as a string
+    } catch (const json::exception& e) {
+      throw DescriptionError(source, "", "VALUE '" + value_text + "': " + strip_nlohmann_prefix(e.what()));
     }
 
     json* at = &document;

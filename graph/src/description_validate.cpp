@@ -345,6 +345,8 @@ class Validator {
         }
       }
       if (!read_string(n, "id", pointer, node.id) && !n.contains("id")) problem(pointer, "missing \"id\"");
+      else if (n["id"].is_string() && node.id.empty())
+        problem(pointer + "/id", "empty node id; name the node, e.g. \"decode\" (edges refer to it)");
       if (!node.id.empty()) {
         if (node.id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
             std::string::npos) {
@@ -358,7 +360,9 @@ class Validator {
       if (!read_string(n, "plugin", pointer, plugin_name) && !n.contains("plugin")) {
         problem(pointer, "missing \"plugin\" (`flowrun plugins` lists them)");
       }
-      if (!plugin_name.empty()) {
+      if (n.contains("plugin") && n["plugin"].is_string() && plugin_name.empty()) {
+        problem(pointer + "/plugin", "empty plugin name (`flowrun plugins` lists them)");
+      } else if (!plugin_name.empty()) {
         node.plugin = registry_.find(plugin_name);
         if (!node.plugin) {
           problem(pointer + "/plugin", "unknown plugin '" + plugin_name + "'" +
@@ -440,6 +444,12 @@ class Validator {
     }
     for (std::size_t p = 0; p < ports.size(); ++p)
       if (ports[p].name == port) return Endpoint{index, static_cast<int>(p)};
+    for (const RetiredPort& retired : node.plugin->retired_ports) {
+      if (retired.name != port || retired.input == output) continue;
+      problem(pointer, "node '" + id + "' (plugin " + node.plugin->name + ") has no " + direction + " port '" + port +
+                           "' any more: " + retired.migration);
+      return std::nullopt;
+    }
     problem(pointer, "node '" + id + "' (plugin " + node.plugin->name + ") has no " + direction + " port '" + port +
                          "'" + did_you_mean(port, port_names(ports)) + "; its " + direction +
                          " ports: " + join(port_names(ports)));

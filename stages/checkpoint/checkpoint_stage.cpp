@@ -133,7 +133,13 @@ class CheckpointStage : public OrderedStage {
  private:
   void save(const TrainState& state, const std::string& path) {
     const auto t0 = std::chrono::steady_clock::now();
-    write_checkpoint(state, path, pipeline_json_);
+    try {
+      write_checkpoint(state, path, pipeline_json_);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("could not save the checkpoint " + path + " (step " + std::to_string(state.step) +
+                               ", " + state.reason + " checkpoint): " + e.what() +
+                               "; the checkpoints saved before it in " + folder_ + " are intact");
+    }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::error_code ec;
     const double mb = static_cast<double>(fs::file_size(path, ec)) / 1e6;

@@ -11,9 +11,20 @@ namespace flowrun {
 namespace {
 
 // HDF5 prints its own error stack to stderr by default; flowrun reports errors itself.
-void silence_hdf5() {
+//
+// A write that fails for want of space (a full disk) leaves objects HDF5 cannot close:
+// closing one flushes it, which fails again, so they stay open, and a second H5Fclose
+// of that file crashes. HDF5's clean-up at exit walks them too and crashes (1.10.8:
+// SIGSEGV in H5D_close). So a file whose close failed is never touched again (its
+// objects leak), and the library is told not to clean up at exit: every file flowrun
+// finishes is closed explicitly before, and the kernel closes the descriptors of
+// abandoned ones. H5dont_atexit must come before any other HDF5 call, hence here.
+void prepare_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
 }
 
 // Closes an HDF5 handle of any kind (file object, dataspace, type, property list,
@@ -74,14 +85,14 @@ std::size_t Hdf5DatasetInfo::elements() const {
 }
 
 Hdf5File Hdf5File::create(const std::string& path) {
-  silence_hdf5();
+  prepare_hdf5();
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0) throw std::runtime_error("cannot create the HDF5 file " + path);
   return Hdf5File(path, id);
 }
 
 Hdf5File Hdf5File::open_read(const std::string& path) {
-  silence_hdf5();
+  prepare_hdf5();
   if (H5Fis_hdf5(path.c_str()) <= 0)
     throw std::runtime_error(path + " is not a readable HDF5 file (missing, truncated or another format)");
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -90,7 +101,7 @@ Hdf5File Hdf5File::open_read(const std::string& path) {
 }
 
 Hdf5File::~Hdf5File() {
-  if (id_ >= 0) H5Fclose(id_);
+  if (id_ >= 0) H5Fclose(id_);  // once, whatever it returns (see prepare_hdf5)
 }
 
 Hdf5File::Hdf5File(Hdf5File&& other) noexcept : path_(std::move(other.path_)), id_(std::exchange(other.id_, -1)) {}
@@ -109,7 +120,8 @@ void Hdf5File::close() {
   const herr_t flushed = H5Fflush(id_, H5F_SCOPE_GLOBAL);
   const herr_t closed = H5Fclose(id_);
   id_ = -1;
-  if (flushed < 0 || closed < 0) throw std::runtime_error("could not finish writing the HDF5 file " + path_);
+  if (flushed < 0 || closed < 0)
+    throw std::runtime_error("could not finish writing the HDF5 file " + path_ + " (is the disk full?)");
 }
 
 void Hdf5File::fail(const std::string& what) const { throw std::runtime_error(path_ + ": " + what); }

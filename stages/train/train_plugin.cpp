@@ -76,6 +76,17 @@ PluginInfo train_plugin() {
                {"model", kModelKind, "the model, lent to an evaluate node at every evaluation point"},
                {"final_model", kModelKind, "the model after training (also after early stopping), lent to an evaluate "
                                            "node once: a test split"}};
+  // Evaluation moved out of the train stage into evaluate nodes (2026-12-02).
+  const auto moved = [](const std::string& port, const std::string& model_port, const std::string& when) {
+    return RetiredPort{port, true,
+                       "evaluation runs in an evaluate node now. Add {\"id\": \"" + port +
+                           "\", \"plugin\": \"evaluate\"} to \"nodes\", point this edge at \"" + port +
+                           ".batch\" instead of \"train." + port + "\", and add the edge \"train." + model_port +
+                           " -> " + port + ".model\" (the train stage lends it the model " + when +
+                           "); docs/training.md"};
+  };
+  p.retired_ports = {moved("eval", "model", "at every evaluation point"),
+                     moved("test", "final_model", "once after training")};
   declare_options<TrainOptions>(p.params);
   p.create = make_train_stage;
   p.check = check_train_node;

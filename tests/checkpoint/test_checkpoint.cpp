@@ -3,7 +3,11 @@
 // ends with the same weights, bit for bit, as one that was never stopped. Plus
 // keep_last / best.h5, early stopping, export and the h5py check.
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <filesystem>
@@ -359,6 +363,51 @@ TEST(Resume, KilledWithSigkillWhileSavingLeavesLoadableCheckpointsAndResumesBitI
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   EXPECT_GT(expect_same_training_state(final_file, step_file(run + "/checkpoints", 80)), 40);
+}
+
+// A small tmpfs for as long as it lives, or the reason there is none (not root, no
+// permission to mount in this container).
+class SmallFilesystem {
+ public:
+  SmallFilesystem(const std::string& folder, const std::string& size) : folder_(folder) {
+    fs::create_directories(folder);
+    if (::geteuid() != 0) {
+      why_not_ = "needs root to mount a small tmpfs";
+    } else if (::mount("tmpfs", folder.c_str(), "tmpfs", 0, ("size=" + size).c_str()) != 0) {
+      why_not_ = std::string("cannot mount a tmpfs here: ") + std::strerror(errno);
+    }
+  }
+  ~SmallFilesystem() {
+    if (why_not_.empty()) ::umount2(folder_.c_str(), MNT_DETACH);
+  }
+  const std::string& why_not() const { return why_not_; }
+
+ private:
+  std::string folder_;
+  std::string why_not_;
+};
+
+// A disk that fills up mid-run: the failed write is named, every checkpoint saved
+// before it still loads, nothing half-written is left, and the process exits 1 (it used
+// to die with SIGSEGV at exit inside HDF5's clean-up of the file the write left open).
+TEST(Checkpoint, AFullDiskFailsTheRunByNameAndKeepsEarlierCheckpoints) {
+  TempDir dir;
+  const std::string pipeline = dir.write("p.json", resume_pipeline(16, 2));  // 8 steps an epoch, one file a step
+  SmallFilesystem disk(dir.path() + "/disk", "5m");  // room for 2 or 3 checkpoints of about 1.6 MB
+  if (!disk.why_not().empty()) GTEST_SKIP() << disk.why_not();
+  const std::string run = dir.path() + "/disk/run";
+  const auto r = run_flowrun({pipeline, "--run-dir", run}, -1, SIGINT, 120);
+  EXPECT_EQ(r.exit_code, 1) << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0);
+  EXPECT_NE(r.err.find("could not save the checkpoint " + run + "/checkpoints/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("are intact"), std::string::npos) << r.err;
+  int kept = 0;
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints")) {
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << "a temporary was left: " << e.path();
+    if (e.path().extension() != ".h5") continue;
+    EXPECT_NO_THROW(read_checkpoint(e.path().string())) << e.path();
+    ++kept;
+  }
+  EXPECT_GE(kept, 1) << "the disk was too small for even one checkpoint; the test needs a larger tmpfs";
 }
 
 // With one runtime thread (a 2-core machine's setting: the step gets both cores) TBB runs

@@ -20,7 +20,8 @@ class Registry;
 // 2: PluginInfo::check, Stage::item_rng(epoch, index), Batch::fence (2026-12-01).
 // 3: RunControl::wake, OrderedStage::waiting and woken (2026-12-02).
 // 4: PluginInfo::own_thread (2026-12-02).
-constexpr int kPackAbiVersion = 4;
+// 5: PluginInfo::retired_ports (2026-12-06).
+constexpr int kPackAbiVersion = 5;
 
 struct PackEntry {
   int abi_version;        // kPackAbiVersion of the headers the pack was built with; always first

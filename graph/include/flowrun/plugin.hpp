@@ -52,6 +52,14 @@ struct CheckFinding {
   std::string message;
 };
 
+// A port a plugin had in an earlier version of flowrun: an edge that names it is refused
+// with `migration` (what to write instead) rather than a bare "no such port".
+struct RetiredPort {
+  std::string name;
+  bool input = true;
+  std::string migration;
+};
+
 struct PluginInfo {
   std::string name;         // unique; [a-z0-9_.]+ ; packs prefix theirs ("mypack.blur")
   std::string summary;      // one line, for `flowrun plugins`
@@ -69,6 +77,7 @@ struct PluginInfo {
   // soon as their input arrives even when compute keeps the runtime's threads busy, and
   // compute never waits for their disk. Stream order and one call at a time still hold.
   bool own_thread = false;
+  std::vector<RetiredPort> retired_ports;
   std::string origin = "built-in";  // set by the registry: "built-in" or the pack's path
 };
 
