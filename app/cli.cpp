@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <ctime>
 #include <filesystem>
 
 #include "device.hpp"
@@ -36,14 +37,41 @@ std::string self_executable() {
   return self.string();
 }
 
-Description load_pipeline(Context& context, const std::string& path, const std::vector<std::string>& overrides) {
-  load_search_path_packs(context);
-  Description d = load_description(path, overrides, context.registry, context.loader);
+namespace {
+
+void resolve(Description& d) {
   try {
     d.device = resolve_device(d.device);
   } catch (const std::exception& e) {
     throw DescriptionError(d.source, "/device", e.what());
   }
+}
+
+}  // namespace
+
+Description load_built_pipeline(Context& context, nlohmann::json document, const std::string& label,
+                                const std::vector<std::string>& overrides) {
+  load_search_path_packs(context);
+  apply_overrides(document, overrides);
+  Description d = validate_description(document, context.registry, context.loader, label,
+                                       std::filesystem::current_path().string());
+  resolve(d);
+  return d;
+}
+
+std::string run_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
+  return text;
+}
+
+Description load_pipeline(Context& context, const std::string& path, const std::vector<std::string>& overrides) {
+  load_search_path_packs(context);
+  Description d = load_description(path, overrides, context.registry, context.loader);
+  resolve(d);
   return d;
 }
 

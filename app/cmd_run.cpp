@@ -7,6 +7,7 @@
 
 #include "cli.hpp"
 #include "data_parallel.hpp"
+#include "execute.hpp"
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
 #include "flowrun/pipeline.hpp"
@@ -28,15 +29,6 @@ struct RunArgs {
 };
 
 namespace fs = std::filesystem;
-
-std::string timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &tm);
-  return text;
-}
 
 // --resume auto: the most recently written checkpoint of any runs/NAME-* folder.
 std::string find_auto_checkpoint(const std::string& name) {
@@ -93,7 +85,7 @@ int run_pipeline(Context& context, const RunArgs& args) {
   }
   options.run_folder = !args.run_dir.empty()        ? args.run_dir
                        : !options.resume_from.empty() ? run_folder_of(options.resume_from)
-                                                      : "runs/" + description.name + "-" + timestamp();
+                                                      : "runs/" + description.name + "-" + run_timestamp();
   if (group) {
     // Rank 0's clock names the folder; every rank must resume from the same checkpoint.
     options.run_folder = rank0_text(*group, "run_folder", options.run_folder);
@@ -101,17 +93,29 @@ int run_pipeline(Context& context, const RunArgs& args) {
       throw std::runtime_error("data-parallel: rank " + std::to_string(group->rank()) + " would resume from '" +
                                options.resume_from + "', rank 0 from another checkpoint: give every rank the same --resume");
   }
-  if (writer) {
+  return execute_pipeline(std::move(description), std::move(options),
+                          {args.pipeline, group, writer, args.profile, fresh_because, true});
+}
+
+}  // namespace
+
+int execute_pipeline(Description description, RunOptions options, const RunSetup& setup) {
+  const bool writer = setup.writer;
+  const auto& group = setup.group;
+  const bool has_folder = !options.run_folder.empty();
+  if (writer && has_folder) {
     fs::create_directories(options.run_folder);
     add_log_file((fs::path(options.run_folder) / "flowrun.log").string());
   }
   log::info("pipeline '", description.name, "': ", description.nodes.size(), " nodes, ", description.edges.size(),
             " edges, device ", description.device, ", seed ", description.seed);
   if (!options.resume_from.empty()) log::info("resuming from ", options.resume_from);
-  if (!fresh_because.empty()) log::info(fresh_because);
-  if (writer) write_file_atomically((fs::path(options.run_folder) / "pipeline.json").string(), description.resolved_json + "\n");
-  log::info("run folder ", options.run_folder);
-  if (writer) options.profile_path = args.profile;
+  if (!setup.note.empty()) log::info(setup.note);
+  if (writer && has_folder) {
+    write_file_atomically((fs::path(options.run_folder) / "pipeline.json").string(), description.resolved_json + "\n");
+    log::info("run folder ", options.run_folder);
+  }
+  if (writer) options.profile_path = setup.profile;
   const std::string run_folder = options.run_folder;
   Pipeline pipeline(std::move(description), options);
   SignalWatcher watcher(
@@ -136,18 +140,17 @@ int run_pipeline(Context& context, const RunArgs& args) {
   try {
     report = pipeline.run();
   } catch (const std::exception& e) {
-    if (writer) write_run_summary(run_folder, args.pipeline, pipeline.description(), nullptr, e.what(), kExitFailed);
+    if (writer && has_folder)
+      write_run_summary(run_folder, setup.pipeline_label, pipeline.description(), nullptr, e.what(), kExitFailed);
     throw;
   }
   log::clear_status();
-  if (writer) print_report(pipeline.description(), report);
+  if (writer && setup.summary_table) print_report(pipeline.description(), report);
   if (!report.ended_by.empty()) log::info("the run was ended early by ", report.ended_by, ": ", report.ended_why);
   const int code = watcher.received() == SIGINT ? 130 : watcher.received() == SIGTERM ? 143 : kExitOk;
-  if (writer) write_run_summary(run_folder, args.pipeline, pipeline.description(), &report, "", code);
+  if (writer && has_folder) write_run_summary(run_folder, setup.pipeline_label, pipeline.description(), &report, "", code);
   return code;
 }
-
-}  // namespace
 
 void add_run_command(CLI::App& app, Context& context) {
   auto args = std::make_shared<RunArgs>();

@@ -24,6 +24,8 @@ const char* const kUsage = R"(In short:
                         [--profile TRACE.json] [--log-level LEVEL]
   flowrun run PIPELINE.json [options]        same as above
   flowrun export CHECKPOINT.h5 OUT_FOLDER [--ema]
+  flowrun predict MODEL INPUT... [--top-k K] [--output FILE] [--batch-size B] [--device D]
+  flowrun evaluate MODEL [--data PATH [--split S]] [--run-dir DIR] [--ema]
   flowrun validate PIPELINE.json [--set PATH=VALUE]...
   flowrun graph PIPELINE.json [--set PATH=VALUE]...
   flowrun ablate ABLATION.json [--out DIR] [--set PATH=VALUE]... [--dry-run]
@@ -36,6 +38,8 @@ const char* const kUsage = R"(In short:
 const char* const kFooter = R"(Examples:
   flowrun pipelines/quickstart.json --set nodes.mix.plugin=mixup_cutmix
   flowrun pipelines/quickstart.json --resume auto
+  flowrun predict runs/quickstart-*/checkpoints/best.h5 photos/ --top-k 3
+  flowrun evaluate runs/quickstart-*/checkpoints/best.h5 --data data.tar --split test
   flowrun validate p.json --set seed=3
   flowrun ablate pipelines/ablations/quickstart_augment.json
   flowrun bench pipelines/quickstart.json --model
@@ -72,7 +76,7 @@ std::vector<std::string> with_default_command(CLI::App& app, int argc, char** ar
                                  std::filesystem::is_regular_file(first);
     if (first[0] != '-' && !looks_like_file)
       throw UsageError("unknown command '" + first + "'" + did_you_mean(first, commands) +
-                       "; commands: run, validate, graph, plugins, export, ablate, bench, launch");
+                       "; commands: run, validate, graph, plugins, export, predict, evaluate, ablate, bench, launch");
     args.insert(args.begin(), "run");
   }
   const std::vector<std::string> known = long_options(*app.get_subcommand(args.front()));
@@ -121,6 +125,8 @@ int main_impl(int argc, char** argv) {
   add_ablate_command(app, context);
   add_bench_command(app, context);
   add_launch_command(app, context);
+  add_evaluate_command(app, context);
+  add_predict_command(app, context);
   std::vector<std::string> args;
   try {
     args = with_default_command(app, argc, argv);
@@ -148,7 +154,8 @@ int main_impl(int argc, char** argv) {
     std::cerr << app.help();
     return kExitUsage;
   }
-  if (!configure_logging(context.log_level_or_default())) {
+  if (!configure_logging(context.log_level_or_default(),
+                         context.data_on_stdout ? LogOutput::StderrOnly : LogOutput::StdoutAndStderr)) {
     std::cerr << "flowrun: --log-level must be one of " << log_levels_help() << ", got '" << context.log_level << "'\n";
     return kExitUsage;
   }

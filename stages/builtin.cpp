@@ -5,10 +5,12 @@
 #include "stages/batch/batch_plugins.hpp"
 #include "stages/batch_augment/batch_augment_plugins.hpp"
 #include "stages/checkpoint/checkpoint_plugins.hpp"
+#include "stages/checkpoint/saved_model_source.hpp"
 #include "stages/core/core_stages.hpp"
 #include "stages/decode/decode_plugins.hpp"
 #include "stages/evaluate/evaluate_plugins.hpp"
 #include "stages/monitor/monitor_plugins.hpp"
+#include "stages/predict/predict_plugins.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/train/train_plugins.hpp"
 
@@ -23,6 +25,7 @@ void register_builtin_stages(Registry& registry) {
   registry.add(tar_source_plugin());
   registry.add(image_folder_source_plugin());
   registry.add(cifar10_source_plugin());
+  registry.add(image_files_source_plugin());
   registry.add(jpeg_decode_plugin());
   registry.add(resize_plugin());
   registry.add(random_resized_crop_plugin());
@@ -48,6 +51,8 @@ void register_builtin_stages(Registry& registry) {
   registry.add(tensorboard_plugin());
   registry.add(checkpoint_plugin());
   registry.add(report_plugin());
+  registry.add(saved_model_plugin());
+  registry.add(predict_plugin());
 }
 
 }  // namespace flowrun

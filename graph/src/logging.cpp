@@ -22,14 +22,15 @@ struct StatusLine {
   std::mutex mutex;
   std::string text;  // "" = none shown
   bool tty = false;
+  std::FILE* stream = stdout;  // stderr when standard output carries data
 
   void erase_locked() {
-    if (!text.empty()) std::fputs("\r\033[K", stdout);
+    if (!text.empty()) std::fputs("\r\033[K", stream);
   }
   void draw_locked() {
     if (text.empty()) return;
-    std::fputs(text.c_str(), stdout);
-    std::fflush(stdout);
+    std::fputs(text.c_str(), stream);
+    std::fflush(stream);
   }
 };
 
@@ -76,7 +77,7 @@ void clear_status() {
   StatusLine& line = status_line();
   std::lock_guard<std::mutex> lock(line.mutex);
   line.erase_locked();
-  std::fflush(stdout);
+  std::fflush(line.stream);
   line.text.clear();
 }
 
@@ -98,7 +99,7 @@ class StatusAwareSink : public spdlog::sinks::sink {
     StatusLine& line = status_line();
     std::lock_guard<std::mutex> lock(line.mutex);
     line.erase_locked();
-    std::fflush(stdout);
+    std::fflush(line.stream);
     for (auto& sink : inner_)
       if (sink->should_log(msg.level)) sink->log(msg);
     for (auto& sink : inner_) sink->flush();
@@ -135,15 +136,25 @@ class BelowWarnSink : public spdlog::sinks::sink {
 
 }  // namespace
 
-bool configure_logging(const std::string& level) {
+bool configure_logging(const std::string& level, LogOutput output) {
   const spdlog::level::level_enum parsed = spdlog::level::from_str(level);
   // from_str answers "off" for any unknown word; accept only a real "off".
   if (parsed == spdlog::level::off && level != "off") return false;
-  auto out = std::make_shared<BelowWarnSink>(std::make_shared<spdlog::sinks::ansicolor_stdout_sink_mt>());
-  auto err = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>();
-  err->set_level(spdlog::level::warn);
-  status_line().tty = isatty(STDOUT_FILENO) == 1;
-  auto both = std::make_shared<StatusAwareSink>(std::vector<std::shared_ptr<spdlog::sinks::sink>>{out, err});
+  std::vector<std::shared_ptr<spdlog::sinks::sink>> sinks;
+  StatusLine& line = status_line();
+  if (output == LogOutput::StderrOnly) {
+    sinks.push_back(std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>());
+    line.stream = stderr;
+    line.tty = isatty(STDERR_FILENO) == 1;
+  } else {
+    sinks.push_back(std::make_shared<BelowWarnSink>(std::make_shared<spdlog::sinks::ansicolor_stdout_sink_mt>()));
+    auto err = std::make_shared<spdlog::sinks::ansicolor_stderr_sink_mt>();
+    err->set_level(spdlog::level::warn);
+    sinks.push_back(err);
+    line.stream = stdout;
+    line.tty = isatty(STDOUT_FILENO) == 1;
+  }
+  auto both = std::make_shared<StatusAwareSink>(sinks);
   auto logger = std::make_shared<spdlog::logger>("flowrun", both);
   logger->set_pattern("%H:%M:%S.%e %^%-5l%$ %v");
   logger->set_level(parsed);

@@ -226,7 +226,8 @@ LoadReport load_vit_weights(Vit& model, const std::string& path, const LoadOptio
   return report;
 }
 
-void export_vit_huggingface(Vit& model, const std::string& folder, const std::vector<std::string>& class_names) {
+void export_vit_huggingface(Vit& model, const std::string& folder, const std::vector<std::string>& class_names,
+                            const ExportProvenance& provenance) {
   const VitConfig& c = model->config;
   if (c.pool != VitPool::Cls)
     throw std::runtime_error("Hugging Face's ViT classifies from the CLS token; a mean-pooling model cannot be exported to its layout");
@@ -291,6 +292,14 @@ void export_vit_huggingface(Vit& model, const std::string& folder, const std::ve
   }
   config["id2label"] = id2label;
   config["label2id"] = label2id;
+  nlohmann::json flowrun = {{"model_config", nlohmann::json::parse(vit_config_to_json(c))},
+                            {"step", provenance.step},
+                            {"ema", provenance.ema}};
+  if (!provenance.pipeline_json.empty()) {
+    nlohmann::json pipeline = nlohmann::json::parse(provenance.pipeline_json, nullptr, /*allow_exceptions=*/false);
+    flowrun["pipeline"] = pipeline.is_discarded() ? nlohmann::json(provenance.pipeline_json) : pipeline;
+  }
+  config["flowrun"] = flowrun;
   AtomicFile config_file((std::filesystem::path(folder) / "config.json").string());
   config_file.write(config.dump(2) + "\n");
   config_file.commit();

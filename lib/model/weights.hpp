@@ -55,8 +55,19 @@ std::vector<std::pair<std::string, torch::Tensor>> read_as_timm(const std::strin
 // (1, 1 + g*g, D) -> (1, 1 + G*G, D): bicubic over the patch grid, CLS token kept.
 torch::Tensor resample_pos_embed(const torch::Tensor& pos_embed, int new_grid);
 
+// Where an exported model came from. Kept in config.json under "flowrun" (transformers
+// ignores the key): the whole model config (mean pooling, init-free fields HF's config
+// lacks) and the description it was trained with, so that `flowrun predict` and
+// `flowrun evaluate` preprocess an export as the training run evaluated.
+struct ExportProvenance {
+  std::string pipeline_json;  // the resolved description; "" = not known
+  std::uint64_t step = 0;     // optimizer steps the weights had taken
+  bool ema = false;           // the EMA weights rather than the trained ones
+};
+
 // Writes folder/model.safetensors (Hugging Face ViTForImageClassification names,
 // float32) and folder/config.json, both atomically. `class_names` fills id2label.
-void export_vit_huggingface(Vit& model, const std::string& folder, const std::vector<std::string>& class_names = {});
+void export_vit_huggingface(Vit& model, const std::string& folder, const std::vector<std::string>& class_names = {},
+                            const ExportProvenance& provenance = {});
 
 }  // namespace flowrun

@@ -20,7 +20,7 @@ ExportSummary export_checkpoint(const std::string& checkpoint, const std::string
     }
     p.value().copy_(*saved);
   }
-  export_vit_huggingface(model, folder, file.state.classes);
+  export_vit_huggingface(model, folder, file.state.classes, {file.pipeline_json, file.state.step, ema});
   return {config.describe(), file.state.step, ema};
 }
 

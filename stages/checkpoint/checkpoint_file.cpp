@@ -214,6 +214,19 @@ CheckpointFile read_checkpoint(const std::string& path) {
   return out;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> read_checkpoint_group(const std::string& path, const std::string& group) {
+  const Hdf5File f = Hdf5File::open_read(path);
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const std::string& name : f.datasets(group)) {
+    const std::string full = group + "/" + name;
+    const Hdf5DatasetInfo info = f.info(full);
+    at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(scalar_type_of(info.type)));
+    f.read(full, info.type, t.data_ptr());
+    out.emplace_back(name, std::move(t));
+  }
+  return out;
+}
+
 std::map<std::string, StreamPosition> read_checkpoint_positions(const std::string& path) {
   return read_positions(Hdf5File::open_read(path));
 }

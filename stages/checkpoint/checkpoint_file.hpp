@@ -38,6 +38,11 @@ struct CheckpointFile {
 // Throws naming the file when it is not a flowrun checkpoint or is damaged.
 CheckpointFile read_checkpoint(const std::string& path);
 
+// The tensors of one group ("model", "ema") by their name inside it, reading nothing
+// else: what evaluating or predicting with a checkpoint needs (not the optimizer's
+// moments, twice the model's size with AdamW).
+std::vector<std::pair<std::string, at::Tensor>> read_checkpoint_group(const std::string& path, const std::string& group);
+
 // Only the data positions (what the runtime needs to seek the sources), without
 // reading any tensor.
 std::map<std::string, StreamPosition> read_checkpoint_positions(const std::string& path);

@@ -17,8 +17,8 @@ void check_evaluate_node(const CheckedNode& node, std::vector<CheckFinding>& fin
   const UpstreamChain& batches = node.inputs[kEvaluateBatchPort];
   const UpstreamChain& model = node.inputs[kEvaluateModelPort];
   const CheckedNode::Upstream* trainer = model.empty() ? nullptr : &model.front();
-  const bool train_normalizes =
-      trainer && trainer->plugin == "train" && trainer->params && !trainer->params->number_list("mean").empty();
+  const bool train_normalizes = trainer && (trainer->plugin == "train" || trainer->plugin == "saved_model") &&
+                                trainer->params && !trainer->params->number_list("mean").empty();
   const CheckedNode::Upstream* batching = batching_node(batches);
   if (batching && !train_normalizes && !normalizing_node(batches)) {
     findings.push_back({"", "batches reach input 'batch' as uint8 from node '" + batching->id +

@@ -95,7 +95,10 @@ class EvaluateStage : public OrderedStage {
       batches_.pop_front();
       if (m.is_data()) {
         const auto& batch = m.as<Batch>();
-        if (batch.dataset && !checked_epochs_) check_epochs(*batch.dataset);
+        if (batch.dataset && !checked_epochs_) {
+          check_classes(*batch.dataset);
+          check_epochs(*batch.dataset);
+        }
         pass_->add(batch);
       } else {
         complete(out);
@@ -125,6 +128,22 @@ class EvaluateStage : public OrderedStage {
     }
     pass_.reset();
     current_ = Message();
+  }
+
+  // Labels are class numbers: they mean the model's classes only when the eval source
+  // numbers the same names the same way (a saved model scored on other data).
+  void check_classes(const DatasetInfo& info) const {
+    const auto& model = current_.as<ModelSnapshot>();
+    if (info.classes.empty() || model.classes.empty() || info.classes == model.classes) return;
+    auto list = [](const std::vector<std::string>& names) {
+      std::string out;
+      for (std::size_t i = 0; i < names.size() && i < 12; ++i) out += (i ? ", " : "") + names[i];
+      return out + (names.size() > 12 ? ", ... (" + std::to_string(names.size()) + ")" : "");
+    };
+    throw std::runtime_error("eval source '" + info.source + "' has the classes [" + list(info.classes) +
+                             "] but the model was trained on [" + list(model.classes) +
+                             "]: the labels would not mean the same (keep the model's classes with the source's "
+                             "classes parameter)");
   }
 
   void check_epochs(const DatasetInfo& info) {

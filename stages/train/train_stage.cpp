@@ -58,6 +58,7 @@ class TrainStage : public OrderedStage {
         config_(train_config(args, options_)),
         pretrained_(options_.pretrained),
         pretrained_sha256_(options_.pretrained_sha256),
+        pipeline_json_(args.run ? args.run->resolved_json : std::string()),
         total_steps_(options_.total_steps),
         log_every_(options_.log_every),
         export_(options_.export_folder),
@@ -152,7 +153,8 @@ class TrainStage : public OrderedStage {
       log::info("[", node_id(), "] done: ", trainer_->step(), " optimizer steps, ", minutes, " min (no evaluation)");
     }
     if (!export_.empty()) {
-      export_vit_huggingface(trainer_->model(), export_, class_names_);
+      export_vit_huggingface(trainer_->model(), export_, class_names_,
+                             {pipeline_json_, static_cast<std::uint64_t>(trainer_->step()), false});
       log::info("[", node_id(), "] exported the model with Hugging Face names to ", export_);
     }
   }
@@ -722,6 +724,7 @@ class TrainStage : public OrderedStage {
   TrainOptions options_;  // the node's parameters
   TrainConfig config_;
   std::string pretrained_, pretrained_sha256_;
+  std::string pipeline_json_;  // the description as run, recorded in an export
   std::int64_t total_steps_;
   std::int64_t log_every_;
   std::string export_;

@@ -59,9 +59,14 @@ void clear_status();
 
 }  // namespace log
 
+// Where log lines and the status line go: info and below to standard output, warnings
+// and errors to standard error; or everything to standard error, when standard output
+// carries a command's data (flowrun predict's JSON lines).
+enum class LogOutput { StdoutAndStderr, StderrOnly };
+
 // Installs flowrun's sinks and pattern. `level` is one of trace, debug, info, warn,
 // error, off; returns false (and changes nothing) for anything else.
-bool configure_logging(const std::string& level);
+bool configure_logging(const std::string& level, LogOutput output = LogOutput::StdoutAndStderr);
 // Also writes every log line (without colours) to `path`, appending; after
 // configure_logging. Throws std::runtime_error naming the file when it cannot be opened.
 void add_log_file(const std::string& path);
