@@ -15,7 +15,6 @@ void add_evaluate_command(CLI::App& app, Context& context) {
     EvaluationData data;
     std::string run_dir;
     std::vector<std::string> overrides;
-    bool dry_run = false;
   };
   auto options = std::make_shared<Options>();
   CLI::App* command = app.add_subcommand("evaluate", "score a saved model on labelled data: loss, top-1/top-5, F1, per class, report");
@@ -40,19 +39,13 @@ void add_evaluate_command(CLI::App& app, Context& context) {
       "  flowrun evaluate runs/quickstart-20261206-101500/checkpoints/best.h5\n"
       "  flowrun evaluate exported/ --data ../shared/data/cifar10-jpeg.tar --split test\n"
       "Exit codes: 0 done, 1 the run failed, 2 bad model, data or option");
-  command->add_option("MODEL", options->model.model, "a checkpoint (.h5) or an export folder")->required();
+  add_model_run_options(*command, options->model);
   command->add_option("--data", options->data.path, "labelled data: a tar, an image folder or CIFAR-10's binary folder")
       ->type_name("PATH");
   command->add_option("--split", options->data.split, "the part of --data: a folder inside the tar or folder; CIFAR-10: train or test")
       ->type_name("S");
   command->add_option("--run-dir", options->run_dir, "the run folder (default runs/NAME-evaluate-YYYYmmdd-HHMMSS)")
       ->type_name("DIR");
-  command->add_flag("--ema", options->model.ema, "score the checkpoint's EMA weights");
-  command->add_option("--device", options->model.device, "cpu, cuda, cuda:N or auto (default: the run's)")->type_name("D");
-  command->add_option("--batch-size", options->model.batch_size, "images per batch (default: the run's)")
-      ->type_name("B")
-      ->check(CLI::Range(1, 1 << 20));
-  command->add_flag("--dry-run", options->dry_run, "print the pipeline it would run, and stop");
   add_overrides(*command, options->overrides);
   add_log_level(*command, context);
   command->callback([&context, options] {
@@ -63,7 +56,7 @@ void add_evaluate_command(CLI::App& app, Context& context) {
       if (options->model.ema && !model.has_ema)
         throw UsageError("--ema: " + model.path + " has no EMA weights (the run had ema_decay 0)");
       const nlohmann::json document = evaluate_pipeline(context, model, options->model, options->data);
-      if (options->dry_run) {
+      if (options->model.dry_run) {
         std::cout << document.dump(2) << "\n";
         return kExitOk;
       }

@@ -15,7 +15,6 @@ void add_predict_command(CLI::App& app, Context& context) {
     int top_k = 5;
     std::string output;
     std::vector<std::string> overrides;
-    bool dry_run = false;
   };
   auto options = std::make_shared<Options>();
   CLI::App* command = app.add_subcommand("predict", "a saved model's top classes for images: JSON lines or CSV");
@@ -36,19 +35,13 @@ void add_predict_command(CLI::App& app, Context& context) {
       "  flowrun predict runs/quickstart-20261206-101500/checkpoints/best.h5 photos/ cat.jpg\n"
       "  flowrun predict exported/ ../shared/data/cifar10-jpeg.tar --top-k 1 --output preds.csv\n"
       "Exit codes: 0 done, 1 the run failed, 2 bad model, input or option");
-  command->add_option("MODEL", options->model.model, "a checkpoint (.h5) or an export folder")->required();
+  add_model_run_options(*command, options->model);
   command->add_option("INPUT", options->inputs, "image files, folders and tar files")->required();
   command->add_option("--top-k", options->top_k, "classes per image, most probable first")
       ->type_name("K")
       ->check(CLI::Range(1, 100000));
   command->add_option("--output", options->output, "write here instead of standard output (.csv: CSV)")
       ->type_name("FILE");
-  command->add_flag("--ema", options->model.ema, "use the checkpoint's EMA weights");
-  command->add_option("--device", options->model.device, "cpu, cuda, cuda:N or auto (default: the run's)")->type_name("D");
-  command->add_option("--batch-size", options->model.batch_size, "images per batch (default: the run's)")
-      ->type_name("B")
-      ->check(CLI::Range(1, 1 << 20));
-  command->add_flag("--dry-run", options->dry_run, "print the pipeline it would run, and stop");
   add_overrides(*command, options->overrides);
   add_log_level(*command, context);
   command->callback([&context, options] {
@@ -61,7 +54,7 @@ void add_predict_command(CLI::App& app, Context& context) {
                                                                       : " (the run had ema_decay 0)"));
       const nlohmann::json document =
           predict_pipeline(context, model, options->model, options->inputs, options->top_k, options->output);
-      if (options->dry_run) {
+      if (options->model.dry_run) {
         std::cout << document.dump(2) << "\n";
         return kExitOk;
       }

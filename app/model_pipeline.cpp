@@ -222,6 +222,16 @@ json data_source(const std::string& id, const EvaluationData& data, const SavedM
 
 }  // namespace
 
+void add_model_run_options(CLI::App& command, ModelRunOptions& options) {
+  command.add_option("MODEL", options.model, "a checkpoint (.h5) or an export folder")->required();
+  command.add_flag("--ema", options.ema, "use the checkpoint's EMA weights");
+  command.add_option("--device", options.device, "cpu, cuda, cuda:N or auto (default: the run's)")->type_name("D");
+  command.add_option("--batch-size", options.batch_size, "images per batch (default: the run's)")
+      ->type_name("B")
+      ->check(CLI::Range(1, 1 << 20));
+  command.add_flag("--dry-run", options.dry_run, "print the pipeline it would run, and stop");
+}
+
 SavedModelInfo read_model_argument(const std::string& path) {
   try {
     return read_saved_model_info(path);

@@ -37,7 +37,11 @@ struct ModelRunOptions {
   bool ema = false;
   std::string device;  // "" = the description's
   int batch_size = 0;  // 0 = the description's
+  bool dry_run = false;  // print the pipeline, run nothing
 };
+
+// MODEL, --ema, --device, --batch-size and --dry-run on `command`.
+void add_model_run_options(CLI::App& command, ModelRunOptions& options);
 
 // The MODEL argument read (a checkpoint or an export folder); a bad one is a usage
 // error (exit 2) naming it and what was expected.

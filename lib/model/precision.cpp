@@ -20,4 +20,14 @@ const char* precision_name(Precision precision) {
   return "?";
 }
 
+Precision resolve_precision(PrecisionChoice choice, const std::string& device) {
+  switch (choice) {
+    case PrecisionChoice::Fp32: return Precision::Fp32;
+    case PrecisionChoice::Bf16: return Precision::Bf16;
+    case PrecisionChoice::Fp16: return Precision::Fp16;
+    case PrecisionChoice::Auto: break;
+  }
+  return device.rfind("cuda", 0) == 0 ? Precision::Bf16 : Precision::Fp32;
+}
+
 }  // namespace flowrun

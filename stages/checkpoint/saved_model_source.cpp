@@ -13,16 +13,6 @@
 namespace flowrun {
 namespace {
 
-Precision precision_for(SavedPrecision choice, const std::string& device) {
-  switch (choice) {
-    case SavedPrecision::Fp32: return Precision::Fp32;
-    case SavedPrecision::Bf16: return Precision::Bf16;
-    case SavedPrecision::Fp16: return Precision::Fp16;
-    case SavedPrecision::Auto: break;
-  }
-  return device.rfind("cuda", 0) == 0 ? Precision::Bf16 : Precision::Fp32;
-}
-
 // Copies a checkpoint group's tensors into `model`; every parameter and buffer must be there.
 void load_group(Vit& model, const std::string& path, const std::string& group) {
   const auto tensors = read_checkpoint_group(path, group);
@@ -72,7 +62,7 @@ class SavedModelSource : public SourceStage {
       snapshot->ema->to(device);
     }
     snapshot->input = InputTransform(device, options_.mean, options_.std);
-    snapshot->precision = precision_for(options_.precision, device_);
+    snapshot->precision = resolve_precision(options_.precision, device_);
     snapshot->classes = info.classes;
     snapshot->num_classes = info.config.num_classes;
     snapshot->final = true;

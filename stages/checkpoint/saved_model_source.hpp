@@ -12,15 +12,14 @@
 #include "flowrun/options.hpp"
 #include "flowrun/plugin.hpp"
 #include "flowrun/stage.hpp"
+#include "lib/model/precision.hpp"
 
 namespace flowrun {
-
-enum class SavedPrecision { Auto, Fp32, Bf16, Fp16 };
 
 struct SavedModelOptions {
   std::string path;
   bool ema = false;
-  SavedPrecision precision = SavedPrecision::Auto;
+  PrecisionChoice precision = PrecisionChoice::Auto;
   std::vector<double> mean, std;
 
   template <typename D>
@@ -29,10 +28,10 @@ struct SavedModelOptions {
     d.required(&O::path, "path", "a flowrun checkpoint (.h5) or an export folder (model.safetensors + config.json)");
     d(&O::ema, "ema", "use the checkpoint's EMA weights (or say the export holds EMA weights: refused otherwise)");
     d(&O::precision, "precision", "autocast dtype of the forward pass: auto = bf16 on CUDA, fp32 on the CPU",
-      {{"auto", SavedPrecision::Auto},
-       {"fp32", SavedPrecision::Fp32},
-       {"bf16", SavedPrecision::Bf16},
-       {"fp16", SavedPrecision::Fp16}});
+      {{"auto", PrecisionChoice::Auto},
+       {"fp32", PrecisionChoice::Fp32},
+       {"bf16", PrecisionChoice::Bf16},
+       {"fp16", PrecisionChoice::Fp16}});
     d(&O::mean, "mean", "per-channel mean, to normalize uint8 batches on the device; [] = batches come normalized")
         .max_length(4)
         .range(-10, 10);

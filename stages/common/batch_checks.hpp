@@ -20,4 +20,11 @@ const CheckedNode::Upstream* batching_node(const UpstreamChain& chain);
 // The nearest mixup, cutmix or mixup_cutmix node upstream, or null.
 const CheckedNode::Upstream* mixing_node(const UpstreamChain& chain);
 
+// The check of a node that runs a model it is handed (evaluate, predict) on batches:
+// uint8 batches need a normalizer in the chain or a mean on the model's node (a train
+// stage or a saved_model source, which normalize on the device), and mixed batches
+// have no single label to score. `mixed_why` ends the mixing finding.
+void check_model_batches(const CheckedNode& node, int model_port, int batch_port, const std::string& mixed_why,
+                         std::vector<CheckFinding>& findings);
+
 }  // namespace flowrun

@@ -13,24 +13,9 @@ namespace {
 // Before the run: uint8 batches nothing normalizes (neither the chain nor the train
 // stage whose model is evaluated, which lends its mean and std), and mixed batches.
 void check_evaluate_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
-  if (node.inputs.size() <= static_cast<std::size_t>(kEvaluateBatchPort)) return;
-  const UpstreamChain& batches = node.inputs[kEvaluateBatchPort];
-  const UpstreamChain& model = node.inputs[kEvaluateModelPort];
-  const CheckedNode::Upstream* trainer = model.empty() ? nullptr : &model.front();
-  const bool train_normalizes = trainer && (trainer->plugin == "train" || trainer->plugin == "saved_model") &&
-                                trainer->params && !trainer->params->number_list("mean").empty();
-  const CheckedNode::Upstream* batching = batching_node(batches);
-  if (batching && !train_normalizes && !normalizing_node(batches)) {
-    findings.push_back({"", "batches reach input 'batch' as uint8 from node '" + batching->id +
-                                "' and nothing normalizes them: set mean and std on node '" + batching->id +
-                                "', add a batch_normalize node after it, or set mean and std on the train node" +
-                                (trainer ? " '" + trainer->id + "'" : std::string())});
-  }
-  if (const CheckedNode::Upstream* mixing = mixing_node(batches)) {
-    findings.push_back({"", "input 'batch' gets batches mixed by node '" + mixing->id + "' (" + mixing->plugin +
-                                "): evaluation scores the labels of unmixed images; move the mix stage to the "
-                                "training chain"});
-  }
+  check_model_batches(node, kEvaluateModelPort, kEvaluateBatchPort,
+                      "evaluation scores the labels of unmixed images; move the mix stage to the training chain",
+                      findings);
 }
 
 }  // namespace

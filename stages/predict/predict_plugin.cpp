@@ -10,20 +10,8 @@ namespace {
 // Before the run, as for evaluate: uint8 batches need a normalizer somewhere, and
 // mixed batches have no single image to label.
 void check_predict_node(const CheckedNode& node, std::vector<CheckFinding>& findings) {
-  if (node.inputs.size() <= static_cast<std::size_t>(kPredictBatchPort)) return;
-  const UpstreamChain& batches = node.inputs[kPredictBatchPort];
-  const UpstreamChain& model = node.inputs[kPredictModelPort];
-  const CheckedNode::Upstream* owner = model.empty() ? nullptr : &model.front();
-  const bool model_normalizes = owner && (owner->plugin == "train" || owner->plugin == "saved_model") &&
-                                owner->params && !owner->params->number_list("mean").empty();
-  const CheckedNode::Upstream* batching = batching_node(batches);
-  if (batching && !model_normalizes && !normalizing_node(batches))
-    findings.push_back({"", "batches reach input 'batch' as uint8 from node '" + batching->id +
-                                "' and nothing normalizes them: set mean and std on node '" + batching->id +
-                                "' or on the model's node"});
-  if (const CheckedNode::Upstream* mixing = mixing_node(batches))
-    findings.push_back({"", "input 'batch' gets batches mixed by node '" + mixing->id + "' (" + mixing->plugin +
-                                "): predictions are for single images; remove the mix stage"});
+  check_model_batches(node, kPredictModelPort, kPredictBatchPort,
+                      "predictions are for single images; remove the mix stage", findings);
 }
 
 }  // namespace

@@ -16,23 +16,13 @@
 #include "flowrun/logging.hpp"
 #include "stages/messages/sample.hpp"
 #include "stages/sources/dataset_source.hpp"
+#include "stages/sources/file_names.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/sources/tar_archive.hpp"
 
 namespace flowrun {
 namespace {
 namespace fs = std::filesystem;
-
-const std::vector<std::string> kDefaultExtensions = {".jpg", ".jpeg", ".png"};
-
-bool has_extension(const std::string& name, const std::vector<std::string>& extensions) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const std::string& ext : extensions) {
-    if (lower.size() >= ext.size() && lower.compare(lower.size() - ext.size(), ext.size(), ext) == 0) return true;
-  }
-  return false;
-}
 
 void sort_by_key(std::vector<DatasetRecord>& records) {
   const auto by_key = [](const DatasetRecord& a, const DatasetRecord& b) { return a.key < b.key; };
@@ -43,7 +33,7 @@ void sort_by_key(std::vector<DatasetRecord>& records) {
 struct TarOptions : DatasetOptions {
   std::vector<std::string> paths;
   std::string prefix;
-  std::vector<std::string> extensions = kDefaultExtensions;
+  std::vector<std::string> extensions = default_image_extensions();
   template <typename D>
   static void declare(D& d) {
     d.required(&TarOptions::paths, "paths", "tar files (shards) to read, relative to the working folder").min_length(1);
@@ -55,7 +45,7 @@ struct TarOptions : DatasetOptions {
 
 struct ImageFolderOptions : DatasetOptions {
   std::string root;
-  std::vector<std::string> extensions = kDefaultExtensions;
+  std::vector<std::string> extensions = default_image_extensions();
   template <typename D>
   static void declare(D& d) {
     d.required(&ImageFolderOptions::root, "root", "folder holding one sub-folder per class");

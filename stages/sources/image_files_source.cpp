@@ -16,6 +16,7 @@
 #include "flowrun/logging.hpp"
 #include "flowrun/options.hpp"
 #include "stages/messages/sample.hpp"
+#include "stages/sources/file_names.hpp"
 #include "stages/sources/source_plugins.hpp"
 #include "stages/sources/tar_archive.hpp"
 
@@ -25,7 +26,7 @@ namespace fs = std::filesystem;
 
 struct ImageFilesOptions {
   std::vector<std::string> paths;
-  std::vector<std::string> extensions = {".jpg", ".jpeg", ".png"};
+  std::vector<std::string> extensions = default_image_extensions();
   template <typename D>
   static void declare(D& d) {
     d.required(&ImageFilesOptions::paths, "paths",
@@ -34,14 +35,6 @@ struct ImageFilesOptions {
     d(&ImageFilesOptions::extensions, "extensions", "file endings to take from folders and tars (case-insensitive)");
   }
 };
-
-bool has_extension(const std::string& name, const std::vector<std::string>& extensions) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const std::string& ext : extensions)
-    if (lower.size() >= ext.size() && lower.compare(lower.size() - ext.size(), ext.size(), ext) == 0) return true;
-  return false;
-}
 
 class ImageFilesSource : public SourceStage {
  public:

@@ -18,7 +18,6 @@
 namespace flowrun {
 
 enum class InitChoice { Auto, Pytorch, Timm };
-enum class PrecisionChoice { Auto, Fp32, Bf16, Fp16 };
 enum class Optimizer { AdamW, Sgd };
 enum class UnfreezeUnit { Epoch, Step };
 enum class MetricMode { Auto, Max, Min };

@@ -27,16 +27,6 @@ VitConfig model_config(const TrainOptions& o) {
   return c;
 }
 
-Precision resolve_precision(PrecisionChoice choice, const std::string& device) {
-  switch (choice) {
-    case PrecisionChoice::Fp32: return Precision::Fp32;
-    case PrecisionChoice::Bf16: return Precision::Bf16;
-    case PrecisionChoice::Fp16: return Precision::Fp16;
-    case PrecisionChoice::Auto: break;
-  }
-  return device.rfind("cuda", 0) == 0 ? Precision::Bf16 : Precision::Fp32;
-}
-
 }  // namespace
 
 TrainConfig::TrainConfig() { apply_train_options(TrainOptions{}, "cpu", 0, *this); }

@@ -142,6 +142,19 @@ TEST(SavedModels, EvaluateAndPredictGiveTheTrainingRunsFinalEvaluation) {
   const auto from_export = run_flowrun({"predict", dir.path() + "/export", images, "--top-k", "3"}, -1, SIGINT, 120);
   ASSERT_EQ(from_export.exit_code, 0) << from_export.err;
   EXPECT_EQ(from_export.out, predicted_text);
+  // The same folder as Hugging Face would have it (no flowrun key; the normalization in
+  // preprocessor_config.json): the default chain (decode, resize to 32, normalize) gives
+  // the same output for these 32-px images.
+  fs::create_directories(dir.path() + "/hf");
+  fs::copy_file(dir.path() + "/export/model.safetensors", dir.path() + "/hf/model.safetensors");
+  json config = json::parse(read_file(dir.path() + "/export/config.json"));
+  config.erase("flowrun");
+  dir.write("hf/config.json", config.dump(2));
+  dir.write("hf/preprocessor_config.json", json{{"image_mean", kMean}, {"image_std", kStd}}.dump());
+  const auto from_hf = run_flowrun({"predict", dir.path() + "/hf", images, "--top-k", "3"}, -1, SIGINT, 120);
+  ASSERT_EQ(from_hf.exit_code, 0) << from_hf.err;
+  EXPECT_EQ(from_hf.out, predicted_text);
+
   std::ofstream(dir.path() + "/predictions.jsonl") << from_export.out;
   std::ostringstream cmd;
   cmd << source_dir() << "/.venv/bin/python " << source_dir() << "/tools/check_predictions.py " << dir.path()
