@@ -29,14 +29,14 @@ void add_evaluate_command(CLI::App& app, Context& context) {
       "release (--split train|test). The data's classes must be the model's (by name).\n"
       "Prints loss, top-1, top-5, macro F1 and the per-class table; writes the run folder\n"
       "(runs/NAME-evaluate-YYYYmmdd-HHMMSS unless --run-dir): pipeline.json (what ran), test.json\n"
-      "and eval.json, misclassified.json and report.html with the confusion matrix and the most\n"
-      "confidently wrong images. --ema scores the EMA weights; a checkpoint with EMA weights\n"
+      "(per class, the confusion matrix), test_misclassified.json and report.html with the confusion\n"
+      "matrix and the most confidently wrong images. --set changes any node (--dry-run prints it). --ema scores the EMA weights; a checkpoint with EMA weights\n"
       "otherwise reports them beside the trained ones, as training did. A model from Hugging Face or\n"
       "timm (no description recorded) is read with resize to its size and its\n"
       "preprocessor_config.json's mean and std (0.5 without one), and needs --data.\n"
       "\n"
       "Examples:\n"
-      "  flowrun evaluate runs/quickstart-20261206-101500/checkpoints/best.h5\n"
+      "  flowrun evaluate RUN/checkpoints/best.h5\n"
       "  flowrun evaluate exported/ --data ../shared/data/cifar10-jpeg.tar --split test\n"
       "Exit codes: 0 done, 1 the run failed, 2 bad model, data or option");
   add_model_run_options(*command, options->model);
@@ -55,12 +55,13 @@ void add_evaluate_command(CLI::App& app, Context& context) {
         throw UsageError("--ema: " + model.path + " is an export (its weights are what was exported); --ema reads a checkpoint's EMA weights");
       if (options->model.ema && !model.has_ema)
         throw UsageError("--ema: " + model.path + " has no EMA weights (the run had ema_decay 0)");
-      const nlohmann::json document = evaluate_pipeline(context, model, options->model, options->data);
+      nlohmann::json document = evaluate_pipeline(context, model, options->model, options->data);
+      apply_overrides(document, options->overrides);
       if (options->model.dry_run) {
         std::cout << document.dump(2) << "\n";
         return kExitOk;
       }
-      Description description = load_built_pipeline(context, document, "flowrun evaluate", options->overrides);
+      Description description = load_built_pipeline(context, document, "flowrun evaluate", {});
       RunOptions run;
       run.run_folder = !options->run_dir.empty() ? options->run_dir : "runs/" + description.name + "-" + run_timestamp();
       return execute_pipeline(std::move(description), std::move(run),

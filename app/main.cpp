@@ -38,8 +38,8 @@ const char* const kUsage = R"(In short:
 const char* const kFooter = R"(Examples:
   flowrun pipelines/quickstart.json --set nodes.mix.plugin=mixup_cutmix
   flowrun pipelines/quickstart.json --resume auto
-  flowrun predict runs/quickstart-*/checkpoints/best.h5 photos/ --top-k 3
-  flowrun evaluate runs/quickstart-*/checkpoints/best.h5 --data data.tar --split test
+  flowrun predict RUN/checkpoints/best.h5 photos/ --top-k 3
+  flowrun evaluate RUN/checkpoints/best.h5 --data data.tar --split test
   flowrun validate p.json --set seed=3
   flowrun ablate pipelines/ablations/quickstart_augment.json
   flowrun bench pipelines/quickstart.json --model

@@ -7,15 +7,17 @@
 #include <set>
 
 #include "flowrun/errors.hpp"
+#include "flowrun/logging.hpp"
+#include "stages/messages/sample.hpp"
 
 namespace flowrun::cli {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Plugins that bring every image to one size: with none in the chain, images of
-// another size than the training data's would not stack into a batch.
-const std::set<std::string> kSizingPlugins = {"resize", "random_resized_crop", "batch_resize", "batch_random_resized_crop"};
+// Per-sample plugins that bring every image to one size before batching (a batch
+// stage's resize comes too late: batch refuses images of different sizes).
+const std::set<std::string> kSizingPlugins = {"resize", "random_resized_crop"};
 
 // The training run's evaluation chain, read off its checked description.
 struct Chain {
@@ -104,22 +106,44 @@ Chain evaluation_chain(Context& context, const SavedModelInfo& model) {
   return chain;
 }
 
-// The Hugging Face convention for a folder without a flowrun description: decode,
-// resize to the model's size, normalize with preprocessor_config.json's mean and std
-// (0.5 each, ViTImageProcessor's default, without one).
-Chain default_chain(const SavedModelInfo& model) {
-  std::vector<double> mean(3, 0.5), std(3, 0.5);
-  const fs::path folder = fs::is_directory(model.path) ? fs::path(model.path) : fs::path(model.path).parent_path();
-  std::ifstream in(folder / "preprocessor_config.json");
-  if (in) {
-    const json p = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (p.is_object() && p.contains("image_mean") && p.contains("image_std")) {
-      mean = p["image_mean"].get<std::vector<double>>();
-      std = p["image_std"].get<std::vector<double>>();
-    }
+// The mean and std a Hugging Face folder (preprocessor_config.json: image_mean,
+// image_std) or a timm folder (config.json: pretrained_cfg.mean, .std) gives; 0.5 each,
+// ViTImageProcessor's default, when neither says.
+std::pair<std::vector<double>, std::vector<double>> folder_normalization(const fs::path& folder) {
+  auto read = [](const fs::path& path) {
+    std::ifstream in(path);
+    return in ? json::parse(in, nullptr, /*allow_exceptions=*/false) : json();
+  };
+  auto pair_in = [](const json& j, const char* mean, const char* std) {
+    return j.is_object() && j.contains(mean) && j.contains(std) && j[mean].is_array() && j[std].is_array() &&
+           j[mean].size() == 3 && j[std].size() == 3;
+  };
+  try {
+    const json hf = read(folder / "preprocessor_config.json");
+    if (pair_in(hf, "image_mean", "image_std"))
+      return {hf["image_mean"].get<std::vector<double>>(), hf["image_std"].get<std::vector<double>>()};
+    const json config = read(folder / "config.json");
+    if (config.is_object() && pair_in(config.value("pretrained_cfg", json()), "mean", "std"))
+      return {config["pretrained_cfg"]["mean"].get<std::vector<double>>(),
+              config["pretrained_cfg"]["std"].get<std::vector<double>>()};
+  } catch (const json::exception& e) {
+    throw UsageError(folder.string() + ": its image mean and std are not three numbers each (" + e.what() + ")");
   }
+  return {std::vector<double>(3, 0.5), std::vector<double>(3, 0.5)};
+}
+
+// The chain Hugging Face and timm assume for a folder without a flowrun description:
+// decode, resize to the model's size, normalize.
+Chain default_chain(const SavedModelInfo& model) {
+  fs::path folder = fs::is_directory(model.path) ? fs::path(model.path) : fs::path(model.path).parent_path();
+  folder = folder.lexically_normal();
+  if (folder.filename().empty()) folder = folder.parent_path();  // "hf/" names the folder "hf"
+  const auto [mean, std] = folder_normalization(folder);
+  if (model.kind == SavedModelInfo::Kind::Checkpoint)
+    log::warn(model.path, " records no description: images are resized to ", model.config.image_size,
+              " px and normalized with mean/std 0.5 (--set changes it; --dry-run shows it)");
   Chain chain;
-  chain.doc = {{"name", fs::path(model.path).filename().string()}, {"device", "auto"}};
+  chain.doc = {{"name", folder.filename().empty() ? "model" : folder.filename().string()}, {"device", "auto"}};
   chain.source = "data";
   chain.nodes = {json{{"id", "data"}, {"plugin", "image_files"}, {"params", json::object()}},
                  json{{"id", "decode"}, {"plugin", "jpeg_decode"}},
@@ -127,7 +151,7 @@ Chain default_chain(const SavedModelInfo& model) {
                       {"params", {{"size", {model.config.image_size, model.config.image_size}}}}},
                  json{{"id", "batch"}, {"plugin", "batch"},
                       {"params", {{"batch_size", 64}, {"mean", mean}, {"std", std}}}}};
-  chain.edges = {"data -> decode -> resize -> batch"};
+  chain.edges = {"data -> decode", "decode -> resize", "resize -> batch"};
   chain.tail = "batch";
   chain.evaluate = {{"id", "eval"}, {"plugin", "evaluate"}};
   return chain;
@@ -138,7 +162,7 @@ Chain chain_for(Context& context, const SavedModelInfo& model) {
 }
 
 std::string unique_id(const std::string& wanted, const Chain& chain) {
-  std::set<std::string> taken;
+  std::set<std::string> taken = {chain.evaluate.value("id", "")};
   for (const json& n : chain.nodes) taken.insert(n.value("id", ""));
   std::string id = wanted;
   for (int k = 2; taken.count(id); ++k) id = wanted + std::to_string(k);
@@ -151,9 +175,67 @@ json& node_in(Chain& chain, const std::string& id) {
   throw std::logic_error("no node " + id + " in the chain");
 }
 
+// An edge "from[.port] -> to[.port]" as its two node ids and the target's port ("" = the only one).
+struct Hop {
+  std::string from, to, to_port;
+};
+Hop parse_hop(const std::string& edge) {
+  const std::size_t arrow = edge.find(" -> ");
+  const std::string from = edge.substr(0, arrow), to = edge.substr(arrow + 4);
+  return {from.substr(0, from.find('.')), to.substr(0, to.find('.')),
+          to.find('.') == std::string::npos ? "" : to.substr(to.find('.') + 1)};
+}
+
+const PortSpec* input_port(const PluginInfo& plugin, const std::string& name) {
+  for (const PortSpec& p : plugin.inputs)
+    if (name.empty() || p.name == name) return &p;
+  return nullptr;
+}
+
+// The source put in the chain's may emit another kind than the one it replaces (cifar10
+// emits decoded images, the file sources encoded bytes): a decoder goes in after it, or
+// the chain's own decoder is bypassed.
+void fit_source(Chain& chain, Context& context) {
+  const PluginInfo* source = context.registry.find(node_in(chain, chain.source).value("plugin", ""));
+  const std::string kind = source->outputs.front().kind;
+  std::vector<std::string> edges;
+  std::set<std::string> bypassed;
+  for (const std::string& edge : chain.edges) {
+    const Hop hop = parse_hop(edge);
+    if (hop.from != chain.source) continue;
+    const PluginInfo* target = context.registry.find(node_in(chain, hop.to).value("plugin", ""));
+    const PortSpec* port = target ? input_port(*target, hop.to_port) : nullptr;
+    if (!port || kind_accepts(port->kind, kind)) continue;
+    if (kind_accepts(port->kind, kImageSampleKind)) {  // encoded bytes where images are taken: decode them
+      const std::string decode = unique_id("decode", chain);
+      chain.nodes.push_back({{"id", decode}, {"plugin", "jpeg_decode"}, {"params", json::object()}});
+      edges.push_back(chain.source + " -> " + decode);
+      edges.push_back(decode + edge.substr(edge.find(" -> ")));
+      bypassed.insert(edge);
+    } else if (kind == kImageSampleKind && kind_accepts(port->kind, kEncodedSampleKind)) {  // images reach a decoder: skip it
+      bypassed.insert(edge);
+      for (const std::string& next : chain.edges)
+        if (parse_hop(next).from == hop.to) {
+          edges.push_back(chain.source + next.substr(next.find(" -> ")));
+          bypassed.insert(next);
+        }
+      chain.nodes.erase(std::remove_if(chain.nodes.begin(), chain.nodes.end(),
+                                       [&](const json& n) { return n.value("id", "") == hop.to; }),
+                        chain.nodes.end());
+    } else {
+      throw UsageError("the model's evaluation chain takes '" + port->kind + "' from its source, and " + source->name +
+                       " gives '" + kind + "'");
+    }
+  }
+  for (const std::string& edge : chain.edges)
+    if (!bypassed.count(edge)) edges.push_back(edge);
+  chain.edges = std::move(edges);
+}
+
 // The model's source, in the train stage's place: its precision and its normalization.
-json model_node(const std::string& id, const Chain& chain, const SavedModelInfo& model, const ModelRunOptions& options) {
-  json params = {{"path", model.path}, {"ema", options.ema}};
+json model_node(const std::string& id, const Chain& chain, const SavedModelInfo& model, const ModelRunOptions& options,
+                bool score_ema_beside) {
+  json params = {{"path", model.path}, {"ema", options.ema}, {"ema_beside", score_ema_beside}};
   if (chain.trainer.is_object() && chain.trainer.contains("params")) {
     const json& t = chain.trainer["params"];
     for (const char* key : {"precision", "mean", "std"})
@@ -195,8 +277,9 @@ json assemble(const Chain& chain, const std::string& name, const std::string& su
 }
 
 // The user's labelled data in place of the chain's source.
-json data_source(const std::string& id, const EvaluationData& data, const SavedModelInfo& model) {
-  json params = {{"shuffle", false}, {"epochs", 1}, {"classes", model.classes}};
+json data_source(const std::string& id, const EvaluationData& data) {
+  // Its classes are its own (sorted names); the evaluate node maps them to the model's by name.
+  json params = {{"shuffle", false}, {"epochs", 1}};
   std::error_code ec;
   const fs::path path(data.path);
   if (fs::is_regular_file(path, ec) && path.extension() == ".tar") {
@@ -245,14 +328,20 @@ json evaluate_pipeline(Context& context, const SavedModelInfo& model, const Mode
   Chain chain = chain_for(context, model);
   if (model.pipeline_json.empty() && data.path.empty())
     throw UsageError(model.path + " records no data it was evaluated on: give --data");
-  if (!data.path.empty()) node_in(chain, chain.source) = data_source(chain.source, data, model);
+  if (data.path.empty() && !data.split.empty())
+    throw UsageError("--split " + data.split + " names a part of --data; without --data the run's own data is read");
+  if (!data.path.empty()) {
+    node_in(chain, chain.source) = data_source(chain.source, data);
+    fit_source(chain, context);
+  }
   adjust_chain(chain, options, context);
   const std::string model_id = unique_id("model", chain);
   const std::string eval_id = chain.evaluate.value("id", "eval");
   const std::string report_id = unique_id("report", chain);
   json evaluate = chain.evaluate;
   return assemble(chain, "evaluate", "flowrun evaluate " + model.path, options,
-                  {model_node(model_id, chain, model, options), evaluate, json{{"id", report_id}, {"plugin", "report"}}},
+                  {model_node(model_id, chain, model, options, true), evaluate,
+                   json{{"id", report_id}, {"plugin", "report"}}},
                   {model_id + " -> " + eval_id + ".model", chain.tail + " -> " + eval_id + ".batch",
                    eval_id + ".metrics -> " + report_id + ".metrics", eval_id + ".evaluations -> " + report_id + ".evaluations"});
 }
@@ -261,6 +350,7 @@ json predict_pipeline(Context& context, const SavedModelInfo& model, const Model
                       const std::vector<std::string>& inputs, int top_k, const std::string& output) {
   Chain chain = chain_for(context, model);
   node_in(chain, chain.source) = {{"id", chain.source}, {"plugin", "image_files"}, {"params", {{"paths", inputs}}}};
+  fit_source(chain, context);
   adjust_chain(chain, options, context);
   // A broken file is reported and left out, not fatal; images of any size are brought
   // to the model's when the chain itself never resizes (a CIFAR chain of 32-px images).
@@ -291,7 +381,8 @@ json predict_pipeline(Context& context, const SavedModelInfo& model, const Model
   const std::string predict_id = unique_id("predict", chain);
   json params = {{"top_k", top_k}, {"output", output}};
   return assemble(chain, "predict", "flowrun predict " + model.path, options,
-                  {model_node(model_id, chain, model, options), json{{"id", predict_id}, {"plugin", "predict"}, {"params", params}}},
+                  {model_node(model_id, chain, model, options, false),
+                   json{{"id", predict_id}, {"plugin", "predict"}, {"params", params}}},
                   {model_id + " -> " + predict_id + ".model", chain.tail + " -> " + predict_id + ".batch"});
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's strategy table: pretrain vit_cifar_micro on Tiny ImageNet (once; skipped
+# The strategy table (docs/results.md): pretrain vit_cifar_micro on Tiny ImageNet (once; skipped
 # when runs/vit_micro_tinyimagenet/model.safetensors exists), then fine-tune it on
 # CIFAR-10 with each strategy, and train the same model from scratch for the same 3 epochs
 # with the same data path: vit_micro_cifar10_fullft.json without pretrained weights (so

@@ -6,6 +6,7 @@
 // with the compiler the project already builds with, in the ordinary suite, and a failure
 // reproduces from its seed.
 //
+// A hang is caught by an alarm per case (30 s), which prints the case like a crash.
 // Budget: FLOWRUN_FUZZ_SECONDS (default 15 s; ctest's timeout is 120 s). Seeds:
 // FLOWRUN_FUZZ_SEED (default 1); case k uses seed + k, so a reported case reruns alone
 // with FLOWRUN_FUZZ_SEED=<its seed> FLOWRUN_FUZZ_CASES=1.
@@ -35,7 +36,7 @@ using nlohmann::json;
 char g_current_case[64 * 1024];
 
 void on_fatal_signal(int sig) {
-  const char header[] = "\nfuzz: fatal signal while validating this case:\n";
+  const char header[] = "\nfuzz: fatal signal (SIGALRM: a hang) while validating this case:\n";
   ssize_t ignored = ::write(STDERR_FILENO, header, sizeof header - 1);
   ignored = ::write(STDERR_FILENO, g_current_case, std::strlen(g_current_case));
   (void)ignored;
@@ -51,10 +52,11 @@ void remember_case(const std::string& text) {
 
 struct FatalSignalReport {
   FatalSignalReport() {
-    for (int sig : {SIGSEGV, SIGABRT, SIGFPE, SIGBUS, SIGILL}) std::signal(sig, on_fatal_signal);
+    for (int sig : {SIGSEGV, SIGABRT, SIGFPE, SIGBUS, SIGILL, SIGALRM}) std::signal(sig, on_fatal_signal);
   }
   ~FatalSignalReport() {
-    for (int sig : {SIGSEGV, SIGABRT, SIGFPE, SIGBUS, SIGILL}) std::signal(sig, SIG_DFL);
+    ::alarm(0);
+    for (int sig : {SIGSEGV, SIGABRT, SIGFPE, SIGBUS, SIGILL, SIGALRM}) std::signal(sig, SIG_DFL);
   }
 };
 
@@ -96,7 +98,11 @@ class Mutator {
     std::string out = text;
     switch (pick(4)) {
       case 0: out.resize(static_cast<std::size_t>(pick(static_cast<int>(out.size())))); break;
-      case 1: out.insert(out.begin() + pick(static_cast<int>(out.size())), "{}[],:\"\\/*#\n\x01\xff"[pick(15)]); break;
+      case 1: {
+        static const char kBytes[] = "{}[],:\"\\/*#\n\x01\xff";
+        out.insert(out.begin() + pick(static_cast<int>(out.size())), kBytes[pick(sizeof kBytes - 1)]);
+        break;
+      }
       case 2:
         if (!out.empty()) out.erase(out.begin() + pick(static_cast<int>(out.size())));
         break;
@@ -278,6 +284,7 @@ bool expect_clean_outcome(const std::string& text, const std::vector<std::string
   for (const std::string& o : overrides) shown += " '" + o + "'";
   shown += "\n" + text + "\n";
   remember_case(shown);
+  ::alarm(30);  // a hang ends in SIGALRM, which prints the case (ctest's timeout would not)
   const auto start = std::chrono::steady_clock::now();
   bool accepted = false;
   try {
@@ -329,6 +336,7 @@ TEST(DescriptionFuzz, FoundCasesExitTwoWithAMessage) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"nodes.train_data.plugin=\"\""}, "/nodes/0/plugin: empty plugin name"},
       {{"nodes.decode.id=\"\""}, "empty node id"},
+      {{"seed=1e999"}, "number overflow parsing '1e999'"},
   };
   for (const auto& [sets, expected] : cases) {
     std::vector<std::string> args = {"validate", quickstart};
@@ -340,6 +348,11 @@ TEST(DescriptionFuzz, FoundCasesExitTwoWithAMessage) {
     EXPECT_EQ(r.exit_code, 2) << sets.front() << "\n" << r.err;
     EXPECT_NE(r.err.find(expected), std::string::npos) << sets.front() << "\n" << r.err;
   }
+  // A number past double's range inside the file.
+  TempDir dir;
+  const CommandResult r = run_flowrun({"validate", dir.write("big.json", "{\"name\": \"x\", \"seed\": 1e999}")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("big.json: malformed JSON: number overflow parsing '1e999'"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -50,14 +50,16 @@ class SavedModelSource : public SourceStage {
 
   void start() override {
     const SavedModelInfo info = read_saved_model_info(options_.path);
-    if (options_.ema && info.kind == SavedModelInfo::Kind::Checkpoint && !info.has_ema)
+    if (options_.ema && info.kind == SavedModelInfo::Kind::Export)
+      throw std::runtime_error(info.path + " is an export: it holds one set of weights (leave out ema)");
+    if (options_.ema && !info.has_ema)
       throw std::runtime_error(info.path + " has no EMA weights (the run had ema_decay 0): leave out ema");
     const torch::Device device(device_);
     auto snapshot = std::make_shared<ModelSnapshot>(std::make_shared<EvaluationAnswers>(), [] {});
     snapshot->model = load_weights(info, options_.ema);
     snapshot->model->to(device);
     // The EMA weights beside the trained ones, as the training run evaluated them.
-    if (!options_.ema && info.has_ema) {
+    if (!options_.ema && info.has_ema && options_.ema_beside) {
       snapshot->ema = load_weights(info, true);
       snapshot->ema->to(device);
     }

@@ -19,6 +19,7 @@ namespace flowrun {
 struct SavedModelOptions {
   std::string path;
   bool ema = false;
+  bool ema_beside = true;
   PrecisionChoice precision = PrecisionChoice::Auto;
   std::vector<double> mean, std;
 
@@ -26,7 +27,10 @@ struct SavedModelOptions {
   static void declare(D& d) {
     using O = SavedModelOptions;
     d.required(&O::path, "path", "a flowrun checkpoint (.h5) or an export folder (model.safetensors + config.json)");
-    d(&O::ema, "ema", "use the checkpoint's EMA weights (or say the export holds EMA weights: refused otherwise)");
+    d(&O::ema, "ema", "use a checkpoint's EMA weights (refused for an export: it holds one set of weights)");
+    d(&O::ema_beside, "ema_beside",
+      "with a checkpoint that has EMA weights and ema off: load them too, so that an evaluate node scores them "
+      "beside the trained ones, as training did (predict uses one model: off saves the memory)");
     d(&O::precision, "precision", "autocast dtype of the forward pass: auto = bf16 on CUDA, fp32 on the CPU",
       {{"auto", PrecisionChoice::Auto},
        {"fp32", PrecisionChoice::Fp32},

@@ -23,7 +23,7 @@ void check_evaluate_node(const CheckedNode& node, std::vector<CheckFinding>& fin
 PluginInfo evaluate_plugin() {
   PluginInfo p;
   p.name = "evaluate";
-  p.summary = "Evaluates the model the train stage lends it on an eval or test loader (top-1/top-5/F1/per class)";
+  p.summary = "Evaluates the model a train stage lends it (or a saved_model source gives it) on a loader: top-1/top-5/F1/per class";
   p.description =
       "Ordered stage. Its model input takes the train stage's \"model\" output (a snapshot at every\n"
       "evaluation point: eval_every_steps, epoch ends) or its \"final_model\" output (once, after\n"
@@ -36,12 +36,13 @@ PluginInfo evaluate_plugin() {
       "weights of its step, whatever the threads. The answer goes back to the train stage, which\n"
       "puts it into the run's metrics and evaluations streams in order (for report, tensorboard,\n"
       "checkpoint: best.h5) and feeds early stopping and the diagnostics; this node's own outputs\n"
-      "carry the same records for its split only.\n"
+      "carry the same records for its split only. From a saved_model source (flowrun evaluate) it gets\n"
+      "one final model and answers on its outputs alone.\n"
       "\n"
       "  {\"id\": \"val\", \"plugin\": \"evaluate\"},\n"
       "  \"train.model -> val.model\", \"val_data -> val_decode -> val_batch -> val.batch\"";
   p.role = Role::Ordered;
-  p.inputs = {{"model", kModelKind, "the train stage's model or final_model output"},
+  p.inputs = {{"model", kModelKind, "the train stage's model or final_model output, or a saved_model source"},
               {"batch", kBatchKind, "evaluation batches (no random augmentation), one epoch per snapshot"}};
   p.outputs = {{"metrics", kMetricsKind, "this node's evaluations: scope eval (test after training)"},
                {"evaluations", kEvaluationKind, "this node's evaluations in full"}};

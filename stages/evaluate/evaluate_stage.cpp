@@ -6,6 +6,9 @@
 // eval loader keeps at most `prefetch` items ready); snapshots wait for their epoch.
 // Which batches score which model is therefore fixed by the data, not by thread
 // timing. Dropping a snapshot once answered releases it: the train stage resumes.
+#include <torch/torch.h>
+
+#include <algorithm>
 #include <deque>
 #include <memory>
 
@@ -84,7 +87,7 @@ class EvaluateStage : public OrderedStage {
         models_.pop_front();
         const auto& model = current_.as<ModelSnapshot>();
         pass_ = std::make_unique<EvaluationPass>(model, misclassified_top_);
-        if (model.final) log::info("[", node_id(), "] training done: evaluating the ", split_name(model), " split");
+        if (model.final) log::info("[", node_id(), "] evaluating the ", split_name(model), " split with the final model");
       }
       if (batches_.empty()) {
         if (!batches_ended_) return;
@@ -96,10 +99,10 @@ class EvaluateStage : public OrderedStage {
       if (m.is_data()) {
         const auto& batch = m.as<Batch>();
         if (batch.dataset && !checked_epochs_) {
-          check_classes(*batch.dataset);
+          map_classes(*batch.dataset);
           check_epochs(*batch.dataset);
         }
-        pass_->add(batch);
+        add_to_pass(batch);
       } else {
         complete(out);
       }
@@ -130,20 +133,32 @@ class EvaluateStage : public OrderedStage {
     current_ = Message();
   }
 
-  // Labels are class numbers: they mean the model's classes only when the eval source
-  // numbers the same names the same way (a saved model scored on other data).
-  void check_classes(const DatasetInfo& info) const {
+  // Labels number the eval source's classes (sorted names); the model numbers its own,
+  // which a saved model from elsewhere may order otherwise or have more of (a Hugging
+  // Face model's id2label). Labels are mapped by class name; a class the model does not
+  // know fails the run, naming it.
+  void map_classes(const DatasetInfo& info) {
     const auto& model = current_.as<ModelSnapshot>();
     if (info.classes.empty() || model.classes.empty() || info.classes == model.classes) return;
-    auto list = [](const std::vector<std::string>& names) {
-      std::string out;
-      for (std::size_t i = 0; i < names.size() && i < 12; ++i) out += (i ? ", " : "") + names[i];
-      return out + (names.size() > 12 ? ", ... (" + std::to_string(names.size()) + ")" : "");
-    };
-    throw std::runtime_error("eval source '" + info.source + "' has the classes [" + list(info.classes) +
-                             "] but the model was trained on [" + list(model.classes) +
-                             "]: the labels would not mean the same (keep the model's classes with the source's "
-                             "classes parameter)");
+    std::vector<std::int64_t> to_model(info.classes.size());
+    std::string unknown;
+    for (std::size_t i = 0; i < info.classes.size(); ++i) {
+      const auto it = std::find(model.classes.begin(), model.classes.end(), info.classes[i]);
+      if (it == model.classes.end()) unknown += (unknown.empty() ? "" : ", ") + info.classes[i];
+      to_model[i] = it - model.classes.begin();
+    }
+    if (!unknown.empty())
+      throw std::runtime_error("eval source '" + info.source + "' has classes the model was not trained on: " + unknown +
+                               " (keep the model's classes with the source's classes parameter)");
+    relabel_ = torch::tensor(to_model, torch::kLong);
+  }
+
+  // Scores a batch, its labels first put in the model's numbering when they differ.
+  void add_to_pass(const Batch& batch) {
+    if (!relabel_.defined()) return pass_->add(batch);
+    Batch relabelled = batch;
+    relabelled.labels = relabel_.to(batch.labels.device()).index_select(0, batch.labels);
+    pass_->add(relabelled);
   }
 
   void check_epochs(const DatasetInfo& info) {
@@ -202,6 +217,7 @@ class EvaluateStage : public OrderedStage {
   bool models_ended_ = false, batches_ended_ = false;
   Message current_;  // the snapshot being evaluated
   std::unique_ptr<EvaluationPass> pass_;
+  torch::Tensor relabel_;  // eval source label -> model label; undefined when they agree
   bool checked_epochs_ = false, warned_short_ = false, ended_sources_ = false;
   std::shared_ptr<const Evaluation> last_;
   std::string last_point_;

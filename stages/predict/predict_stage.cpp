@@ -68,6 +68,9 @@ class PredictStage : public OrderedStage {
 
   void finish(Emitter&) override {
     if (!waiting_.empty()) throw std::runtime_error("the model input ended without a model: nothing was labelled");
+    if (images_ == 0)
+      throw std::runtime_error("no image could be labelled (every input was skipped: see the messages above)" +
+                               (options_.output.empty() ? std::string() : "; " + options_.output + " was not written"));
     if (file_) file_->commit();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::clear_status();
@@ -158,7 +161,9 @@ class PredictStage : public OrderedStage {
                        (total ? " of " + std::to_string(total) : std::string()) + " images, " + log::fixed(rate, 1) +
                        " images/s";
     if (total > images_ && rate > 0) line += ", ETA " + log::fixed(static_cast<double>(total - images_) / rate, 0) + " s";
-    if (log::interactive()) log::status(line);
+    // The status line shares the terminal with predictions written to standard output:
+    // plain log lines (on standard error) then, so that neither cuts into the other.
+    if (log::interactive() && file_) log::status(line);
     else log::info(line);
   }
 

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "stages/decode/image_decode.hpp"
 #include "stages/sources/tar_archive.hpp"
 #include "support/test_util.hpp"
 
@@ -59,6 +60,30 @@ void extract_test_images(const std::string& folder, int per_class) {
     fs::create_directories(fs::path(folder) / cls);
     std::ofstream out(fs::path(folder) / relative, std::ios::binary);
     out.write(reinterpret_cast<const char*>(tar->data(*m)), static_cast<std::streamsize>(m->size));
+  }
+}
+
+// The same images in CIFAR-10's binary layout (root/cifar-10-batches-bin/test_batch.bin:
+// a label byte, then the R, G and B planes), decoded as flowrun's decode stage decodes
+// them: the cifar10 source then emits exactly the pixels the JPEG chain computes.
+void write_cifar_binary(const std::string& images, const std::string& root, const std::vector<std::string>& classes) {
+  const std::string folder = root + "/cifar-10-batches-bin";
+  fs::create_directories(folder);
+  std::ofstream meta(folder + "/batches.meta.txt");
+  for (const std::string& c : classes) meta << c << "\n";
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(images))
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::ofstream out(folder + "/test_batch.bin", std::ios::binary);
+  for (const std::string& f : files) {
+    const std::string bytes = read_file(f);
+    const Image image = decode_image(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), {});
+    ASSERT_EQ(image.height, 32);
+    const std::string cls = fs::path(f).parent_path().filename().string();
+    out.put(static_cast<char>(std::find(classes.begin(), classes.end(), cls) - classes.begin()));
+    for (int c = 0; c < 3; ++c)
+      for (std::size_t p = 0; p < image.pixel_count(); ++p) out.put(static_cast<char>(image.u8[p * 3 + c]));
   }
 }
 
@@ -111,13 +136,21 @@ TEST(SavedModels, EvaluateAndPredictGiveTheTrainingRunsFinalEvaluation) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_same_evaluation(metrics_of(dir.path() + "/eval_folder/test.json"), trained, "evaluate --data FOLDER");
 
+  // ... and as CIFAR-10's binary release: the cifar10 source emits decoded images, so
+  // the chain's decode node is left out.
+  const std::vector<std::string> classes = json::parse(read_file(dir.path() + "/train/eval.json"))["classes"];
+  write_cifar_binary(images, dir.path() + "/cifar", classes);
+  r = run_flowrun({"evaluate", best, "--data", dir.path() + "/cifar", "--split", "test", "--run-dir",
+                   dir.path() + "/eval_binary"}, -1, SIGINT, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_same_evaluation(metrics_of(dir.path() + "/eval_binary/test.json"), trained, "evaluate --data CIFAR-BINARY");
+
   r = run_flowrun({"predict", best, images, "--top-k", "3"}, -1, SIGINT, 120);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find(" info "), std::string::npos) << "log lines on standard output:\n" << r.out;
   const std::string predicted_text = r.out;
   const std::vector<json> predictions = json_lines(r.out);
   ASSERT_EQ(predictions.size(), 300u);
-  const std::vector<std::string> classes = json::parse(read_file(dir.path() + "/train/eval.json"))["classes"];
   std::vector<std::vector<std::int64_t>> confusion(classes.size(), std::vector<std::int64_t>(classes.size(), 0));
   std::map<std::string, std::string> predicted_by_name;  // "cat/0003.jpg" -> class
   for (const json& p : predictions) {
@@ -181,11 +214,20 @@ TEST(SavedModels, PredictSkipsBrokenFilesResizesAnySizeAndNeverDamagesAnOutput) 
   EXPECT_EQ(std::count(written.begin(), written.end(), '\n'), 22);  // header + 20 CIFAR images + large.png
   EXPECT_NE(written.find(images + "/large.png,"), std::string::npos);
 
-  // A run that fails leaves the earlier file as it was.
-  r = run_flowrun({"predict", best, dir.path() + "/missing", "--output", csv}, -1, SIGINT, 120);
+  // A run that fails (nothing decodable) leaves the earlier file as it was.
+  r = run_flowrun({"predict", best, images + "/broken.jpg", "--output", csv}, -1, SIGINT, 120);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("no such file or folder: " + dir.path() + "/missing"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no image could be labelled"), std::string::npos) << r.err;
   EXPECT_EQ(read_file(csv), written);
+
+  // The chain as it would run, with --set applied.
+  r = run_flowrun({"predict", best, images, "--dry-run", "--set", "nodes.test_batch.params.batch_size=7"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json pipeline = json::parse(r.out);
+  bool batch_size_set = false;
+  for (const json& n : pipeline["nodes"])
+    batch_size_set = batch_size_set || (n["id"] == "test_batch" && n["params"]["batch_size"] == 7);
+  EXPECT_TRUE(batch_size_set) << r.out;
 
   // Usage mistakes: exit 2, named.
   r = run_flowrun({"predict", dir.path() + "/nothing.h5", images});
@@ -197,9 +239,49 @@ TEST(SavedModels, PredictSkipsBrokenFilesResizesAnySizeAndNeverDamagesAnOutput) 
   r = run_flowrun({"evaluate", best, "--ema"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("has no EMA weights"), std::string::npos) << r.err;
+  r = run_flowrun({"predict", best, dir.path() + "/missing"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("INPUT " + dir.path() + "/missing: no such file or folder"), std::string::npos) << r.err;
+  r = run_flowrun({"predict", best, images, "--output", dir.path() + "/no/such/folder/p.csv"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  r = run_flowrun({"evaluate", best, "--split", "test"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--split test names a part of --data"), std::string::npos) << r.err;
   r = run_flowrun({"evaluate", best, "--data", dir.path() + "/missing"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--data " + dir.path() + "/missing: expected a tar file"), std::string::npos) << r.err;
+}
+
+// The ViT-B/16 pipelines' evaluation chain resizes whole batches on the device
+// (test_batch -> batch_resize -> batch_normalize): too late for images of several sizes,
+// so predict resizes each image to the model's size before batching.
+TEST(SavedModels, PredictResizesBeforeBatchingWhenTheChainResizesBatches) {
+  TempDir dir;
+  json doc = json::parse(read_file(source_dir() + "/pipelines/quickstart.json"), nullptr, true, true);
+  for (json& n : doc["nodes"]) {
+    if (n["id"] == "test_batch") n["params"] = {{"batch_size", 64}};
+    if (n["id"] == "train_data" || n["id"] == "test_data") {
+      n["params"]["paths"] = {cifar_tar()};
+      n["params"]["epochs"] = 1;
+      n["params"]["per_class_limit"] = n["id"] == "train_data" ? 20 : 5;
+    }
+  }
+  doc["nodes"].push_back({{"id", "test_resize"}, {"plugin", "batch_resize"}, {"params", {{"size", {32}}}}});
+  doc["nodes"].push_back({{"id", "test_norm"}, {"plugin", "batch_normalize"}, {"params", {{"mean", kMean}, {"std", kStd}}}});
+  for (json& e : doc["edges"])
+    if (e == "test_data -> test_decode -> test_batch -> eval.batch")
+      e = "test_data -> test_decode -> test_batch -> test_resize -> test_norm -> eval.batch";
+  const std::string pipeline = dir.write("p.json", doc.dump(2));
+  auto r = run_flowrun({pipeline, "--run-dir", dir.path() + "/train"}, -1, SIGINT, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string best = dir.path() + "/train/checkpoints/best.h5";
+  const std::string images = dir.path() + "/images";
+  extract_test_images(images, 1);
+  write_png(images + "/large.png", 80, 50);
+  r = run_flowrun({"predict", best, images, "--top-k", "1"}, -1, SIGINT, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json_lines(r.out).size(), 11u) << r.out;
 }
 
 }  // namespace
