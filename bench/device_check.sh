@@ -1,114 +1,342 @@
 #!/usr/bin/env bash
-# The GPU half of the batch-augmentation work, prepared to run in one device call.
-# Here first:   bash bench/device/fetch_debs.sh      (Debian packages + a CIFAR-10 subset)
-# Then one device `run` with carry [".deps-debs", ".device-data"] and the command
-#   bash bench/device_check.sh all      (or: build | test | bench, for a second try)
-# (test also runs the NCCL data-parallel probe: one rank per GPU, up to 2)
-# It writes everything under $OUT (summary.txt first). What it does:
-#   build  configure against the device's own LibTorch (python3's torch) and build the
-#          binaries the checks need, into build-cuda/
-#   test   the test cases parameterised over cpu and cuda (OnDevice/*: batch stages and
-#          Mixup equal to the CPU's, to_device delivering every batch whole, a tiny ViT
-#          trained through to_device on real JPEGs), the batch twins, Mixup goldens,
-#          the trainer (deferred reads) and the batch-augment pipelines
-#   bench  the ViT-B/16 224-px bf16 fine-tune pipeline (random weights, one epoch of
-#          the 20,000-image subset): images/s, the train stage's wait for data, GPU busy
-#          share (nvidia-smi, sampled every 200 ms); the same model and batch in
-#          PyTorch-Python (bench/device/vit_b16_reference.py: timm + DataLoader with
-#          num_workers = cores, pin_memory, bf16, fused AdamW); mixup_cutmix and the
-#          batch stages per batch on the GPU against timm's Mixup there.
-set -uo pipefail
+# The GPU device check: one command that turns one device call into every GPU figure.
+#
+# Here, first:   bash bench/device/make_bundle.sh      (binaries + their libraries + data,
+#                                                        .device-bundle/, about 45 MiB)
+# Rehearse here: bash bench/device_check.sh rehearse    (the same script on this CPU, from
+#                the bundle unpacked in a temporary folder under `env -i`; .ci/run does it)
+# On the device: one `run` with carry [".device-bundle"] and the command
+#                bash bench/device_check.sh
+#
+# Phases, each with its own time limit (sum 510 s, under the 9 minutes one call may use
+# after the machine's start); each runs and reports whatever an earlier one did, and the
+# exit status is the number of failed phases (0 = all passed):
+#   preflight   20 s  torch versions here and there, nvidia-smi, every library ldd cannot
+#                     resolve (stops the check: nothing could run)
+#   tests      120 s  the CPU/CUDA-parameterised cases, the trainer, to_device, Mixup, the
+#                     batch-augment and training pipelines (on the GPU: their CUDA halves)
+#   nccl        30 s  the data-parallel probe, one rank per GPU (up to 2), exit codes kept
+#   vit        100 s  pipelines/vit_cifar10_fullft.json, ViT-B/16 224 px bf16, random
+#                     weights, 4 epochs of the bundle's 10,000 images: images/s end to end
+#                     and for the step, the data stall, GPU busy share and peak memory
+#                     (nvidia-smi every 200 ms), MFU
+#   eager       70 s  the same model and batch in PyTorch-Python: timm + DataLoader
+#   compiled   110 s  ... with torch.compile
+#   batch       25 s  mixup_cutmix and the batch stages per batch, against timm's Mixup
+#   step        35 s  flowrun_train_step_bench: the train step alone on device batches
+#
+# $OUT gets three files: summary.txt (what ran, what failed, the figures), figures.json
+# (every figure with its unit and the command that measured it) and logs.tar.gz (every
+# phase's log and the small files of the run folders, under 16 MiB). Run folders and
+# checkpoints stay in a temporary folder.
+#
+# Fallback when the bundle cannot run there (a library mismatch): `build-on-device`
+# builds into build-cuda/ from the Debian packages bench/device/fetch_debs.sh carried in
+# .deps-debs/, then runs the same phases with those binaries.
+set -uo pipefail  # no -e: a failing phase must not end the check
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+MODE="${1:-device}"
 OUT="${OUT:-/tmp/flowrun-device-check}"
-mkdir -p "$OUT"
-SUMMARY="$OUT/summary.txt"
-BUILD=build-cuda
-note() { echo "$*" | tee -a "$SUMMARY"; }
-phase="${1:-all}"
+BUNDLE="${FLOWRUN_BUNDLE:-$ROOT/.device-bundle}"
+DEVICE="${FLOWRUN_CHECK_DEVICE:-cuda}"  # rehearse: cpu
+QUICK="${FLOWRUN_CHECK_QUICK:-0}"       # rehearse: 1 (a few batches per figure)
+PYTHON="${PYTHON:-python3}"
 
-setup() {
-  nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || note "nvidia-smi failed"
-  note "machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
-  note "torch: $(python3 -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())')"
-  # shellcheck disable=SC1091
-  source .deps-debs/unpack_debs.sh > "$OUT/unpack.log" 2>&1 || { note "unpacking the Debian packages failed"; return 1; }
-  mkdir -p ../shared/data  # where the tests look for CIFAR-10: the carried subset
-  [[ -e ../shared/data/cifar10-jpeg.tar ]] || ln -s "$ROOT/.device-data/cifar10-jpeg.tar" ../shared/data/cifar10-jpeg.tar
-}
-
-build() {
-  local venv; venv="$(python3 -c 'import sys; print(sys.prefix)')"
+rehearse() {
+  # The bundle as the device gets it, in a folder of its own, used from a clean
+  # environment: only the bundle's libraries and the wheel's torch/lib are findable.
+  local tmp; tmp=$(mktemp -d /tmp/flowrun-rehearsal.XXXXXX)
+  bash bench/device/make_bundle.sh || { echo "rehearse: make_bundle.sh failed"; return 1; }
+  cp -r "$BUNDLE" "$tmp/bundle"
+  local out="$tmp/out"; mkdir -p "$out"
   local t0=$SECONDS
-  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLOWRUN_VENV="$venv" > "$OUT/configure.log" 2>&1 \
-    || { note "configure failed (configure.log)"; tail -30 "$OUT/configure.log"; return 1; }
-  cmake --build "$BUILD" --target flowrun flowrun_tests flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench -- -j "$(nproc)" \
-    > "$OUT/build.log" 2>&1 || { note "build failed (build.log)"; grep -m20 -B2 -A6 "error" "$OUT/build.log"; return 1; }
-  note "build: ok in $((SECONDS - t0)) s"
+  env -i HOME="$tmp" PATH=/usr/bin:/bin TMPDIR=/tmp OUT="$out" FLOWRUN_BUNDLE="$tmp/bundle" \
+    FLOWRUN_CHECK_DEVICE=cpu FLOWRUN_CHECK_QUICK=1 PYTHON="$ROOT/.venv/bin/python" \
+    bash bench/device_check.sh device > "$tmp/rehearsal.log" 2>&1
+  local rc=$?
+  echo "rehearse: the check exited $rc after $((SECONDS - t0)) s; its summary:"
+  sed 's/^/  | /' "$out/summary.txt" 2>/dev/null || echo "  (no summary.txt)"
+  # What comes back from a device call: at most 8 files, 16 MiB each, two folders deep,
+  # names of letters, digits, '.', '_' and '-'.
+  local problems=0 files
+  files=$(cd "$out" && find . -mindepth 1 -type f | sed 's#^\./##')
+  if (( $(echo "$files" | grep -c .) > 8 )); then echo "rehearse: more than 8 files in \$OUT"; problems=1; fi
+  for f in summary.txt figures.json logs.tar.gz; do
+    [[ -s "$out/$f" ]] || { echo "rehearse: \$OUT/$f is missing or empty"; problems=1; }
+  done
+  while read -r f; do
+    [[ -z "$f" ]] && continue
+    (( $(stat -c %s "$out/$f") <= 16 * 1024 * 1024 )) || { echo "rehearse: $f is over 16 MiB"; problems=1; }
+    (( $(tr -cd '/' <<< "$f" | wc -c) <= 2 )) || { echo "rehearse: $f is more than two folders deep"; problems=1; }
+    [[ "$(basename "$f")" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "rehearse: $f has a name the device would not return"; problems=1; }
+  done <<< "$files"
+  "$ROOT/.venv/bin/python" -c 'import json,sys; f=json.load(open(sys.argv[1])); assert f and all({"name","value","unit","command"} <= set(x) for x in f), "figures.json lacks fields"; print(f"rehearse: figures.json has {len(f)} figures")' "$out/figures.json" || problems=1
+  if ((rc != 0 || problems)); then
+    echo "rehearse: FAILED (the check's log: $tmp/rehearsal.log)"
+    tail -40 "$tmp/rehearsal.log"
+    return 1
+  fi
+  echo "rehearse: passed (\$OUT: $(echo "$files" | tr '\n' ' '))"
+  rm -rf "$tmp"
 }
 
-run_tests() {
-  local filter='Devices/OnDevice.*:BatchTwins.*:MixGolden.*:MixStage.*:ToDevice.*:Trainer.*:BatchAugmentPipeline.*:TrainPipeline.*'
-  "$BUILD/tests/flowrun_tests" --gtest_filter="$filter" > "$OUT/tests.log" 2>&1
+case "$MODE" in
+  rehearse) rehearse; exit $? ;;
+  device | build-on-device) ;;
+  *) echo "usage: bench/device_check.sh [device|rehearse|build-on-device]" >&2; exit 2 ;;
+esac
+
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/flowrun-check.XXXXXX)
+mkdir -p "$WORK/logs" "$WORK/raw"
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+BIN="$BUNDLE/bin"
+DATA="$BUNDLE/data/cifar10-jpeg.tar"
+failed=()
+samplers=()
+
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+finish() {
+  stop_samplers
+  "$PYTHON" bench/device/figures.py "$WORK" "$OUT/figures.json" > "$WORK/figures.txt" 2>> "$WORK/logs/figures.log" ||
+    echo '[]' > "$OUT/figures.json"
+  note "-- figures (figures.json has each with its command)"
+  cat "$WORK/figures.txt" >> "$SUMMARY"
+  note "-- ${#failed[@]} phase(s) failed${failed[*]:+: ${failed[*]}}"
+  # Logs and the run folders' small files; never checkpoints.
+  (cd "$WORK" && find logs vit -type f -size -2M ! -name '*.h5' 2>/dev/null | tar -czf "$OUT/logs.tar.gz" -T -)
+  if (( $(stat -c %s "$OUT/logs.tar.gz") > 15 * 1024 * 1024 )); then
+    (cd "$WORK" && tar -czf "$OUT/logs.tar.gz" logs)
+  fi
+  rm -rf "$WORK"
+}
+trap finish EXIT
+
+# phase NAME SECONDS FUNCTION: runs it, times it, records a failure; never stops the script.
+phase() {
+  local name=$1 budget=$2 fn=$3 t0=$SECONDS
+  note "-- $name (limit ${budget} s)"
+  PHASE_BUDGET=$budget "$fn"
   local rc=$?
-  note "tests ($filter): exit $rc; $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/tests.log" | tr '\n' ' ')"
-  grep -E '^\[  FAILED  \]|SKIPPED' "$OUT/tests.log" | head -20 | tee -a "$SUMMARY"
-  # The NCCL path of data-parallel training, as one rank (one GPU here): all-reduce,
-  # broadcast and the gradient Reducer on CUDA tensors through ProcessGroupNCCL.
-  local gpus; gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
-  local ranks=$(( gpus >= 2 ? 2 : 1 ))
-  local port=$(( 29600 + RANDOM % 1000 ))
+  ((rc == 0)) || failed+=("$name")
+  note "   $name: $([[ $rc == 0 ]] && echo ok || echo "FAILED ($rc)") in $((SECONDS - t0)) s"
+  return 0
+}
+
+# sample SIDE: nvidia-smi every 200 ms into WORK/gpu_{util,mem}_SIDE.txt until stop_samplers.
+sample() {
+  [[ "$DEVICE" == cuda* ]] || return 0
+  (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 2>/dev/null |
+    while IFS=', ' read -r util mem; do
+      echo "$util" >> "$WORK/gpu_util_$1.txt"
+      echo "$mem" >> "$WORK/gpu_mem_$1.txt"
+    done) &
+  samplers+=($!)
+}
+stop_samplers() {
+  for pid in "${samplers[@]}"; do pkill -P "$pid" 2>/dev/null; kill "$pid" 2>/dev/null; done
+  samplers=()
+}
+
+# bench NAME COMMAND...: runs it within the phase's budget; its last line (JSON) is a figure.
+bench() {
+  local name=$1; shift
+  echo "$*" > "$WORK/raw/$name.cmd"
+  timeout "$PHASE_BUDGET" "$@" > "$WORK/logs/$name.log" 2>&1
+  local rc=$?
+  tail -1 "$WORK/logs/$name.log" > "$WORK/raw/$name.json"
+  tail -1 "$WORK/logs/$name.log" | tee -a "$SUMMARY"
+  return $rc
+}
+
+preflight() {
+  local ok=0
+  note "machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+  nvidia-smi > "$WORK/logs/nvidia-smi.txt" 2>&1 || [[ "$DEVICE" != cuda* ]] || { note "nvidia-smi failed"; ok=1; }
+  local here; here=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>&1)
+  local built; built=$(cat "$BUNDLE/TORCH_VERSION" 2>/dev/null)
+  note "torch here: $here; the bundle was built against: ${built:-nothing (no $BUNDLE/TORCH_VERSION)}"
+  if [[ "$here" != "$built" ]]; then
+    note "STOP: the bundle needs torch $built and this machine has $here: build here (build-on-device)"
+    return 1
+  fi
+  TORCH_LIB=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  # CUDA's runtime libraries as the wheel ships them (site-packages/nvidia/*/lib): the
+  # binaries need libcudart themselves, not only through LibTorch.
+  local cuda_libs
+  cuda_libs=$(ls -d "$TORCH_LIB"/../../nvidia/*/lib 2>/dev/null | tr '\n' ':')
+  export LD_LIBRARY_PATH="$BUNDLE/lib:$TORCH_LIB:${cuda_libs%:}"
+  export FLOWRUN_TEST_BINARY="$BIN/flowrun" FLOWRUN_TEST_SOURCE_DIR="$ROOT" FLOWRUN_TEST_DP_PROBE="$BIN/flowrun_dp_probe"
+  # Every library must resolve, and from the bundle, LibTorch's folders or the C and C++
+  # runtime: one found anywhere else (this machine's /usr/lib) is one the bundle lacks.
+  local missing="" foreign=""
+  for f in "$BIN"/* "$BUNDLE"/lib/*.so*; do
+    while read -r lib arrow found _; do
+      if [[ "$found" == "not" || "$arrow" == "not" ]]; then
+        missing+="   $(basename "$f"): $lib not found\n"
+      elif [[ "$arrow" == "=>" && "$found" == /* ]]; then
+        case "$found" in
+          "$BUNDLE"/lib/* | "$TORCH_LIB"/* | */site-packages/nvidia/* | */site-packages/torch/*) ;;
+          */libc.so* | */libm.so* | */libdl.so* | */libpthread.so* | */librt.so* | */ld-linux* | */libstdc++.so* | \
+            */libgcc_s.so* | */libutil.so* | */libresolv.so*) ;;
+          *) foreign+="   $(basename "$f"): $lib from $found\n" ;;
+        esac
+      fi
+    done < <(ldd "$f" 2>&1)
+  done
+  if [[ -n "$missing" ]]; then
+    note "STOP: libraries the loader cannot find:"
+    printf '%b' "$missing" | sort -u | tee -a "$SUMMARY"
+    return 1
+  fi
+  if [[ -n "$foreign" ]]; then
+    note "STOP: libraries found outside the bundle and LibTorch (make_bundle.sh must copy them):"
+    printf '%b' "$foreign" | sort -u | tee -a "$SUMMARY"
+    return 1
+  fi
+  note "ldd: every library of $(ls "$BIN" | wc -l) binaries and $(ls "$BUNDLE/lib" | wc -l) bundled libraries resolves, from the bundle, LibTorch or the C/C++ runtime"
+  # The tests read CIFAR-10 from ../shared/data, which does not travel: the bundle's subset.
+  if [[ ! -e ../shared/data/cifar10-jpeg.tar ]]; then
+    mkdir -p ../shared/data && ln -s "$DATA" ../shared/data/cifar10-jpeg.tar
+  fi
+  return $ok
+}
+
+tests() {
+  local filter='Devices/OnDevice.*:BatchTwins.*:MixGolden.*:MixStage.*:ToDevice.*:Trainer.*:BatchAugmentPipeline.*:TrainPipeline.*'
+  ((QUICK)) && filter='Devices/OnDevice.*:ToDevice.*:MixGolden.*'
+  timeout "$PHASE_BUDGET" "$BIN/flowrun_tests" --gtest_filter="$filter" > "$WORK/logs/tests.log" 2>&1
+  local rc=$?
+  note "   $(grep -E '^\[  (PASSED|FAILED) ' "$WORK/logs/tests.log" | tr '\n' ' ')$(grep -c '\[  SKIPPED \]' "$WORK/logs/tests.log") skipped"
+  grep -E '^\[  FAILED  \]' "$WORK/logs/tests.log" | head -20 | tee -a "$SUMMARY"
+  return $rc
+}
+
+nccl() {
+  local mode=nccl ranks=1
+  if [[ "$DEVICE" == cuda* ]]; then
+    ranks=$(nvidia-smi -L 2>/dev/null | wc -l)
+    ((ranks > 2)) && ranks=2
+    ((ranks < 1)) && ranks=1
+  else
+    mode=collectives  # Gloo on the CPU: the same probe, the rehearsal's stand-in
+  fi
+  local port=$((29600 + RANDOM % 1000)) pids=() rc=0
   for ((r = 0; r < ranks; r++)); do
     RANK=$r WORLD_SIZE=$ranks LOCAL_RANK=$r LOCAL_WORLD_SIZE=$ranks MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-      "$BUILD/tests/flowrun_dp_probe" nccl 60 > "$OUT/nccl_rank$r.log" 2>&1 &
+      timeout "$PHASE_BUDGET" "$BIN/flowrun_dp_probe" "$mode" 20 > "$WORK/logs/probe_rank$r.log" 2>&1 &
+    pids+=($!)
   done
-  wait
-  note "NCCL probe ($ranks rank(s)): $(grep -c '^ok' "$OUT/nccl_rank0.log") ok, $(grep -c '^FAIL' "$OUT/nccl_rank0.log") failed"
-  grep '^FAIL' "$OUT/nccl_rank0.log" | head -5 | tee -a "$SUMMARY"
+  for ((r = 0; r < ranks; r++)); do
+    wait "${pids[$r]}"
+    local code=$?
+    note "   probe ($mode) rank $r of $ranks: exit $code; $(grep -c '^ok' "$WORK/logs/probe_rank$r.log") ok, $(grep -c '^FAIL' "$WORK/logs/probe_rank$r.log") failed"
+    ((code == 0)) || rc=1
+  done
+  return $rc
 }
 
-run_bench() {
-  local tar="$ROOT/.device-data/cifar10-jpeg.tar"
-  note "-- ViT-B/16 224 px bf16, random weights, flowrun pipelines/vit_cifar10_fullft.json, 1 epoch of 20,000 images"
-  nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 200 > "$OUT/gpu_util_flowrun.txt" 2>/dev/null &
-  local smi=$!
-  "$BUILD/flowrun" pipelines/vit_cifar10_fullft.json --run-dir "$OUT/run" \
-    --set 'nodes.train.params.pretrained=""' --set "nodes.train_data.params.paths=[\"$tar\"]" \
-    --set "nodes.test_data.params.paths=[\"$tar\"]" --set nodes.train_data.params.epochs=1 \
-    --set nodes.test_data.params.epochs=1 --set nodes.train.params.log_every=20 > "$OUT/flowrun_vit_b16.log" 2>&1
-  note "flowrun exit $?"
-  kill "$smi" 2>/dev/null
-  grep -E "img/s|run finished| train  +train |to_device|crop|norm " "$OUT/flowrun_vit_b16.log" | tail -12 | tee -a "$SUMMARY"
-  python3 - "$OUT/gpu_util_flowrun.txt" <<'PY' | tee -a "$SUMMARY"
-import sys
-v = [float(x) for x in open(sys.argv[1]) if x.strip()]
-busy = v[len(v) // 5:] if len(v) > 10 else v  # past start-up (model build, first batches)
-print(f"GPU busy share (nvidia-smi utilization, after the first fifth): {sum(busy) / max(len(busy), 1):.1f}% over {len(busy)} samples")
+vit() {
+  local batch=128 epochs=4 model=vit_base_patch16_224 limit=0 test_limit=0
+  if ((QUICK)); then batch=8 epochs=1 model=vit_tiny_patch16_224 limit=2 test_limit=1; fi
+  mkdir -p "$WORK/vit"
+  local args=(pipelines/vit_cifar10_fullft.json --run-dir "$WORK/vit"
+    --set "device=$DEVICE" --set 'nodes.train.params.pretrained=""' --set "nodes.train.params.model=$model"
+    --set "nodes.train_data.params.paths=[\"$DATA\"]" --set "nodes.test_data.params.paths=[\"$DATA\"]"
+    --set "nodes.train_data.params.epochs=$epochs" --set "nodes.test_data.params.epochs=$epochs"
+    --set "nodes.train_data.params.per_class_limit=$limit" --set "nodes.test_data.params.per_class_limit=$test_limit"
+    --set "nodes.batch.params.batch_size=$batch" --set nodes.train.params.log_every=20
+    --set nodes.checkpoint.plugin=discard --set 'nodes.checkpoint.params={}')
+  "$PYTHON" - "$batch" "$model" "${args[@]}" > "$WORK/vit/meta.json" <<'PY'
+import json, sys
+print(json.dumps({"command": "flowrun " + " ".join(sys.argv[3:]), "batch": int(sys.argv[1]),
+                  "vit_b16": sys.argv[2] == "vit_base_patch16_224"}))
 PY
-  note "-- the same in PyTorch-Python"
-  mkdir -p /tmp/cifar && tar -xf "$tar" -C /tmp/cifar
-  nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -lms 200 > "$OUT/gpu_util_python.txt" 2>/dev/null &
-  smi=$!
-  PYTHONUNBUFFERED=1 python3 bench/device/vit_b16_reference.py --data /tmp/cifar/train --steps 120 \
-    > "$OUT/python_vit_b16.log" 2>&1
-  kill "$smi" 2>/dev/null
-  tail -1 "$OUT/python_vit_b16.log" | tee -a "$SUMMARY"
-  note "-- per batch on the GPU (ms, median)"
-  for size in 32 224; do
-    "$BUILD/flowrun_mix_bench" --device cuda --size "$size" --batches 100 | tee -a "$SUMMARY"
-    python3 bench/mix_timm.py --device cuda --size "$size" --batches 100 | tee -a "$SUMMARY"
-  done
-  "$BUILD/flowrun_mix_bench" --device cuda --plugin batch_random_resized_crop --params '{"size": [224]}' --dtype uint8 \
-    --size 32 --batches 50 | tee -a "$SUMMARY"
-  "$BUILD/flowrun_mix_bench" --device cuda --plugin batch_normalize --dtype uint8 --size 224 --batches 50 | tee -a "$SUMMARY"
-  "$BUILD/flowrun_train_step_bench" --device cuda --model vit_base_patch16_224 --batch 128 --precision bf16 --steps 20 \
-    | tee -a "$SUMMARY"
+  sample flowrun
+  timeout "$PHASE_BUDGET" "$BIN/flowrun" "${args[@]}" > "$WORK/logs/flowrun_vit.log" 2>&1
+  local rc=$?
+  stop_samplers
+  grep -E "run finished|data stall|^.{24}(train|crop|norm|to_device) " "$WORK/logs/flowrun_vit.log" | tail -8 | tee -a "$SUMMARY"
+  return $rc
 }
 
-case "$phase" in
-  build) setup && build ;;
-  test) setup && run_tests ;;
-  bench) setup && run_bench ;;
-  all) setup && build && run_tests && run_bench ;;
-  *) echo "usage: bench/device_check.sh [all|build|test|bench]"; exit 2 ;;
-esac
+python_reference() {  # SIDE: eager | compiled
+  local side=$1 extra=()
+  [[ $side == compiled ]] && extra=(--compile)
+  local images="$WORK/images"
+  if [[ ! -d "$images/train" ]]; then
+    mkdir -p "$images" && tar -xf "$DATA" -C "$images" || return 1
+  fi
+  local args=(--data "$images/train" --device "$DEVICE" "${extra[@]}")
+  ((QUICK)) && args+=(--model vit_tiny_patch16_224 --batch 8 --steps 2 --warmup 1 --workers 2 --log-every 1)
+  sample "python_$side"
+  PYTHONUNBUFFERED=1 timeout "$PHASE_BUDGET" "$PYTHON" bench/device/vit_b16_reference.py "${args[@]}" \
+    > "$WORK/logs/python_$side.log" 2>&1
+  local rc=$?
+  stop_samplers
+  tail -1 "$WORK/logs/python_$side.log" | tee -a "$SUMMARY" | grep '^{' > "$WORK/python_$side.json" || rc=1
+  return $rc
+}
+eager() { python_reference eager; }
+compiled() { python_reference compiled; }
+
+batch_stages() {
+  local rc=0 n=100
+  ((QUICK)) && n=3
+  for size in 32 224; do
+    bench "mix_flowrun_$size" "$BIN/flowrun_mix_bench" --device "$DEVICE" --size "$size" --batches "$n" || rc=1
+    bench "mix_timm_$size" "$PYTHON" bench/mix_timm.py --device "$DEVICE" --size "$size" --batches "$n" || rc=1
+  done
+  bench crop "$BIN/flowrun_mix_bench" --device "$DEVICE" --plugin batch_random_resized_crop --params '{"size": [224]}' \
+    --dtype uint8 --size 32 --batches "$n" || rc=1
+  bench normalize "$BIN/flowrun_mix_bench" --device "$DEVICE" --plugin batch_normalize --dtype uint8 --size 224 \
+    --batches "$n" || rc=1
+  return $rc
+}
+
+step() {
+  if ((QUICK)); then
+    bench step "$BIN/flowrun_train_step_bench" --device "$DEVICE" --model vit_cifar_micro --batch 16 --precision fp32 --steps 2
+  else
+    bench step "$BIN/flowrun_train_step_bench" --device "$DEVICE" --model vit_base_patch16_224 --batch 128 \
+      --precision bf16 --steps 20
+  fi
+}
+
+build_on_device() {
+  # The documented fallback: the Debian packages fetch_debs.sh carried, unpacked in a
+  # subshell (their script sets -e and exports; neither leaks), then a build.
+  (
+    source .deps-debs/unpack_debs.sh > "$WORK/logs/unpack.log" 2>&1 || exit 1
+    cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLOWRUN_VENV="$("$PYTHON" -c 'import sys; print(sys.prefix)')" \
+      > "$WORK/logs/configure.log" 2>&1 || exit 1
+    cmake --build build-cuda --target flowrun flowrun_tests flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench \
+      > "$WORK/logs/build.log" 2>&1 || exit 1
+    mkdir -p "$BUNDLE/bin" "$BUNDLE/lib"
+    cp build-cuda/flowrun build-cuda/tests/flowrun_tests build-cuda/tests/flowrun_dp_probe build-cuda/flowrun_mix_bench \
+      build-cuda/flowrun_train_step_bench "$BUNDLE/bin/"
+    cp /opt/deps/usr/lib/x86_64-linux-gnu/*.so* /opt/deps/usr/lib/x86_64-linux-gnu/hdf5/serial/*.so* "$BUNDLE/lib/" 2>/dev/null
+    cp build-cuda/graph/libflowrun_graph.so* build-cuda/stages/libflowrun_stages.so* "$BUNDLE/lib/"
+    "$PYTHON" -c 'import torch; print(torch.__version__)' > "$BUNDLE/TORCH_VERSION"
+  )
+}
+
+if [[ "$MODE" == build-on-device ]]; then
+  phase build 300 build_on_device
+fi
+phase preflight 20 preflight
+if [[ " ${failed[*]} " == *" preflight "* ]]; then
+  note "the preflight failed: no other phase can run"
+  exit "${#failed[@]}"
+fi
+phase tests 120 tests
+phase nccl 30 nccl
+phase vit 100 vit
+phase eager 70 eager
+phase compiled 110 compiled
+phase batch 25 batch_stages
+phase step 35 step
+exit "${#failed[@]}"

@@ -3,7 +3,7 @@
 # the carried .deps-debs/): unpacks every carried .deb into /opt/deps (never into /)
 # and exports what CMake, the compiler and the loader need. LibTorch with CUDA comes
 # from the machine's own PyTorch.
-set -e
+set -e  # sourced in a subshell by device_check.sh build-on-device: this does not leak
 root=/opt/deps
 mkdir -p "$root"
 for f in .deps-debs/*.deb; do dpkg -x "$f" "$root"; done
@@ -15,5 +15,6 @@ export HDF5_INCLUDE_DIRS=$root/usr/include/hdf5/serial
 export LD_LIBRARY_PATH=$lib:$lib/hdf5/serial:${LD_LIBRARY_PATH:-}
 export LIBRARY_PATH=$lib:$lib/hdf5/serial:${LIBRARY_PATH:-}
 export PKG_CONFIG_PATH=$lib/pkgconfig:$root/usr/share/pkgconfig:${PKG_CONFIG_PATH:-}
-export CPATH=$root/usr/include:$root/usr/include/hdf5/serial:${CPATH:-}
+# Debian's multiarch include folder holds OpenSSL's opensslconf.h and configuration.h.
+export CPATH=$root/usr/include:$root/usr/include/x86_64-linux-gnu:$root/usr/include/hdf5/serial:${CPATH:-}
 echo "deps unpacked in $root; torch from $torch_prefix"

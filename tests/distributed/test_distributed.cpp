@@ -3,6 +3,8 @@
 // averaging against the whole batch's gradient, and a lost rank named by the survivor.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -41,7 +43,8 @@ int run_probe(const std::string& mode, int processes, const fs::path& folder, bo
   // A stopped rank ("hung") only goes with SIGKILL; otherwise the survivor gets time to
   // find the loss itself (it ignores the launcher's SIGTERM).
   plan.grace = std::chrono::seconds(mode == "hung" ? 1 : 20);
-  plan.command = {FLOWRUN_DP_PROBE, mode, timeout_s};
+  const char* relocated = std::getenv("FLOWRUN_TEST_DP_PROBE");  // the device bundle's copy
+  plan.command = {relocated && *relocated ? relocated : FLOWRUN_DP_PROBE, mode, timeout_s};
   plan.log_folder = folder.string();
   std::unique_ptr<RendezvousHost> host;
   if (agent_store) {

@@ -67,8 +67,19 @@ std::string TempDir::write(const std::string& name, const std::string& content) 
   return file;
 }
 
-std::string flowrun_binary() { return FLOWRUN_BINARY; }
-std::string source_dir() { return FLOWRUN_SOURCE_DIR; }
+namespace {
+
+// The build's path, or the environment's where the test binary runs from elsewhere
+// (the device bundle: bench/device/make_bundle.sh).
+std::string from_env_or(const char* name, const char* built) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : built;
+}
+
+}  // namespace
+
+std::string flowrun_binary() { return from_env_or("FLOWRUN_TEST_BINARY", FLOWRUN_BINARY); }
+std::string source_dir() { return from_env_or("FLOWRUN_TEST_SOURCE_DIR", FLOWRUN_SOURCE_DIR); }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

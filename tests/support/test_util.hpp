@@ -61,6 +61,8 @@ struct CommandResult {
 CommandResult run_flowrun(const std::vector<std::string>& args, int signal_after_ms = -1, int signal = SIGINT,
                           double timeout_s = 60, const std::vector<std::string>& extra_env = {});
 
+// The flowrun binary and the source tree: the build's, unless FLOWRUN_TEST_BINARY or
+// FLOWRUN_TEST_SOURCE_DIR say otherwise (a relocated test binary: the device bundle).
 std::string flowrun_binary();
 std::string source_dir();
 std::string read_file(const std::string& path);
