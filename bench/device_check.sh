@@ -206,8 +206,8 @@ preflight() {
 }
 
 tests() {
-  local filter='Devices/OnDevice.*:BatchTwins.*:MixGolden.*:MixStage.*:ToDevice.*:Trainer.*:BatchAugmentPipeline.*:TrainPipeline.*'
-  ((QUICK)) && filter='Devices/OnDevice.*:ToDevice.*:MixGolden.*'
+  local filter='Devices/*:LabelCheck.*:BatchTwins.*:MixGolden.*:MixStage.*:ToDevice.*:Trainer.*:BatchAugmentPipeline.*:TrainPipeline.*'
+  ((QUICK)) && filter='Devices/*:LabelCheck.*:ToDevice.*:MixGolden.*'
   timeout "$PHASE_BUDGET" "$BIN/flowrun_tests" --gtest_filter="$filter" > "$WORK/logs/tests.log" 2>&1
   local rc=$?
   note "   $(grep -E '^\[  (PASSED|FAILED) ' "$WORK/logs/tests.log" | tr '\n' ' ')$(grep -c '\[  SKIPPED \]' "$WORK/logs/tests.log") skipped"

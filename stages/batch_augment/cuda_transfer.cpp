@@ -63,6 +63,7 @@ class CudaTransfer : public DeviceTransfer {
       c10::cuda::CUDAStreamGuard on_side(side_);
       out->images = copy(host->images, entry);
       out->labels = copy(host->labels, entry);
+      if (host->labels.defined() && !host->labels.is_cuda()) out->host_labels = host->labels;
       out->targets = copy(host->targets, entry);
       entry.copied = std::make_shared<at::cuda::CUDAEvent>(cudaEventDisableTiming);
       entry.copied->record(side_);
@@ -94,6 +95,8 @@ class CudaTransfer : public DeviceTransfer {
   // pinned it, else a recycled pinned buffer filled on the host.
   at::Tensor copy(const at::Tensor& t, InFlight& entry) {
     if (!t.defined()) return t;
+    // Already on a GPU (a batch stage ran there first): no host staging to do.
+    if (t.is_cuda()) return t.device() == device_ ? t : t.to(device_, /*non_blocking=*/true);
     at::Tensor source = t;
     if (!t.is_pinned()) {
       source = take_staging(t);

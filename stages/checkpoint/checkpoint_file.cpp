@@ -159,7 +159,8 @@ void write_checkpoint(const TrainState& state, const std::string& path, const st
     f.set_attribute("", "classes", nlohmann::json(state.classes).dump());
     f.set_attribute("", "pipeline", pipeline_json);
     for (const auto& [name, tensor] : state.tensors) {
-      const at::Tensor t = tensor.contiguous();
+      // HDF5 reads host memory: a tensor still on a device is brought over first.
+      const at::Tensor t = tensor.is_cpu() ? tensor.contiguous() : tensor.cpu().contiguous();
       std::vector<std::int64_t> shape(t.sizes().begin(), t.sizes().end());
       f.write(name, hdf5_type_of(t, name), shape, t.data_ptr());
     }

@@ -1,7 +1,7 @@
 // Payload kind "batch": samples stacked into tensors, in stream order.
 //   images   (N, C, H, W) uint8 (from sample/image) or float32 (from sample/tensor)
 //   labels   (N) int64
-//   indices  (N) int64 dataset indices of the samples
+//   indices  (N) int64 dataset indices of the samples (always on the host)
 //   targets  (N, classes) float32 soft targets, when a Mixup/CutMix stage made them;
 //            otherwise undefined and `labels` are the targets
 // The tensors live on the CPU until a to_device stage moves them; on CUDA its copy
@@ -36,6 +36,10 @@ struct Batch : Payload {
   at::Tensor labels;
   at::Tensor indices;
   at::Tensor targets;
+  // The labels on the host when `labels` went to a device (to_device keeps them, as it
+  // keeps `indices` there): what the host reads labels from without waiting for the
+  // device. Undefined while `labels` is on the CPU.
+  at::Tensor host_labels;
   std::vector<std::string> keys;  // path or member name per sample, for reports
   std::uint64_t epoch = 0;
   std::uint64_t step = 0;         // batch number since the start of the run

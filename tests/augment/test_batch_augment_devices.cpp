@@ -134,7 +134,35 @@ TEST_P(OnDevice, ToDeviceDeliversEveryBatchWhole) {
     EXPECT_TRUE(got.images.cpu().equal(sent[i]->images)) << "batch " << i;
     EXPECT_TRUE(got.labels.cpu().equal(sent[i]->labels)) << "batch " << i;
     EXPECT_EQ(got.step, sent[i]->step);
+    // The labels stay readable on the host without waiting for the device (the label check's).
+    if (GetParam() == "cuda") {
+      ASSERT_TRUE(got.host_labels.defined());
+      EXPECT_TRUE(got.host_labels.is_cpu());
+      EXPECT_TRUE(got.host_labels.equal(sent[i]->labels)) << "batch " << i;
+    }
   }
+}
+
+// A batch already on the device (a batch stage ran there before to_device) passes
+// through whole: there is nothing to stage on the host.
+TEST_P(OnDevice, ToDeviceTakesBatchesAlreadyOnTheDevice) {
+  auto stage = make_stage("to_device", "{}", 0, GetParam());
+  auto& ordered = dynamic_cast<OrderedStage&>(*stage);
+  RecordingEmitter out;
+  auto b = random_batch(8, 32, 3);
+  const torch::Tensor images = b->images.clone(), labels = b->labels.clone();
+  b->images = b->images.to(device());
+  b->labels = b->labels.to(device());
+  Message m;
+  m.payload = b;
+  ordered.process(m, out);
+  ordered.finish(out);
+  ASSERT_EQ(out.emitted.size(), 1u);
+  const auto& got = dynamic_cast<const Batch&>(*out.emitted[0].payload);
+  got.wait_ready();
+  EXPECT_EQ(got.images.device(), device());
+  EXPECT_TRUE(got.images.cpu().equal(images));
+  EXPECT_TRUE(got.labels.cpu().equal(labels));
 }
 
 // A tiny ViT trained through to_device and the batch stages on the device, end to end

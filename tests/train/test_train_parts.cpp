@@ -48,6 +48,22 @@ TEST(LabelCheck, SuspectsSamplesContradictedConfidentlyInMostEpochs) {
   EXPECT_FALSE(LabelCheck(1.0, 10).enabled());
 }
 
+// On CUDA, labels read off the device would wait for the step just queued: the check
+// reads the host copy to_device keeps. Labels on the meta device (no data: any read
+// throws) stand in for device labels the host must not touch.
+TEST(LabelCheck, ReadsTheHostCopyOfLabelsNotTheDevices) {
+  LabelCheck check(0.7, 10);
+  for (int e = 1; e <= 3; ++e) {
+    Batch b = four_samples(e);
+    b.host_labels = b.labels;
+    b.labels = torch::empty({4}, torch::TensorOptions().dtype(torch::kLong).device(torch::kMeta));
+    check.observe(b, outcomes(e, 3), e == 3);
+  }
+  const std::vector<Misclassified> suspects = check.take_suspects();
+  ASSERT_EQ(suspects.size(), 1u);
+  EXPECT_EQ(suspects[0].key, "s10");
+}
+
 TEST(LabelCheck, LowerConfidenceThresholdAddsTheUnsureSample) {
   LabelCheck check(0.3, 10);
   for (int e = 1; e <= 3; ++e) check.observe(four_samples(e), outcomes(e, 3), e == 3);

@@ -1,0 +1,209 @@
+// The train step on each device, parameterised over cpu and cuda: the CUDA cases skip
+// without a GPU, saying why, and bench/device_check.sh runs them on one. On the CPU they
+// hold bit for bit; on CUDA within 1e-4 relative, since some of its kernels (attention's
+// backward) may sum in another order from run to run.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#if __has_include(<c10/cuda/CUDAFunctions.h>)
+#include <c10/cuda/CUDAFunctions.h>
+#define FLOWRUN_TEST_SYNC_DEBUG 1
+#endif
+
+#include "model/vit_test_util.hpp"
+#include "stages/messages/train_state.hpp"
+#include "stages/train/trainer.hpp"
+
+namespace flowrun::testing {
+namespace {
+
+class TrainerOn : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "cuda" && !torch::cuda::is_available())
+      GTEST_SKIP() << "no CUDA device here (torch::cuda::is_available() is false); bench/device_check.sh runs this "
+                      "case on a GPU";
+  }
+  torch::Device device() const { return torch::Device(GetParam()); }
+  bool cuda() const { return GetParam() == "cuda"; }
+
+  TrainConfig tiny(std::uint64_t seed = 1) const {
+    TrainConfig t;
+    t.model = fixture_config(4, VitPool::Cls, 1e-6);
+    t.model.depth = 2;
+    t.init = VitInit::Timm;
+    t.strategy = Strategy::FullFinetune;
+    t.lr = 1e-2;
+    t.warmup_steps = 0;
+    t.schedule = ScheduleKind::Constant;
+    t.seed = seed;
+    t.device = GetParam();
+    return t;
+  }
+
+  // A batch already on the device, as to_device hands it over.
+  std::pair<torch::Tensor, torch::Tensor> batch(int n, int seed) const {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
+    return {torch::randn({n, 3, 32, 32}, g).to(device()), torch::randint(0, 4, {n}, g).to(device())};
+  }
+
+  void expect_close(double a, double b, const std::string& what) const {
+    if (cuda()) EXPECT_NEAR(a, b, 1e-4 * std::max(1.0, std::abs(b))) << what;
+    else EXPECT_EQ(a, b) << what;
+  }
+  void expect_same_weights(Vit& a, Vit& b) const {
+    auto other = b->named_parameters();
+    for (const auto& p : a->named_parameters()) {
+      const torch::Tensor x = p.value().detach().cpu(), y = other[p.key()].detach().cpu();
+      if (cuda()) EXPECT_TRUE(torch::allclose(x, y, 1e-4, 1e-5)) << p.key();
+      else EXPECT_TRUE(x.equal(y)) << p.key();
+    }
+  }
+};
+
+// The train stage reads each step's numbers two steps later, from pinned memory behind an
+// event: the same numbers as reading them at once.
+TEST_P(TrainerOn, DeferredReadsGiveTheImmediateNumbersAndWeights) {
+  TrainConfig c = tiny();
+  c.clip_grad_norm = 0.05;
+  Trainer immediate(c);
+  c.defer_reads = true;
+  Trainer deferred(c);
+  immediate.set_total_steps(6);
+  deferred.set_total_steps(6);
+  std::vector<StepStats> now, later;
+  for (int i = 0; i < 6; ++i) {
+    const auto [x, y] = batch(8, 40 + i);
+    now.push_back(immediate.train_batch(x, y, {}, 0));
+    later.push_back(deferred.train_batch(x, y, {}, 0));
+    EXPECT_TRUE(later.back().pending);
+    if (i >= 2) deferred.read_stats(later[static_cast<std::size_t>(i - 2)]);
+  }
+  for (int i = 4; i < 6; ++i) deferred.read_stats(later[static_cast<std::size_t>(i)]);
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    expect_close(later[i].loss, now[i].loss, "loss of step " + std::to_string(i));
+    expect_close(later[i].grad_norm, now[i].grad_norm, "grad norm of step " + std::to_string(i));
+  }
+  expect_same_weights(immediate.model(), deferred.model());
+}
+
+// bf16 autocast with an EMA of the weights: master weights and the EMA stay float32 on
+// the device, finite, and the EMA trails the weights.
+TEST_P(TrainerOn, Bf16AutocastWithEmaTrainsOnTheDevice) {
+  TrainConfig c = tiny();
+  c.precision = Precision::Bf16;
+  c.ema_decay = 0.9;
+  c.defer_reads = true;
+  Trainer t(c);
+  t.set_total_steps(4);
+  std::vector<StepStats> steps;
+  for (int i = 0; i < 4; ++i) {
+    const auto [x, y] = batch(8, 60 + i);
+    steps.push_back(t.train_batch(x, y, {}, 0));
+  }
+  for (StepStats& s : steps) {
+    t.read_stats(s);
+    EXPECT_TRUE(std::isfinite(s.loss));
+  }
+  ASSERT_TRUE(t.ema_model());
+  const torch::Tensor w = t.model()->head->weight, e = t.ema_model()->head->weight;
+  EXPECT_EQ(w.device(), device());
+  EXPECT_EQ(e.device(), device());
+  EXPECT_EQ(w.scalar_type(), torch::kFloat);
+  EXPECT_EQ(e.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::isfinite(e).all().item<bool>());
+  EXPECT_FALSE(torch::equal(w, e)) << "the EMA trails the weights";
+}
+
+// A state saved on the device (weights, EMA, optimizer moments, the device's generator
+// for dropout and drop path) resumes in a fresh trainer to the same weights.
+TEST_P(TrainerOn, SavedStateResumesToTheSameWeights) {
+  TrainConfig c = tiny(3);
+  c.model.dropout = 0.1;
+  c.model.drop_path = 0.2;
+  c.ema_decay = 0.9;
+  Trainer original(c);
+  original.set_total_steps(8);
+  for (int i = 0; i < 3; ++i) {
+    const auto [x, y] = batch(8, i);
+    original.train_batch(x, y, {}, 0);
+  }
+  TrainState state;
+  original.save_state(state);
+  if (cuda()) EXPECT_NE(state.find("rng/torch_cuda"), nullptr) << "the CUDA generator's state is saved";
+  for (int i = 3; i < 6; ++i) {
+    const auto [x, y] = batch(8, i);
+    original.train_batch(x, y, {}, 0);
+  }
+  c.seed = 99;  // another start: everything must come from the state
+  Trainer resumed(c);
+  resumed.set_total_steps(8);
+  resumed.load_state(state);
+  for (int i = 3; i < 6; ++i) {
+    const auto [x, y] = batch(8, i);
+    resumed.train_batch(x, y, {}, 0);
+  }
+  expect_same_weights(original.model(), resumed.model());
+  expect_same_weights(original.ema_model(), resumed.ema_model());
+}
+
+// fp16 autocast scales the loss; a step whose gradients overflow is skipped (the weights
+// stay as they were) and the scale comes down, as torch.cuda.amp.GradScaler does.
+TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
+  if (!cuda()) GTEST_SKIP() << "fp16 loss scaling is CUDA's (on the CPU the trainer refuses it: Trainer.Bf16AutocastTrainsOnTheCpu)";
+  TrainConfig c = tiny();
+  c.precision = Precision::Fp16;
+  Trainer t(c);
+  t.set_total_steps(4);
+  auto [x, y] = batch(8, 1);
+  EXPECT_FALSE(t.train_batch(x, y, {}, 0).skipped);
+  const torch::Tensor before = t.model()->head->weight.detach().clone();
+  x[0][0][0][0] = std::numeric_limits<float>::infinity();
+  const StepStats s = t.train_batch(x, y, {}, 0);
+  EXPECT_TRUE(s.skipped);
+  EXPECT_TRUE(torch::equal(before, t.model()->head->weight.detach())) << "a skipped step leaves the weights";
+}
+
+// No host sync inside a training step: under CUDA's sync debug mode every synchronising
+// call throws. The train stage reads each step's numbers two steps later behind an event
+// (not a stream or device sync), as here; logging and evaluation are where it may wait.
+TEST_P(TrainerOn, TrainingStepsNeverSynchroniseTheHost) {
+  if (!cuda()) GTEST_SKIP() << "a host sync is a CUDA notion; on the CPU every op runs on the host";
+#ifdef FLOWRUN_TEST_SYNC_DEBUG
+  TrainConfig c = tiny();
+  c.defer_reads = true;
+  c.clip_grad_norm = 1.0;
+  c.precision = Precision::Bf16;
+  c.ema_decay = 0.99;
+  Trainer t(c);
+  t.set_total_steps(10);
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> batches;
+  for (int i = 0; i < 10; ++i) batches.push_back(batch(8, 80 + i));
+  const auto [wx, wy] = batch(8, 79);
+  t.train_batch(wx, wy, {}, 0);  // the first step allocates and initialises (syncs allowed)
+  struct SyncErrors {
+    SyncErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
+    ~SyncErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
+  };
+  std::vector<StepStats> pending;
+  {
+    SyncErrors errors;
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_NO_THROW(pending.push_back(t.train_batch(batches[static_cast<std::size_t>(i)].first,
+                                                      batches[static_cast<std::size_t>(i)].second, {}, 0)))
+          << "step " << i << " synchronised with the host";
+      if (i >= 2) EXPECT_NO_THROW(t.read_stats(pending[static_cast<std::size_t>(i - 2)])) << "reading step " << i - 2;
+    }
+  }
+#else
+  GTEST_SKIP() << "this LibTorch has no CUDA headers";
+#endif
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, TrainerOn, ::testing::Values("cpu", "cuda"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace
+}  // namespace flowrun::testing
