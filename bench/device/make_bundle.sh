@@ -64,6 +64,15 @@ provided() {
 
 # The closure: each binary's and each copied library's dependencies, resolved here.
 todo=("$OUT"/bin/* "$BUILD"/graph/libflowrun_graph.so* "$BUILD"/stages/libflowrun_stages.so*)
+# Loaded with dlopen by oneTBB (its allocator, its hwloc binding): ldd does not see them,
+# so they are named here, and their own dependencies join the closure.
+for extra in libtbbmalloc.so.2 libtbbmalloc_proxy.so.2 libtbbbind_2_5.so.3 libhwloc.so.15; do
+  path=$(ldconfig -p | awk -v n="$extra" '$1 == n && !p {p = $NF} END {print p}')
+  if [[ -n "$path" ]]; then
+    cp -L "$path" "$OUT/lib/$extra"
+    todo+=("$path")
+  fi
+done
 declare -A seen=()
 while ((${#todo[@]})); do
   f="${todo[0]}"; todo=("${todo[@]:1}")
@@ -98,7 +107,8 @@ fi
 
 torch_version=$("$ROOT/.venv/bin/python" -c 'import torch; print(torch.__version__)')
 {
-  echo "flowrun device bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) from $(git rev-parse --short HEAD)"
+  dirty=$(git diff HEAD --quiet 2>/dev/null || echo " plus uncommitted changes ($(git diff HEAD | sha256sum | cut -c1-12))")
+  echo "flowrun device bundle, made $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname) from $(git rev-parse --short HEAD)$dirty"
   echo "torch $torch_version"
   (cd "$OUT" && find . -type f -printf '%s %p\n' | sort -k2)
 } > "$OUT/MANIFEST.txt"

@@ -22,7 +22,10 @@ class OnDevice : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "cuda" && !torch::cuda::is_available())
       GTEST_SKIP() << "no CUDA device here (torch::cuda::is_available() is false); bench/device_check.sh runs this case on a GPU";
   }
-  torch::Device device() const { return torch::Device(GetParam()); }
+  // cuda:0, not "cuda": a tensor's device has its index, and Device's == compares it.
+  torch::Device device() const {
+    return GetParam() == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(GetParam());
+  }
 };
 
 std::shared_ptr<Batch> random_batch(int n, int size, std::uint64_t seed) {
