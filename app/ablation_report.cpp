@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "ablation.hpp"
+#include "lib/io/csv.hpp"
 #include "stages/monitor/html_charts.hpp"
 
 namespace flowrun::ablation {
@@ -52,13 +53,6 @@ std::string seeds_text(const Spec& spec) {
   std::string out;
   for (std::uint64_t s : spec.seeds) out += (out.empty() ? "" : ", ") + std::to_string(s);
   return out;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 std::string csv_number(double v) {

@@ -7,6 +7,7 @@
 #include "lib/model/weights.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/checkpoint/saved_model.hpp"
+#include "stages/checkpoint/saved_model_weights.hpp"
 #include "stages/checkpoint/saved_model_source.hpp"
 #include "stages/messages/model_snapshot.hpp"
 
@@ -30,7 +31,9 @@ void load_group(Vit& model, const std::string& path, const std::string& group) {
   for (auto& b : model->named_buffers()) copy(b.key(), b.value());
 }
 
-Vit load_weights(const SavedModelInfo& info, bool ema) {
+}  // namespace
+
+Vit load_saved_model(const SavedModelInfo& info, bool ema) {
   Vit model(info.config);
   if (info.kind == SavedModelInfo::Kind::Checkpoint) {
     load_group(model, info.weights_file, ema ? "ema" : "model");
@@ -42,6 +45,9 @@ Vit load_weights(const SavedModelInfo& info, bool ema) {
   model->eval();
   return model;
 }
+
+namespace {
+
 
 class SavedModelSource : public SourceStage {
  public:
@@ -56,11 +62,11 @@ class SavedModelSource : public SourceStage {
       throw std::runtime_error(info.path + " has no EMA weights (the run had ema_decay 0): leave out ema");
     const torch::Device device(device_);
     auto snapshot = std::make_shared<ModelSnapshot>(std::make_shared<EvaluationAnswers>(), [] {});
-    snapshot->model = load_weights(info, options_.ema);
+    snapshot->model = load_saved_model(info, options_.ema);
     snapshot->model->to(device);
     // The EMA weights beside the trained ones, as the training run evaluated them.
     if (!options_.ema && info.has_ema && options_.ema_beside) {
-      snapshot->ema = load_weights(info, true);
+      snapshot->ema = load_saved_model(info, true);
       snapshot->ema->to(device);
     }
     snapshot->input = InputTransform(device, options_.mean, options_.std);

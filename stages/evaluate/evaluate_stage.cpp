@@ -156,8 +156,9 @@ class EvaluateStage : public OrderedStage {
   // Scores a batch, its labels first put in the model's numbering when they differ.
   void add_to_pass(const Batch& batch) {
     if (!relabel_.defined()) return pass_->add(batch);
+    if (relabel_.device() != batch.labels.device()) relabel_ = relabel_.to(batch.labels.device());  // once
     Batch relabelled = batch;
-    relabelled.labels = relabel_.to(batch.labels.device()).index_select(0, batch.labels);
+    relabelled.labels = relabel_.index_select(0, batch.labels);
     pass_->add(relabelled);
   }
 

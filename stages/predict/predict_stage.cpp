@@ -18,6 +18,7 @@
 
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
+#include "lib/io/csv.hpp"
 #include "lib/model/inference.hpp"
 #include "stages/messages/batch.hpp"
 #include "stages/messages/model_snapshot.hpp"
@@ -25,14 +26,6 @@
 
 namespace flowrun {
 namespace {
-
-// A CSV field, quoted when it holds a separator, quote or line break (RFC 4180).
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 class PredictStage : public OrderedStage {
  public:

@@ -9,7 +9,6 @@
 // sorted order) and the key (member name or path) that messages and reports show.
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <string_view>
 
@@ -148,11 +147,7 @@ class ImageFolderSource : public DatasetSource {
   }
 
   std::shared_ptr<const Payload> read(const DatasetRecord& record) override {
-    std::ifstream in(record.key, std::ios::binary | std::ios::ate);
-    if (!in) throw std::runtime_error("cannot read " + record.key);
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(in.tellg()));
-    in.seekg(0);
-    in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+    auto bytes = read_file_bytes(record.key);
     auto sample = std::make_shared<EncodedSample>();
     sample->info = sample_info(record);
     sample->data = bytes->data();

@@ -10,7 +10,6 @@
 // not exist fails the run at start, naming it.
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include "flowrun/logging.hpp"
@@ -72,7 +71,7 @@ class ImageFilesSource : public SourceStage {
       sample->size = member.size;
       sample->owner = at.archive;
     } else {
-      auto bytes = read_whole_file(*at.key);
+      auto bytes = read_file_bytes(*at.key);
       sample->data = bytes->data();
       sample->size = bytes->size();
       sample->owner = std::move(bytes);
@@ -115,16 +114,6 @@ class ImageFilesSource : public SourceStage {
     } else {
       items_.push_back({std::make_shared<const std::string>(path), nullptr, 0});  // named: taken whatever its ending
     }
-  }
-
-  static std::shared_ptr<std::vector<std::uint8_t>> read_whole_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) throw std::runtime_error("cannot read " + path);
-    auto bytes = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(in.tellg()));
-    in.seekg(0);
-    in.read(reinterpret_cast<char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
-    if (!in) throw std::runtime_error("cannot read " + path);
-    return bytes;
   }
 
   static std::string join(const std::vector<std::string>& parts) {
