@@ -18,7 +18,6 @@ pkgs=(libtbb-dev libtbb12 libtbbmalloc2 libtbbbind-2-5 libhwloc15
       libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 nlohmann-json3-dev
       libgtest-dev googletest libopenblas0-pthread)
 mkdir -p .deps-debs
-for d in /.deps-debs/ /.device-bundle/; do grep -qx "$d" .git/info/exclude 2>/dev/null || echo "$d" >> .git/info/exclude; done
 apt-get update -qq >/dev/null
 (cd .deps-debs && apt-get download "${pkgs[@]}" >/dev/null)
 cp bench/device/unpack_debs.sh .deps-debs/

@@ -38,7 +38,6 @@ if ((build)); then
   scripts/build.sh flowrun flowrun_tests flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench \
     flowrun_loader_bench >/dev/null
 fi
-grep -qx "/.device-bundle/" .git/info/exclude 2>/dev/null || echo "/.device-bundle/" >> .git/info/exclude
 mkdir -p "$OUT/data"
 if ((binaries)); then
 rm -rf "$OUT/bin" "$OUT/lib"
