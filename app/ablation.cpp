@@ -1,11 +1,10 @@
+// The ablation file: parsing and checking it, the product of its axes, and the
+// ${prepare.NAME} references of its overrides.
 #include "ablation.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <limits>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -14,17 +13,32 @@
 
 namespace flowrun::ablation {
 namespace fs = std::filesystem;
-using nlohmann::json;
+// Ordered: the axes apply, and nest, in the order the file lists them.
+using json = nlohmann::ordered_json;
 
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 [[noreturn]] void fail(const std::string& file, const std::string& where, const std::string& what) {
   throw std::runtime_error(file + (where.empty() ? "" : ": " + where) + ": " + what);
 }
 
-std::vector<std::string> string_list(const json& j, const std::string& file, const std::string& where) {
+const std::regex kNamePattern("[A-Za-z0-9_.+-]+");
+const std::string kPrepareOpen = "${prepare.";
+
+// The NAMEs of every ${prepare.NAME} in `text`; throws on an unclosed one.
+std::vector<std::string> prepared_references(const std::string& text) {
+  std::vector<std::string> names;
+  for (std::size_t at = text.find(kPrepareOpen); at != std::string::npos; at = text.find(kPrepareOpen, at + 1)) {
+    const std::size_t close = text.find('}', at);
+    if (close == std::string::npos) throw std::runtime_error("'" + text + "': ${prepare. without a closing }");
+    names.push_back(text.substr(at + kPrepareOpen.size(), close - at - kPrepareOpen.size()));
+  }
+  return names;
+}
+
+// A list of "PATH=VALUE" whose ${prepare.NAME} references name one of `prepared`.
+std::vector<std::string> string_list(const json& j, const std::string& file, const std::string& where,
+                                     const std::set<std::string>& prepared) {
   if (!j.is_array()) fail(file, where, "expected a list of \"PATH=VALUE\" strings (--set syntax)");
   std::vector<std::string> out;
   for (std::size_t i = 0; i < j.size(); ++i) {
@@ -32,6 +46,17 @@ std::vector<std::string> string_list(const json& j, const std::string& file, con
     if (!j[i].is_string()) fail(file, at, "expected a \"PATH=VALUE\" string (--set syntax)");
     const std::string s = j[i].get<std::string>();
     if (s.find('=') == std::string::npos || s.front() == '=') fail(file, at, "'" + s + "' is not PATH=VALUE");
+    std::vector<std::string> refs;
+    try {
+      refs = prepared_references(s);
+    } catch (const std::runtime_error& e) {
+      fail(file, at, e.what());
+    }
+    for (const std::string& ref : refs)
+      if (!prepared.count(ref))
+        fail(file, at, "${prepare." + ref + "} names no prepared run" +
+                           (prepared.empty() ? std::string(" (the file has no \"prepare\" list, or it comes later)")
+                                             : " before this entry"));
     out.push_back(s);
   }
   return out;
@@ -46,34 +71,102 @@ void only_keys(const json& j, const std::set<std::string>& allowed, const std::s
   }
 }
 
-const std::regex kNamePattern("[A-Za-z0-9_.+-]+");
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(line);
-  return lines;
+std::string required_name(const json& j, const std::string& file, const std::string& at, const std::string& what) {
+  if (!j.contains("name") || !j["name"].is_string() || !std::regex_match(j["name"].get<std::string>(), kNamePattern))
+    fail(file, at + ".name", "expected a name of letters, digits and _.+- (" + what + ")");
+  return j["name"].get<std::string>();
 }
 
-double median(std::vector<double> v) {
-  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
-  if (v.empty()) return kNaN;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+std::vector<Entry> parse_entries(const json& list, const std::string& file, const std::string& where,
+                                 const std::set<std::string>& prepared) {
+  if (!list.is_array() || list.empty()) fail(file, where, "expected a non-empty list of {\"name\", \"set\"}");
+  std::vector<Entry> entries;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    const json& v = list[i];
+    if (!v.is_object()) fail(file, at, "expected {\"name\": ..., \"set\": [...]}");
+    only_keys(v, {"name", "set", "note"}, file, at);
+    Entry entry;
+    entry.name = required_name(v, file, at, "it names the run folders");
+    for (const Entry& other : entries)
+      if (other.name == entry.name) fail(file, at + ".name", "'" + entry.name + "' is used twice");
+    if (v.contains("set")) entry.overrides = string_list(v["set"], file, at + ".set", prepared);
+    if (v.contains("note") && v["note"].is_string()) entry.note = v["note"].get<std::string>();
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+std::string pipeline_path(const json& value, const std::string& file, const std::string& where) {
+  if (!value.is_string()) fail(file, where, "expected the path of a pipeline (relative to this file)");
+  const std::string path = (fs::path(file).parent_path() / value.get<std::string>()).lexically_normal().string();
+  if (!fs::is_regular_file(path)) fail(file, where, "no pipeline at " + path);
+  return path;
+}
+
+// The product of the axes, the last axis fastest; names must not collide ("a-b" x "c"
+// and "a" x "b-c" would share a folder).
+void build_cells(Spec& s) {
+  std::vector<std::size_t> at(s.axes.size(), 0);
+  std::set<std::string> names;
+  for (;;) {
+    Cell cell{at, ""};
+    for (std::size_t a = 0; a < s.axes.size(); ++a) cell.name += (a ? "-" : "") + s.axes[a].entries[at[a]].name;
+    if (!names.insert(cell.name).second)
+      fail(s.file, "axes", "two combinations are both named '" + cell.name + "' (entry names with '-' collide)");
+    s.cells.push_back(std::move(cell));
+    std::size_t a = s.axes.size();
+    while (a > 0 && ++at[a - 1] == s.axes[a - 1].entries.size()) at[--a] = 0;
+    if (a == 0) break;
+  }
 }
 
 }  // namespace
 
-std::vector<std::string> Spec::run_overrides(const Variant& v, std::uint64_t seed) const {
+std::vector<std::string> Spec::run_overrides(const Cell& cell, std::uint64_t seed) const {
   std::vector<std::string> all = overrides;
-  all.insert(all.end(), v.overrides.begin(), v.overrides.end());
+  for (std::size_t a = 0; a < axes.size(); ++a) {
+    const Entry& e = entry(cell, a);
+    all.insert(all.end(), e.overrides.begin(), e.overrides.end());
+  }
   all.push_back("seed=" + std::to_string(seed));
   return all;
 }
 
-std::string Spec::run_name(const Variant& v, std::uint64_t seed) { return v.name + "-s" + std::to_string(seed); }
+std::string Spec::run_name(const Cell& cell, std::uint64_t seed) { return cell.name + "-s" + std::to_string(seed); }
+
+std::size_t Spec::cell_index(const std::vector<std::size_t>& entries) const {
+  // The product's order: a mixed-radix number, the last axis the lowest digit.
+  std::size_t index = 0;
+  for (std::size_t a = 0; a < axes.size(); ++a) index = index * axes[a].entries.size() + entries[a];
+  return index;
+}
+
+std::size_t Spec::axis_index(const std::string& axis_name) const {
+  for (std::size_t a = 0; a < axes.size(); ++a)
+    if (axes[a].name == axis_name) return a;
+  return kNoAxis;
+}
+
+void Spec::set_pivot(const std::string& rows_axis, const std::string& cols_axis) {
+  std::string names;
+  for (const Axis& a : axes) names += (names.empty() ? "" : ", ") + a.name;
+  auto find = [&](const std::string& n, const char* what) {
+    const std::size_t a = axis_index(n);
+    if (a == kNoAxis) throw std::runtime_error(std::string(what) + ": no axis '" + n + "' (the axes: " + names + ")");
+    return a;
+  };
+  if (!rows_axis.empty()) rows = find(rows_axis, "rows");
+  if (!cols_axis.empty()) cols = find(cols_axis, "cols");
+  if (axes.size() == 1) {
+    cols = kNoAxis;
+    return;
+  }
+  if (cols == kNoAxis || cols == rows) {
+    if (!cols_axis.empty()) throw std::runtime_error("cols: '" + cols_axis + "' is also the rows axis");
+    cols = rows == 0 ? 1 : 0;  // the first axis that is not the rows
+  }
+}
 
 Spec parse_spec(const std::string& path) {
   std::ifstream in(path);
@@ -90,19 +183,19 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
   } catch (const json::parse_error& e) {
     fail(path, "", std::string("not valid JSON: ") + e.what());
   }
-  if (!j.is_object()) fail(path, "", "expected a JSON object with name, base, seeds and variants");
-  only_keys(j, {"name", "base", "seeds", "set", "metric", "variants", "note"}, path, "");
+  if (!j.is_object()) fail(path, "", "expected a JSON object with name, base, seeds and variants or axes");
+  only_keys(j, {"name", "base", "seeds", "set", "metric", "variants", "axes", "prepare", "baseline", "rows", "cols", "note"},
+            path, "");
   Spec s;
   s.file = path;
-  for (const char* key : {"name", "base", "seeds", "variants"})
-    if (!j.contains(key)) fail(path, key, "missing (an ablation file names its base pipeline, seeds and variants)");
+  for (const char* key : {"name", "base", "seeds"})
+    if (!j.contains(key)) fail(path, key, "missing (an ablation file names its base pipeline, seeds and variants or axes)");
+  if (!j.contains("variants") && !j.contains("axes"))
+    fail(path, "variants", "missing: give \"variants\" (a list) or \"axes\" (an object of lists)");
   if (!j["name"].is_string() || !std::regex_match(j["name"].get<std::string>(), kNamePattern))
     fail(path, "name", "expected a name of letters, digits and _.+-");
   s.name = j["name"].get<std::string>();
-  if (!j["base"].is_string()) fail(path, "base", "expected the path of the base pipeline (relative to this file)");
-  const fs::path base = fs::path(path).parent_path() / j["base"].get<std::string>();
-  s.base = base.lexically_normal().string();
-  if (!fs::is_regular_file(s.base)) fail(path, "base", "no pipeline at " + s.base);
+  s.base = pipeline_path(j["base"], path, "base");
   if (!j["seeds"].is_array() || j["seeds"].empty()) fail(path, "seeds", "expected a non-empty list of seeds, e.g. [0, 1]");
   for (std::size_t i = 0; i < j["seeds"].size(); ++i) {
     const json& seed = j["seeds"][i];
@@ -111,146 +204,83 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
     if (std::count(s.seeds.begin(), s.seeds.end(), value)) fail(path, "seeds[" + std::to_string(i) + "]", "seed listed twice");
     s.seeds.push_back(value);
   }
-  if (j.contains("set")) s.overrides = string_list(j["set"], path, "set");
   if (j.contains("metric")) {
     if (!j["metric"].is_string() || j["metric"].get<std::string>().empty())
       fail(path, "metric", "expected an eval metric name (accuracy, loss, macro_f1, top5_accuracy, ...)");
     s.metric = j["metric"].get<std::string>();
   }
-  const json& variants = j["variants"];
-  if (!variants.is_array() || variants.empty()) fail(path, "variants", "expected a non-empty list of {\"name\", \"set\"}");
-  for (std::size_t i = 0; i < variants.size(); ++i) {
-    const std::string at = "variants[" + std::to_string(i) + "]";
-    const json& v = variants[i];
-    if (!v.is_object()) fail(path, at, "expected {\"name\": ..., \"set\": [...]}");
-    only_keys(v, {"name", "set", "note"}, path, at);
-    if (!v.contains("name") || !v["name"].is_string() || !std::regex_match(v["name"].get<std::string>(), kNamePattern))
-      fail(path, at + ".name", "expected a name of letters, digits and _.+- (it names the run folders)");
-    Variant variant;
-    variant.name = v["name"].get<std::string>();
-    for (const Variant& other : s.variants)
-      if (other.name == variant.name) fail(path, at + ".name", "'" + variant.name + "' is used twice");
-    if (v.contains("set")) variant.overrides = string_list(v["set"], path, at + ".set");
-    if (v.contains("note") && v["note"].is_string()) variant.note = v["note"].get<std::string>();
-    s.variants.push_back(std::move(variant));
+
+  std::set<std::string> prepared;
+  if (j.contains("prepare")) {
+    const json& list = j["prepare"];
+    if (!list.is_array()) fail(path, "prepare", "expected a list of {\"name\", \"pipeline\", \"set\"}");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string at = "prepare[" + std::to_string(i) + "]";
+      const json& p = list[i];
+      if (!p.is_object()) fail(path, at, "expected {\"name\": ..., \"pipeline\": ..., \"set\": [...]}");
+      only_keys(p, {"name", "pipeline", "set", "note"}, path, at);
+      Prepared run;
+      run.name = required_name(p, path, at, "${prepare.NAME} names its run folder");
+      if (!prepared.insert(run.name).second) fail(path, at + ".name", "'" + run.name + "' is used twice");
+      if (!p.contains("pipeline")) fail(path, at + ".pipeline", "missing (the pipeline this run runs)");
+      run.pipeline = pipeline_path(p["pipeline"], path, at + ".pipeline");
+      if (p.contains("set")) run.overrides = string_list(p["set"], path, at + ".set", prepared);
+      if (p.contains("note") && p["note"].is_string()) run.note = p["note"].get<std::string>();
+      s.prepare.push_back(std::move(run));
+    }
+  }
+  if (j.contains("set")) s.overrides = string_list(j["set"], path, "set", prepared);
+
+  if (j.contains("variants")) s.axes.push_back({"variant", parse_entries(j["variants"], path, "variants", prepared), 0});
+  if (j.contains("axes")) {
+    const json& axes = j["axes"];
+    if (!axes.is_object() || axes.empty())
+      fail(path, "axes", "expected {\"AXIS\": [{\"name\": ..., \"set\": [...]}, ...], ...}");
+    for (const auto& [axis_name, list] : axes.items()) {
+      if (!std::regex_match(axis_name, std::regex("[A-Za-z0-9_]+")))
+        fail(path, "axes." + axis_name, "expected an axis name of letters, digits and _");
+      if (s.axis_index(axis_name) != kNoAxis) fail(path, "axes." + axis_name, "the axis 'variant' is the variants list");
+      s.axes.push_back({axis_name, parse_entries(list, path, "axes." + axis_name, prepared), 0});
+    }
+  }
+  if (j.contains("baseline")) {
+    const json& b = j["baseline"];
+    if (!b.is_object()) fail(path, "baseline", "expected {\"AXIS\": \"ENTRY\", ...}");
+    for (const auto& [axis_name, entry_name] : b.items()) {
+      const std::size_t a = s.axis_index(axis_name);
+      if (a == kNoAxis) fail(path, "baseline." + axis_name, "no such axis");
+      const auto& entries = s.axes[a].entries;
+      const auto it = std::find_if(entries.begin(), entries.end(), [&](const Entry& e) {
+        return entry_name.is_string() && e.name == entry_name.get<std::string>();
+      });
+      if (it == entries.end()) fail(path, "baseline." + axis_name, "expected the name of one of the axis's entries");
+      s.axes[a].baseline = static_cast<std::size_t>(it - entries.begin());
+    }
+  }
+  build_cells(s);
+  for (const char* key : {"rows", "cols"})
+    if (j.contains(key) && !j[key].is_string()) fail(path, key, "expected an axis name");
+  try {
+    s.set_pivot(j.value("rows", ""), j.value("cols", ""));
+  } catch (const std::runtime_error& e) {
+    fail(path, "", e.what());
   }
   return s;
 }
 
-RunResult::RunResult()
-    : final_metric(kNaN), best_metric(kNaN), images_per_s(kNaN), data_stall(kNaN), wall_s(kNaN) {}
-
-Stat::Stat() : mean(kNaN), std(kNaN) {}
-
-bool lower_is_better(const std::string& metric) { return metric.find("loss") != std::string::npos; }
-
-RunResult read_run(const std::string& folder, const std::string& variant, std::uint64_t seed, const std::string& metric) {
-  RunResult r;
-  r.variant = variant;
-  r.seed = seed;
-  r.folder = folder;
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec)) return r;
-  r.state = "interrupted";  // a folder without a run.json: the run (or the sweep) was killed
-  std::vector<double> rates;
-  for (const std::string& line : read_lines((fs::path(folder) / "metrics.jsonl").string())) {
-    json m;
-    try {
-      m = json::parse(line);
-    } catch (const json::exception&) {
-      continue;  // a line cut short by a kill
-    }
-    const std::string scope = m.value("scope", "");
-    if (scope == "train") {
-      r.step = m.value("step", std::int64_t{0});
-      r.total_steps = static_cast<std::int64_t>(m.value("total_steps", 0.0));
-      rates.push_back(m.value("images_per_s", kNaN));
-    } else if (scope == "eval" && m.contains(metric) && m[metric].is_number()) {
-      r.curve.emplace_back(m.value("step", 0.0), m[metric].get<double>());
-    }
+std::string substitute_prepared(const std::string& text, const std::map<std::string, std::string>& folders) {
+  std::string out;
+  std::size_t from = 0;
+  for (std::size_t at = text.find(kPrepareOpen); at != std::string::npos; at = text.find(kPrepareOpen, from)) {
+    const std::size_t close = text.find('}', at);
+    if (close == std::string::npos) throw std::runtime_error("'" + text + "': ${prepare. without a closing }");
+    const std::string name = text.substr(at + kPrepareOpen.size(), close - at - kPrepareOpen.size());
+    const auto folder = folders.find(name);
+    if (folder == folders.end()) throw std::runtime_error("'" + text + "': ${prepare." + name + "} names no prepared run");
+    out += text.substr(from, at - from) + folder->second;
+    from = close + 1;
   }
-  r.images_per_s = median(rates);
-  if (!r.curve.empty()) {
-    r.final_metric = r.curve.back().second;
-    r.best_metric = r.curve.front().second;
-    for (const auto& [step, value] : r.curve)
-      r.best_metric = lower_is_better(metric) ? std::min(r.best_metric, value) : std::max(r.best_metric, value);
-  }
-  std::ifstream run_json(fs::path(folder) / "run.json");
-  if (run_json) {
-    try {
-      const json j = json::parse(run_json);
-      r.state = j.value("reason", "interrupted");
-      r.error = j.value("error", "");
-      const auto stalls = j.find("data_stall");  // one entry per train node: the first one's
-      if (stalls != j.end() && stalls->is_object() && !stalls->empty()) r.data_stall = stalls->begin()->value("share", kNaN);
-      r.wall_s = j.value("seconds", kNaN);
-    } catch (const json::exception&) {
-    }
-  }
-  std::ifstream sessions(fs::path(folder) / "ablate_run.json");
-  if (sessions) {
-    try {
-      r.wall_s = json::parse(sessions).value("wall_s", r.wall_s);
-    } catch (const json::exception&) {
-    }
-  }
-  return r;
-}
-
-Stat stat_of(const std::vector<double>& values) {
-  Stat s;
-  double sum = 0;
-  for (double v : values)
-    if (std::isfinite(v)) sum += v, ++s.n;
-  if (s.n == 0) return s;
-  s.mean = sum / static_cast<double>(s.n);
-  double squares = 0;
-  for (double v : values)
-    if (std::isfinite(v)) squares += (v - s.mean) * (v - s.mean);
-  s.std = s.n > 1 ? std::sqrt(squares / static_cast<double>(s.n - 1)) : 0.0;
-  return s;
-}
-
-std::vector<VariantSummary> summarize(const Spec& spec, const std::vector<RunResult>& runs) {
-  std::vector<VariantSummary> out;
-  for (const Variant& v : spec.variants) {
-    VariantSummary s;
-    s.variant = &v;
-    std::vector<double> finals, bests, rates, stalls, walls;
-    std::vector<const RunResult*> done;
-    for (const RunResult& r : runs) {
-      if (r.variant != v.name) continue;
-      ++s.runs;
-      if (r.state == "failed") ++s.failed;
-      if (r.state != "finished") continue;
-      ++s.finished;
-      done.push_back(&r);
-      finals.push_back(r.final_metric);
-      bests.push_back(r.best_metric);
-      rates.push_back(r.images_per_s);
-      stalls.push_back(r.data_stall);
-      walls.push_back(r.wall_s);
-    }
-    s.final_metric = stat_of(finals);
-    s.best_metric = stat_of(bests);
-    s.images_per_s = stat_of(rates);
-    s.data_stall = stat_of(stalls);
-    s.wall_s = stat_of(walls);
-    // The mean curve over the steps every finished seed evaluated at (seeds of one
-    // variant share the schedule, so these are all of them unless early stopping differed).
-    if (!done.empty()) {
-      for (const auto& [step, value] : done.front()->curve) {
-        std::vector<double> at_step;
-        for (const RunResult* r : done)
-          for (const auto& [s2, v2] : r->curve)
-            if (s2 == step) at_step.push_back(v2);
-        if (at_step.size() == done.size()) s.mean_curve.emplace_back(step, stat_of(at_step).mean);
-      }
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
+  return out + text.substr(from);
 }
 
 }  // namespace flowrun::ablation

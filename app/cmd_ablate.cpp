@@ -1,9 +1,9 @@
-// flowrun ablate FILE: runs every (variant, seed) of an ablation file, one after the
-// other, each as its own `flowrun run` process in its own run folder, and keeps
-// ablation.md / .csv / .html current after every run. A sweep resumes: a run whose
+// flowrun ablate FILE: runs the prepared runs of an ablation file, then every (cell,
+// seed), one after the other, each as its own `flowrun run` process in its own run
+// folder, and keeps the reports current after every run. A sweep resumes: a run whose
 // run.json says finished is not run again, an interrupted one continues from its
 // newest checkpoint (--resume auto --run-dir), a failed one is kept as failed unless
-// --retry-failed. Separate processes keep one run's failure, threads and memory out of
+// --retry-failed (a failed prepared run stops the sweep: the runs need it). Separate processes keep one run's failure, threads and memory out of
 // the next, and make each run exactly what `flowrun run` with the same --set does.
 #include <spawn.h>
 #include <sys/wait.h>
@@ -19,8 +19,9 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <limits>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -41,14 +42,19 @@ struct AblateArgs {
   std::string file;
   std::string out;
   std::vector<std::string> overrides;
+  std::string rows, cols;
   bool dry_run = false;
   bool retry_failed = false;
 };
 
+// One `flowrun run` of the sweep: a prepared run or a (cell, seed).
 struct PlannedRun {
-  const ablation::Variant* variant;
-  std::uint64_t seed;
+  std::string name;  // "prepare/NAME" or "CELL-sSEED"
+  std::size_t cell = 0;
+  std::uint64_t seed = 0;
   std::string folder;
+  std::string pipeline;
+  std::vector<std::string> overrides;  // ${prepare.NAME} resolved
 };
 
 // "2-core Intel(R) Xeon(R) Processor": the reports say where figures were measured.
@@ -77,38 +83,59 @@ class Sweep {
       throw UsageError(e.what());
     }
     spec_.overrides.insert(spec_.overrides.end(), args.overrides.begin(), args.overrides.end());
+    try {
+      spec_.set_pivot(args.rows, args.cols);
+    } catch (const std::exception& e) {
+      throw UsageError(std::string("--rows/--cols: ") + e.what());
+    }
     out_ = args.out.empty() ? "runs/ablations/" + spec_.name : args.out;
-    for (std::uint64_t seed : spec_.seeds)  // seed-major: a first comparison of every variant comes early
-      for (const ablation::Variant& v : spec_.variants)
-        plan_.push_back({&v, seed, (fs::path(out_) / ablation::Spec::run_name(v, seed)).string()});
+    // Absolute: the folder is written into the runs' recorded descriptions.
+    std::map<std::string, std::string> folders;
+    for (const ablation::Prepared& p : spec_.prepare)
+      folders[p.name] = fs::absolute(fs::path(out_) / "prepare" / p.name).lexically_normal().string();
+    auto resolved = [&](const std::vector<std::string>& overrides) {
+      std::vector<std::string> out;
+      for (const std::string& o : overrides) out.push_back(ablation::substitute_prepared(o, folders));
+      return out;
+    };
+    for (const ablation::Prepared& p : spec_.prepare)
+      prepared_.push_back({"prepare/" + p.name, 0, 0, folders[p.name], p.pipeline, resolved(p.overrides)});
+    for (std::uint64_t seed : spec_.seeds)  // seed-major: a first comparison of every cell comes early
+      for (std::size_t c = 0; c < spec_.cells.size(); ++c) {
+        const std::string name = ablation::Spec::run_name(spec_.cells[c], seed);
+        plan_.push_back({name, c, seed, (fs::path(out_) / name).string(), spec_.base,
+                         resolved(spec_.run_overrides(spec_.cells[c], seed))});
+      }
     machine_ = machine_text();
   }
 
-  // Every variant's description must be valid before the first run starts.
-  void check_variants() {
-    for (const ablation::Variant& v : spec_.variants) {
-      try {
-        load_pipeline(context_, spec_.base, spec_.run_overrides(v, spec_.seeds.front()));
-      } catch (const std::exception& e) {
-        throw UsageError("ablation " + spec_.file + ", variant '" + v.name + "': " + e.what());
-      }
-    }
+  // Every prepared run's and every cell's description must be valid before the first
+  // run starts (checked with the first seed; the seed changes no structure).
+  void check_descriptions() {
+    for (const PlannedRun& p : prepared_) check(p, "prepared run '" + p.name.substr(8) + "'");
+    for (const PlannedRun& p : plan_)
+      if (p.seed == spec_.seeds.front())
+        check(p, (spec_.axes.size() == 1 ? spec_.axes[0].name : std::string("run")) + " '" + spec_.cells[p.cell].name + "'");
   }
 
   int run() {
     fs::create_directories(out_);
     add_log_file((fs::path(out_) / "ablate.log").string());
-    log::info("ablation '", spec_.name, "': ", spec_.variants.size(), " variant(s) x ", spec_.seeds.size(), " seed(s) = ",
-              plan_.size(), " runs of ", spec_.base, " in ", out_);
+    std::string shape;
+    for (const ablation::Axis& a : spec_.axes) shape += std::to_string(a.entries.size()) + " " + a.name + " x ";
+    log::info("ablation '", spec_.name, "': ", spec_.prepare.empty() ? "" : std::to_string(spec_.prepare.size()) + " prepared run(s), then ",
+              shape, spec_.seeds.size(), " seed(s) = ", plan_.size(), " runs of ", spec_.base, " in ", out_);
     std::vector<const PlannedRun*> todo;
-    for (const PlannedRun& p : plan_) {
-      const ablation::RunResult r = read(p);
-      const bool skip = r.state == "finished" || (r.state == "failed" && !args_.retry_failed);
-      log::info("  ", ablation::Spec::run_name(*p.variant, p.seed), ": ", r.state,
-                skip ? (r.state == "failed" ? " (kept; --retry-failed runs it again)" : " (not run again)")
-                     : r.state == "not run" ? "" : " (resumes from its newest checkpoint)");
-      if (!skip) todo.push_back(&p);
-    }
+    for (const std::vector<PlannedRun>* runs : {&prepared_, &plan_})
+      for (const PlannedRun& p : *runs) {
+        const ablation::RunResult r = read(p);
+        const bool skip = r.state == "finished" || (r.state == "failed" && !args_.retry_failed);
+        log::info("  ", p.name, ": ", r.state,
+                  skip ? (r.state == "failed" ? " (kept; --retry-failed runs it again)" : " (not run again)")
+                       : r.state == "not run" ? "" : " (resumes from its newest checkpoint)");
+        if (args_.dry_run) log::debug("    ", command_text(p));
+        if (!skip) todo.push_back(&p);
+      }
     if (args_.dry_run) return kExitOk;
     write_reports();
     SignalWatcher watcher(
@@ -121,7 +148,21 @@ class Sweep {
         [this](int sig) {
           if (const pid_t child = child_.load()) ::kill(child, sig);
         });
-    for (std::size_t i = 0; i < todo.size() && !stop_signal_; ++i) run_one(*todo[i], i, todo.size());
+    for (std::size_t i = 0; i < todo.size() && !stop_signal_; ++i) {
+      run_one(*todo[i], i, todo.size());
+      if (is_prepared(*todo[i]) && !stop_signal_ && read(*todo[i]).state != "finished") {
+        const ablation::RunResult r = read(*todo[i]);
+        log::error("prepared run ", todo[i]->name, " ", r.state, r.error.empty() ? "" : ": " + r.error, " (see ",
+                   todo[i]->folder, "/console.log); the sweep stops, as every run needs it");
+        write_reports();
+        return kExitFailed;
+      }
+    }
+    for (const PlannedRun& p : prepared_)
+      if (read(p).state == "failed" && !stop_signal_) {
+        log::error("prepared run ", p.name, " failed earlier: ", read(p).error, " (--retry-failed runs it again)");
+        return kExitFailed;
+      }
     write_reports();
     log::clear_status();
     log::info("reports: ", (fs::path(out_) / "ablation.md").string(), ", ablation.csv, ablation_runs.csv, ablation.html");
@@ -133,19 +174,44 @@ class Sweep {
   }
 
  private:
-  ablation::RunResult read(const PlannedRun& p) const {
-    return ablation::read_run(p.folder, p.variant->name, p.seed, spec_.metric);
+  bool is_prepared(const PlannedRun& p) const { return !prepared_.empty() && &p >= &prepared_.front() && &p <= &prepared_.back(); }
+
+  void check(const PlannedRun& p, const std::string& what) {
+    try {
+      load_pipeline(context_, p.pipeline, p.overrides);
+    } catch (const std::exception& e) {
+      throw UsageError("ablation " + spec_.file + ", " + what + ": " + e.what());
+    }
   }
 
-  void run_one(const PlannedRun& p, std::size_t index, std::size_t count) {
-    const std::string name = ablation::Spec::run_name(*p.variant, p.seed);
-    fs::create_directories(p.folder);
-    std::vector<std::string> argv = {self_executable(), "run", spec_.base, "--run-dir", p.folder, "--resume", "auto",
+  ablation::RunResult read(const PlannedRun& p) const {
+    ablation::RunResult r = ablation::read_run(p.folder, spec_.metric);
+    r.name = p.name;
+    r.cell = p.cell;
+    r.seed = p.seed;
+    return r;
+  }
+
+  std::vector<std::string> command(const PlannedRun& p) const {
+    std::vector<std::string> argv = {self_executable(), "run", p.pipeline, "--run-dir", p.folder, "--resume", "auto",
                                      "--log-level", context_.log_level_or_default()};
-    for (const std::string& o : spec_.run_overrides(*p.variant, p.seed)) {
+    for (const std::string& o : p.overrides) {
       argv.push_back("--set");
       argv.push_back(o);
     }
+    return argv;
+  }
+
+  std::string command_text(const PlannedRun& p) const {
+    std::string text;
+    for (const std::string& a : command(p)) text += (text.empty() ? "" : " ") + a;
+    return text;
+  }
+
+  void run_one(const PlannedRun& p, std::size_t index, std::size_t count) {
+    const std::string& name = p.name;
+    fs::create_directories(p.folder);
+    const std::vector<std::string> argv = command(p);
     fs::remove(fs::path(p.folder) / "run.json");  // the new session writes its own
     const std::string console = (fs::path(p.folder) / "console.log").string();
     log::info("run ", index + 1, "/", count, ": ", name, " (output: ", console, ")");
@@ -242,24 +308,23 @@ class Sweep {
     }
   }
 
-  std::vector<ablation::RunResult> results() const {
-    std::vector<ablation::RunResult> all;
-    for (const PlannedRun& p : plan_) all.push_back(read(p));
-    return all;
+  ablation::Report report() const {
+    std::vector<ablation::RunResult> runs, prepared;
+    for (const PlannedRun& p : plan_) runs.push_back(read(p));
+    for (const PlannedRun& p : prepared_) prepared.push_back(read(p));
+    return ablation::analyse(spec_, std::move(runs), std::move(prepared), machine_);
   }
 
-  std::string render_markdown() const {
-    return ablation::render_markdown(spec_, ablation::summarize(spec_, results()), machine_);
-  }
+  std::string render_markdown() const { return ablation::render_markdown(spec_, report()); }
 
   void write_reports() const {
-    const auto runs = results();
-    const auto summary = ablation::summarize(spec_, runs);
+    const ablation::Report r = report();
     const fs::path out(out_);
-    write_file_atomically((out / "ablation.md").string(), ablation::render_markdown(spec_, summary, machine_));
-    write_file_atomically((out / "ablation.csv").string(), ablation::render_csv(spec_, summary));
-    write_file_atomically((out / "ablation_runs.csv").string(), ablation::render_runs_csv(spec_, runs));
-    write_file_atomically((out / "ablation.html").string(), ablation::render_html(spec_, summary, runs, machine_));
+    write_file_atomically((out / "ablation.md").string(), ablation::render_markdown(spec_, r));
+    write_file_atomically((out / "ablation.csv").string(), ablation::render_csv(spec_, r));
+    write_file_atomically((out / "ablation_runs.csv").string(), ablation::render_runs_csv(spec_, r));
+    write_file_atomically((out / "ablation_differences.csv").string(), ablation::render_differences_csv(spec_, r));
+    write_file_atomically((out / "ablation.html").string(), ablation::render_html(spec_, r));
   }
 
   Context& context_;
@@ -267,7 +332,7 @@ class Sweep {
   ablation::Spec spec_;
   std::string out_;
   std::string machine_;
-  std::vector<PlannedRun> plan_;
+  std::vector<PlannedRun> prepared_, plan_;
   std::vector<double> finished_walls_;
   std::atomic<pid_t> child_{0};
   std::atomic<int> stop_signal_{0};
@@ -276,7 +341,7 @@ class Sweep {
 
 int run_ablation(Context& context, const AblateArgs& args) {
   Sweep sweep(context, args);
-  sweep.check_variants();
+  sweep.check_descriptions();
   return sweep.run();
 }
 
@@ -286,29 +351,44 @@ void add_ablate_command(CLI::App& app, Context& context) {
   auto args = std::make_shared<AblateArgs>();
   CLI::App* command = app.add_subcommand("ablate", "run every variant x seed of an ablation file and tabulate them");
   command->footer(
-      "An ablation file names a base pipeline, variants (each a list of --set overrides) and seeds:\n"
+      "An ablation file names a base pipeline, seeds, and variants or axes (each entry a list of\n"
+      "--set overrides); optionally runs to prepare first:\n"
       "\n"
-      "  {\"name\": \"augment\", \"base\": \"../quickstart.json\", \"seeds\": [0, 1],\n"
+      "  {\"name\": \"augment\", \"base\": \"../quickstart.json\", \"seeds\": [0, 1, 2],\n"
       "   \"set\": [\"nodes.train_data.params.epochs=2\"],            (optional, every run)\n"
       "   \"metric\": \"accuracy\",                                   (optional, the eval metric)\n"
       "   \"variants\": [{\"name\": \"crop_flip\", \"set\": []},\n"
       "                {\"name\": \"randaugment\", \"set\": [\"nodes.augment.plugin=randaugment\"]}]}\n"
       "\n"
-      "Every variant is validated first (exit 2 naming the variant). Then each (variant, seed), seed\n"
-      "by seed, runs as `flowrun run BASE --set ... --set seed=S` in OUT/VARIANT-sS/ (its output in\n"
-      "console.log there), one after the other, with a progress line and ETA over the sweep. After\n"
-      "every run OUT/ablation.md, ablation.csv (per variant: final and best eval metric as mean and\n"
-      "sample std over seeds, images/s, the train stage's data stall, wall time), ablation_runs.csv (per run) and\n"
-      "ablation.html (validation curves, the table, bars with error bars) are rewritten.\n"
+      "  \"axes\": {\"strategy\": [...entries...], \"per_class\": [...entries...]}   (a grid: every combination)\n"
+      "  \"baseline\": {\"strategy\": \"full_ft\"}      (optional; else each axis's first entry)\n"
+      "  \"rows\": \"strategy\", \"cols\": \"per_class\"   (optional: the pivot tables)\n"
+      "  \"prepare\": [{\"name\": \"pretrain\", \"pipeline\": \"../pretrain.json\", \"set\": [...]}]\n"
+      "      runs once, first; any override may name its folder as ${prepare.pretrain}\n"
+      "\n"
+      "Every description is validated first (exit 2 naming the run). Then the prepared runs run in\n"
+      "OUT/prepare/NAME/ (a failed one stops the sweep), and each (cell, seed), seed by seed, as\n"
+      "`flowrun run BASE --set ... --set seed=S` in OUT/ENTRY1-ENTRY2-sS/ (output in console.log\n"
+      "there), one after the other, with a progress line and ETA over the sweep. After every run\n"
+      "OUT/ablation.md, ablation.csv (per cell: final and best eval metric, mean and sample std over\n"
+      "seeds; the paired difference to the baseline with its 95% Student-t interval; images/s, data\n"
+      "stall, wall time), the pivot tables rows x cols, ablation_runs.csv (per run),\n"
+      "ablation_differences.csv (every paired comparison along every axis) and ablation.html\n"
+      "(curves, tables, intervals, the metric against a numeric cols axis) are rewritten.\n"
       "\n"
       "Resumable: run the same command again after Ctrl-C or a crash. Finished runs (run.json says\n"
       "so) are not run again; an interrupted run continues from its newest checkpoint; a failed run\n"
-      "is kept as failed unless --retry-failed.\n"
+      "is kept as failed unless --retry-failed. --dry-run lists every run and its state (with\n"
+      "--log-level debug, its command). docs/ablations.md has the whole format.\n"
       "\n"
-      "Exit codes: 0 every run finished, 1 some run failed, 2 invalid file or variant, 130 SIGINT, 143 SIGTERM");
+      "Exit codes: 0 every run finished, 1 some run failed, 2 invalid file or run, 130 SIGINT, 143 SIGTERM");
   command->add_option("FILE", args->file, "the ablation file (.json)")->required();
   command->add_option("--out", args->out, "folder of the sweep (default runs/ablations/NAME)")->type_name("DIR");
   add_overrides(*command, args->overrides);
+  command->add_option("--rows", args->rows, "the axis down the pivot tables (default: the file's \"rows\", else the first)")
+      ->type_name("AXIS");
+  command->add_option("--cols", args->cols, "the axis across the pivot tables (default: the file's \"cols\", else the next)")
+      ->type_name("AXIS");
   command->add_flag("--dry-run", args->dry_run, "check every variant and list what would run, then stop");
   command->add_flag("--retry-failed", args->retry_failed, "run failed runs again (from their newest checkpoint)");
   add_log_level(*command, context);

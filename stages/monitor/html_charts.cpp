@@ -47,16 +47,24 @@ std::vector<double> ticks(double lo, double hi, int target) {
 }
 
 std::string line_chart(const std::string& id, const std::string& title, const std::vector<Series>& series,
-                       const std::string& x_label) {
+                       const std::string& x_label, bool log_x) {
   constexpr double W = 460, H = 240, L = 56, R = 12, T = 28, B = 36;
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
+  std::vector<double> xs;  // the log axis's ticks
+  // On a log axis x is drawn as log10(x); points at x <= 0 cannot be.
+  auto fx = [log_x](double x) { return log_x ? std::log10(x) : x; };
   for (const Series& s : series)
-    for (const auto& [x, y] : s.points) {
-      if (!std::isfinite(y)) continue;
-      x0 = std::min(x0, x);
-      x1 = std::max(x1, x);
-      y0 = std::min(y0, y);
-      y1 = std::max(y1, y);
+    for (std::size_t i = 0; i < s.points.size(); ++i) {
+      const auto [x, y] = s.points[i];
+      if (!std::isfinite(y) || (log_x && !(x > 0))) continue;
+      x0 = std::min(x0, fx(x));
+      x1 = std::max(x1, fx(x));
+      if (std::find(xs.begin(), xs.end(), x) == xs.end()) xs.push_back(x);
+      double lo = y, hi = y;
+      if (i < s.band.size() && std::isfinite(s.band[i].first) && std::isfinite(s.band[i].second))
+        lo = std::min(lo, s.band[i].first), hi = std::max(hi, s.band[i].second);
+      y0 = std::min(y0, lo);
+      y1 = std::max(y1, hi);
     }
   std::ostringstream o;
   o << "<svg id=\"" << id << "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
@@ -74,14 +82,15 @@ std::string line_chart(const std::string& id, const std::string& title, const st
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
-  auto sx = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto sx = [&](double x) { return L + (fx(x) - x0) / (x1 - x0) * (W - L - R); };
   auto sy = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+  auto drawn = [&](double x, double y) { return std::isfinite(y) && (!log_x || x > 0); };
   o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B << "\" class=\"plot\"/>";
   for (double t : ticks(y0, y1)) {
     o << "<line x1=\"" << L << "\" x2=\"" << W - R << "\" y1=\"" << sy(t) << "\" y2=\"" << sy(t) << "\" class=\"grid\"/>";
     o << "<text x=\"" << L - 4 << "\" y=\"" << sy(t) + 4 << "\" text-anchor=\"end\" class=\"tick\">" << num(t, 3) << "</text>";
   }
-  for (double t : ticks(x0, x1)) {
+  for (double t : log_x ? xs : ticks(x0, x1)) {
     o << "<text x=\"" << sx(t) << "\" y=\"" << H - B + 14 << "\" text-anchor=\"middle\" class=\"tick\">" << num(t, 6) << "</text>";
   }
   o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 4 << "\" text-anchor=\"middle\" class=\"axis\">" << escape(x_label) << "</text>";
@@ -94,14 +103,29 @@ std::string line_chart(const std::string& id, const std::string& title, const st
     legend_x -= 9.0 * static_cast<double>(s.name.size()) + 14;
   }
   for (const Series& s : series) {
+    // The band: along the lower edge, back along the upper one (points with no band left out).
+    std::vector<std::pair<double, double>> lower, upper;
+    for (std::size_t i = 0; i < s.points.size() && i < s.band.size(); ++i) {
+      const auto [lo, hi] = s.band[i];
+      if (!drawn(s.points[i].first, s.points[i].second) || !std::isfinite(lo) || !std::isfinite(hi)) continue;
+      lower.emplace_back(sx(s.points[i].first), sy(lo));
+      upper.emplace_back(sx(s.points[i].first), sy(hi));
+    }
+    if (lower.size() < 2) continue;
+    o << "<polygon class=\"band\" fill=\"" << s.color << "\" points=\"";
+    for (const auto& [x, y] : lower) o << num(x, 6) << "," << num(y, 6) << " ";
+    for (auto it = upper.rbegin(); it != upper.rend(); ++it) o << num(it->first, 6) << "," << num(it->second, 6) << " ";
+    o << "\"/>";
+  }
+  for (const Series& s : series) {
     if (s.points.empty()) continue;
     o << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"1.6\" points=\"";
     for (const auto& [x, y] : s.points)
-      if (std::isfinite(y)) o << num(sx(x), 6) << "," << num(sy(y), 6) << " ";
+      if (drawn(x, y)) o << num(sx(x), 6) << "," << num(sy(y), 6) << " ";
     o << "\"/>";
     if (s.dots || s.points.size() < 30) {
       for (const auto& [x, y] : s.points)
-        if (std::isfinite(y))
+        if (drawn(x, y))
           o << "<circle cx=\"" << num(sx(x), 6) << "\" cy=\"" << num(sy(y), 6) << "\" r=\"2.6\" fill=\"" << s.color << "\"/>";
     }
   }
@@ -152,6 +176,53 @@ std::string bar_chart(const std::string& id, const std::string& title, const std
   return o.str();
 }
 
+std::string interval_chart(const std::string& id, const std::string& title, const std::vector<IntervalRow>& rows,
+                           const std::string& x_label) {
+  constexpr double W = 520, L = 170, R = 16, T = 28, B = 36, Row = 20;
+  const double H = T + B + Row * static_cast<double>(std::max<std::size_t>(rows.size(), 1));
+  double x0 = 0, x1 = 0;  // zero is always on the axis
+  for (const IntervalRow& r : rows)
+    for (double v : {r.mean, r.lo, r.hi})
+      if (std::isfinite(v)) x0 = std::min(x0, v), x1 = std::max(x1, v);
+  if (x1 == x0) x1 = x0 + 1;
+  const double pad = (x1 - x0) * 0.05;
+  x0 -= pad;
+  x1 += pad;
+  auto sx = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  std::ostringstream o;
+  o << "<svg id=\"" << id << "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+    << "\" viewBox=\"0 0 " << W << " " << H << "\">";
+  o << "<text x=\"" << 8 << "\" y=\"18\" class=\"title\">" << escape(title) << "</text>";
+  o << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << H - T - B << "\" class=\"plot\"/>";
+  for (double t : ticks(x0, x1)) {
+    o << "<line x1=\"" << num(sx(t), 6) << "\" x2=\"" << num(sx(t), 6) << "\" y1=\"" << T << "\" y2=\"" << H - B
+      << "\" class=\"grid\"/>";
+    o << "<text x=\"" << num(sx(t), 6) << "\" y=\"" << H - B + 14 << "\" text-anchor=\"middle\" class=\"tick\">" << num(t, 3)
+      << "</text>";
+  }
+  o << "<line class=\"zero\" x1=\"" << num(sx(0), 6) << "\" x2=\"" << num(sx(0), 6) << "\" y1=\"" << T << "\" y2=\"" << H - B
+    << "\"/>";
+  o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 4 << "\" text-anchor=\"middle\" class=\"axis\">" << escape(x_label)
+    << "</text>";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const IntervalRow& r = rows[i];
+    const double cy = T + Row * (static_cast<double>(i) + 0.5);
+    const bool has_interval = std::isfinite(r.lo) && std::isfinite(r.hi);
+    const bool resolved = has_interval && (r.lo > 0 || r.hi < 0);
+    const std::string color = resolved ? r.color : std::string("#9aa3b5");
+    o << "<text x=\"" << L - 6 << "\" y=\"" << cy + 4 << "\" text-anchor=\"end\" class=\"tick\">" << escape(r.label) << "</text>";
+    if (!std::isfinite(r.mean)) continue;
+    if (has_interval)
+      o << "<line x1=\"" << num(sx(r.lo), 6) << "\" x2=\"" << num(sx(r.hi), 6) << "\" y1=\"" << cy << "\" y2=\"" << cy
+        << "\" stroke=\"" << color << "\" stroke-width=\"2\"/>";
+    o << "<circle cx=\"" << num(sx(r.mean), 6) << "\" cy=\"" << cy << "\" r=\"3.5\" fill=\"" << color << "\"><title>"
+      << escape(r.label) << ": " << num(r.mean) << (has_interval ? " [" + num(r.lo) + ", " + num(r.hi) + "]" : std::string())
+      << "</title></circle>";
+  }
+  o << "</svg>";
+  return o.str();
+}
+
 const char* palette(std::size_t i) {
   static const char* const colors[] = {"#2f6fdf", "#e0702b", "#2a9d5b", "#c4384b", "#7d5bc9",
                                        "#8a6d3b", "#d455a8", "#5b6475", "#b5a82a", "#1fa2b5"};
@@ -174,7 +245,8 @@ table.scores{border-collapse:collapse} table.scores td,table.scores th{padding:3
 table.scores td:first-child,table.scores th:first-child{text-align:left}
 .thumbs{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;width:120px;font-size:11px}
 figure img{image-rendering:pixelated;border-radius:4px;display:block} .key{color:#8a93a5;word-break:break-all}
-svg .whisker{stroke:#1d2330;stroke-width:1.3;fill:none}
+svg .whisker{stroke:#1d2330;stroke-width:1.3;fill:none} svg .band{opacity:.15;stroke:none}
+svg .zero{stroke:#1d2330;stroke-width:1}
 svg .edge{fill:none;stroke:#9aa3b5;stroke-width:1.4} svg .node rect{fill:#eef3ff;stroke:#7d93c9}
 svg .node .id{font-size:12px;font-weight:600} svg .node .plugin{font-size:10px;fill:#5b6475}
 pre{background:#f6f7fa;padding:10px;border-radius:6px;overflow:auto;font-size:12px}

@@ -21,7 +21,7 @@ using html::Series;
 
 Series series_of(const std::vector<Metrics>& history, const std::string& scope, const std::string& value,
                  const std::string& name, const std::string& color, double scale = 1.0) {
-  Series s{name, color, {}, scope != "train"};
+  Series s{name, color, {}, scope != "train", {}};
   for (const Metrics& m : history) {
     if (m.scope != scope) continue;
     const auto it = m.values.find(value);
