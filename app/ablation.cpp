@@ -218,7 +218,7 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
       const std::string at = "prepare[" + std::to_string(i) + "]";
       const json& p = list[i];
       if (!p.is_object()) fail(path, at, "expected {\"name\": ..., \"pipeline\": ..., \"set\": [...]}");
-      only_keys(p, {"name", "pipeline", "set", "note"}, path, at);
+      only_keys(p, {"name", "pipeline", "set", "note", "run_dir"}, path, at);
       Prepared run;
       run.name = required_name(p, path, at, "${prepare.NAME} names its run folder");
       if (!prepared.insert(run.name).second) fail(path, at + ".name", "'" + run.name + "' is used twice");
@@ -226,6 +226,11 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
       run.pipeline = pipeline_path(p["pipeline"], path, at + ".pipeline");
       if (p.contains("set")) run.overrides = string_list(p["set"], path, at + ".set", prepared);
       if (p.contains("note") && p["note"].is_string()) run.note = p["note"].get<std::string>();
+      if (p.contains("run_dir")) {
+        if (!p["run_dir"].is_string() || p["run_dir"].get<std::string>().empty())
+          fail(path, at + ".run_dir", "expected a folder (relative to the working folder, as --out)");
+        run.run_dir = p["run_dir"].get<std::string>();
+      }
       s.prepare.push_back(std::move(run));
     }
   }

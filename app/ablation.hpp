@@ -56,6 +56,8 @@ struct Prepared {
   std::string pipeline;                // resolved against the ablation file's folder
   std::vector<std::string> overrides;  // may name ${prepare.THIS} and earlier prepared runs
   std::string note;
+  std::string run_dir;  // optional: its folder (relative to the working folder, as --out), so that
+                        // sweeps can share it; default OUT/prepare/NAME
 };
 
 // One combination of entries, one per axis.
@@ -98,6 +100,8 @@ Spec parse_spec_text(const std::string& text, const std::string& path);
 // Replaces every ${prepare.NAME} in `text` by folders.at(NAME); throws naming an unknown one.
 std::string substitute_prepared(const std::string& text, const std::map<std::string, std::string>& folders);
 
+using Curve = std::vector<std::pair<double, double>>;  // (step, value)
+
 // What one run folder says about its run.
 struct RunResult {
   std::size_t cell = 0;  // index into Spec::cells
@@ -106,7 +110,10 @@ struct RunResult {
   std::string folder;
   std::string state = "not run";  // not run | running | finished | failed | interrupted
   std::string error;              // for failed runs: run.json's error
-  std::vector<std::pair<double, double>> curve;  // (step, metric) of every eval record
+  Curve curve;             // the metric of every eval record
+  Curve loss_curve;        // the eval loss of every eval record
+  Curve train_loss_curve;  // the training loss the eval records carry (since the evaluation before)
+  std::vector<std::string> diagnoses;  // the train stage's findings ("overfitting", ...), each once
   double final_metric;   // the last eval record's metric (NaN when none)
   double best_metric;    // the best of them (max, or min for losses)
   double images_per_s;   // median of the train records' images_per_s
@@ -123,7 +130,8 @@ struct CellSummary {
   std::size_t runs = 0, finished = 0, failed = 0;
   Stat final_metric, best_metric, images_per_s, data_stall, wall_s;
   Interval final_interval;  // 95% interval of the mean final metric over seeds
-  std::vector<std::pair<double, double>> mean_curve;  // at the steps every finished seed evaluated
+  Curve mean_curve, mean_loss_curve, mean_train_loss_curve;  // at the steps every finished seed evaluated
+  std::map<std::string, std::size_t> diagnoses;  // finding -> finished runs it fired in
 };
 
 // A cell against its baseline along one axis: the cell with the axis's baseline entry

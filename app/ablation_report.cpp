@@ -81,6 +81,14 @@ std::string baseline_name(const Spec& spec, std::size_t axis) {
   return spec.axes.size() == 1 ? entry : a.name + "=" + entry;
 }
 
+// "overfitting 3/3": the train stage's findings and in how many finished runs they fired.
+std::string diagnoses_text(const CellSummary& s) {
+  std::string out;
+  for (const auto& [kind, count] : s.diagnoses)
+    out += (out.empty() ? "" : ", ") + kind + " " + std::to_string(count) + "/" + std::to_string(s.finished);
+  return out.empty() ? "-" : out;
+}
+
 std::string delta_header(const Spec& spec) { return "Δ final vs " + baseline_name(spec, spec.rows) + " (95% CI)"; }
 
 using Table = std::vector<std::vector<std::string>>;  // the header row first
@@ -93,7 +101,7 @@ Table cell_table(const Spec& spec, const Report& report) {
   for (const Axis& a : spec.axes) header.push_back(a.name);
   for (const std::string& h : {std::string("runs"), "final " + metric_header(spec.metric), "best " + metric_header(spec.metric),
                                delta_header(spec), std::string("resolved"), std::string("images/s"),
-                               std::string("data stall"), std::string("wall (min)")})
+                               std::string("data stall"), std::string("wall (min)"), std::string("diagnoses")})
     header.push_back(h);
   t.push_back(header);
   for (std::size_t c = 0; c < spec.cells.size(); ++c) {
@@ -107,7 +115,8 @@ Table cell_table(const Spec& spec, const Report& report) {
          {runs, metric_stat(spec.metric, s.final_metric), metric_stat(spec.metric, s.best_metric),
           cmp ? interval_text(spec.metric, cmp->difference) : std::string("baseline"),
           cmp ? resolved_text(cmp->difference) : std::string("-"), fixed(s.images_per_s.mean, 0),
-          s.data_stall.n ? fixed(100 * s.data_stall.mean, 1) + "%" : "-", fixed(s.wall_s.mean / 60, 1)})
+          s.data_stall.n ? fixed(100 * s.data_stall.mean, 1) + "%" : "-", fixed(s.wall_s.mean / 60, 1),
+          diagnoses_text(s)})
       row.push_back(v);
     t.push_back(row);
   }
@@ -358,20 +367,28 @@ std::string render_html(const Spec& spec, const Report& report) {
                               intervals, "Δ " + metric_header(spec.metric))
       << "</div>";
 
-  std::vector<html::Series> curves;
+  std::vector<html::Series> curves, losses, train_losses;
   std::vector<html::Bar> final_bars, rate_bars;
   for (std::size_t c = 0; c < spec.cells.size(); ++c) {
     const CellSummary& s = report.cells[c];
     const std::string& name = spec.cells[c].name;
-    html::Series series{name, html::palette(c), {}, true, {}};
-    for (const auto& [step, value] : s.mean_curve) series.points.emplace_back(step, value * scale);
-    curves.push_back(std::move(series));
+    auto series_of = [&](const Curve& curve, double factor) {
+      html::Series series{name, html::palette(c), {}, true, {}};
+      for (const auto& [step, value] : curve) series.points.emplace_back(step, value * factor);
+      return series;
+    };
+    curves.push_back(series_of(s.mean_curve, scale));
+    losses.push_back(series_of(s.mean_loss_curve, 1));
+    train_losses.push_back(series_of(s.mean_train_loss_curve, 1));
     final_bars.push_back({name, html::palette(c), s.final_metric.mean * scale,
                           std::isfinite(s.final_metric.std) ? s.final_metric.std * scale : 0.0});
     rate_bars.push_back({name, html::palette(c), s.images_per_s.mean, std::isfinite(s.images_per_s.std) ? s.images_per_s.std : 0.0});
   }
-  o << "<h2>Validation curves</h2><div class=\"charts\">"
-    << html::line_chart("curves", "eval " + metric_header(spec.metric) + ", mean over seeds", curves) << "</div>";
+  // Training loss falling while validation loss rises is overfitting: the two side by side.
+  o << "<h2>Training and validation curves</h2><div class=\"charts\">"
+    << html::line_chart("curves", "eval " + metric_header(spec.metric) + ", mean over seeds", curves)
+    << html::line_chart("eval-loss", "eval loss, mean over seeds", losses)
+    << html::line_chart("train-loss", "training loss (mean since the evaluation before)", train_losses) << "</div>";
   o << "<h2>Summary</h2>";
   html_table(o, cell_table(spec, report), "summary");
   for (const Pivot& p : pivots(spec, report)) {

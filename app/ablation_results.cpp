@@ -33,6 +33,21 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// The mean curve over the steps every finished seed evaluated at (seeds of one cell
+// share the schedule, so these are all of them unless early stopping differed).
+Curve mean_curve(const std::vector<const RunResult*>& done, Curve RunResult::*which) {
+  Curve mean;
+  if (done.empty()) return mean;
+  for (const auto& [step, value] : done.front()->*which) {
+    std::vector<double> at_step;
+    for (const RunResult* r : done)
+      for (const auto& [s2, v2] : r->*which)
+        if (s2 == step) at_step.push_back(v2);
+    if (at_step.size() == done.size()) mean.emplace_back(step, stat_of(at_step).mean);
+  }
+  return mean;
+}
+
 CellSummary summarize(const std::vector<const RunResult*>& runs) {
   CellSummary s;
   std::vector<double> finals, bests, rates, stalls, walls;
@@ -55,17 +70,11 @@ CellSummary summarize(const std::vector<const RunResult*>& runs) {
   s.images_per_s = stat_of(rates);
   s.data_stall = stat_of(stalls);
   s.wall_s = stat_of(walls);
-  // The mean curve over the steps every finished seed evaluated at (seeds of one cell
-  // share the schedule, so these are all of them unless early stopping differed).
-  if (!done.empty()) {
-    for (const auto& [step, value] : done.front()->curve) {
-      std::vector<double> at_step;
-      for (const RunResult* r : done)
-        for (const auto& [s2, v2] : r->curve)
-          if (s2 == step) at_step.push_back(v2);
-      if (at_step.size() == done.size()) s.mean_curve.emplace_back(step, stat_of(at_step).mean);
-    }
-  }
+  s.mean_curve = mean_curve(done, &RunResult::curve);
+  s.mean_loss_curve = mean_curve(done, &RunResult::loss_curve);
+  s.mean_train_loss_curve = mean_curve(done, &RunResult::train_loss_curve);
+  for (const RunResult* r : done)
+    for (const std::string& d : r->diagnoses) ++s.diagnoses[d];
   return s;
 }
 
@@ -102,8 +111,17 @@ RunResult read_run(const std::string& folder, const std::string& metric) {
       r.step = m.value("step", std::int64_t{0});
       r.total_steps = static_cast<std::int64_t>(m.value("total_steps", 0.0));
       rates.push_back(m.value("images_per_s", kNaN));
-    } else if (scope == "eval" && m.contains(metric) && m[metric].is_number()) {
-      r.curve.emplace_back(m.value("step", 0.0), m[metric].get<double>());
+    } else if (scope == "eval") {
+      const double step = m.value("step", 0.0);
+      if (m.contains(metric) && m[metric].is_number()) r.curve.emplace_back(step, m[metric].get<double>());
+      if (m.contains("loss") && m["loss"].is_number()) r.loss_curve.emplace_back(step, m["loss"].get<double>());
+      if (m.contains("train_loss") && m["train_loss"].is_number())
+        r.train_loss_curve.emplace_back(step, m["train_loss"].get<double>());
+    } else if (scope == "note" && m.contains("note") && m["note"].is_string()) {
+      // "overfitting: validation loss rose ..." -> "overfitting"
+      const std::string note = m["note"].get<std::string>();
+      const std::string kind = note.substr(0, note.find(':'));
+      if (std::find(r.diagnoses.begin(), r.diagnoses.end(), kind) == r.diagnoses.end()) r.diagnoses.push_back(kind);
     }
   }
   r.images_per_s = median(rates);

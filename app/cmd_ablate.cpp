@@ -92,7 +92,8 @@ class Sweep {
     // Absolute: the folder is written into the runs' recorded descriptions.
     std::map<std::string, std::string> folders;
     for (const ablation::Prepared& p : spec_.prepare)
-      folders[p.name] = fs::absolute(fs::path(out_) / "prepare" / p.name).lexically_normal().string();
+      folders[p.name] =
+          fs::absolute(p.run_dir.empty() ? fs::path(out_) / "prepare" / p.name : fs::path(p.run_dir)).lexically_normal().string();
     auto resolved = [&](const std::vector<std::string>& overrides) {
       std::vector<std::string> out;
       for (const std::string& o : overrides) out.push_back(ablation::substitute_prepared(o, folders));
@@ -364,7 +365,8 @@ void add_ablate_command(CLI::App& app, Context& context) {
       "  \"baseline\": {\"strategy\": \"full_ft\"}      (optional; else each axis's first entry)\n"
       "  \"rows\": \"strategy\", \"cols\": \"per_class\"   (optional: the pivot tables)\n"
       "  \"prepare\": [{\"name\": \"pretrain\", \"pipeline\": \"../pretrain.json\", \"set\": [...]}]\n"
-      "      runs once, first; any override may name its folder as ${prepare.pretrain}\n"
+      "      runs once, first, in OUT/prepare/NAME or its \"run_dir\" (sweeps can share one);\n"
+      "      any override may name its folder as ${prepare.pretrain}\n"
       "\n"
       "Every description is validated first (exit 2 naming the run). Then the prepared runs run in\n"
       "OUT/prepare/NAME/ (a failed one stops the sweep), and each (cell, seed), seed by seed, as\n"

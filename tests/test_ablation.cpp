@@ -187,8 +187,11 @@ void fake_run(const std::string& folder, const std::vector<double>& accuracies, 
     m << R"({"scope":"train","step":)" << 10 * (i + 1) << R"(,"epoch":)" << i << R"(,"images_per_s":)" << rate + i
       << R"(,"total_steps":30})" << "\n";
     m << R"({"scope":"eval","step":)" << 10 * (i + 1) << R"(,"epoch":)" << i << R"(,"accuracy":)" << accuracies[i]
-      << R"(,"loss":1.5})" << "\n";
+      << R"(,"loss":)" << 1.5 + 0.1 * static_cast<double>(i) << R"(,"train_loss":)" << 2.0 - 0.5 * static_cast<double>(i)
+      << "}\n";
   }
+  if (accuracies.size() == 3 && accuracies[2] < accuracies[1])  // the validation metric fell: as the train stage would say
+    m << R"({"scope":"note","step":30,"epoch":2,"note":"overfitting: validation loss rose over the last 3 evaluations"})" << "\n";
   m << R"({"scope":"eval","step":)";  // a line cut short by a kill is ignored
   if (reason) {
     std::ofstream(folder + "/run.json") << R"({"reason": ")" << reason << R"(", "seconds": 100, "nodes": [
@@ -234,6 +237,11 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   EXPECT_NEAR(summary[0].best_metric.mean, 0.525, 1e-12);
   ASSERT_EQ(summary[0].mean_curve.size(), 3u);
   EXPECT_NEAR(summary[0].mean_curve[1].second, 0.45, 1e-12);
+  ASSERT_EQ(summary[0].mean_train_loss_curve.size(), 3u);
+  EXPECT_NEAR(summary[0].mean_train_loss_curve[2].second, 1.0, 1e-12);
+  EXPECT_NEAR(summary[0].mean_loss_curve[2].second, 1.7, 1e-12);
+  EXPECT_EQ(runs[0].diagnoses, (std::vector<std::string>{"overfitting"}));  // plain-s0: 0.50 -> 0.45
+  EXPECT_EQ(summary[0].diagnoses.at("overfitting"), 1u);
   EXPECT_EQ(summary[1].finished, 1u);  // the interrupted seed does not count
   EXPECT_NEAR(summary[1].final_metric.mean, 0.62, 1e-12);
 
@@ -249,7 +257,7 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   expect_contains(md, "- **more**: `nodes.a.plugin=b`");
   const std::string csv = render_csv(spec, report);
   expect_contains(csv, "variant,runs,finished,failed,metric,final_mean,final_std,final_ci_lo,final_ci_hi,best_mean,best_std");
-  expect_contains(md, "| 306 | 10.0% |");  // mean of the seeds' median images/s (301, 311), and the data stall
+  expect_contains(md, "| 306 | 10.0% | 1.7 | overfitting 1/2 |");  // mean of the seeds' median images/s (301, 311), and the data stall
   // 0.5 -+ t(0.975, 1) 0.0707107 / sqrt(2) = 0.5 -+ 0.63531
   expect_contains(csv, "plain,2,2,0,accuracy,0.5,0.0707107,-0.13531,1.13531,0.525,0.0353553,");
   const std::string runs_csv = render_runs_csv(spec, report);
@@ -257,6 +265,7 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   expect_contains(render_differences_csv(spec, report), "variant,more,plain,accuracy,1,0.17,,,,0,0.17\n");
   const std::string page = render_html(spec, report);
   expect_contains(page, "<svg id=\"curves\"");
+  expect_contains(page, "<svg id=\"train-loss\"");
   expect_contains(page, "<svg id=\"final\"");
   expect_contains(page, "class=\"whisker\"");  // the error bar of the variant with two seeds
   expect_contains(page, "<table class=\"scores\" id=\"summary\">");
