@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 
 #include <atomic>
 #include <cerrno>
@@ -37,6 +38,7 @@ namespace flowrun::cli {
 namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+constexpr const char* kLockName = ".ablate.lock";
 
 struct AblateArgs {
   std::string file;
@@ -127,17 +129,25 @@ class Sweep {
     log::info("ablation '", spec_.name, "': ", spec_.prepare.empty() ? "" : std::to_string(spec_.prepare.size()) + " prepared run(s), then ",
               shape, spec_.seeds.size(), " seed(s) = ", plan_.size(), " runs of ", spec_.base, " in ", out_);
     std::vector<const PlannedRun*> todo;
+    std::string busy;
     for (const std::vector<PlannedRun>* runs : {&prepared_, &plan_})
       for (const PlannedRun& p : *runs) {
         const ablation::RunResult r = read(p);
         const bool skip = r.state == "finished" || (r.state == "failed" && !args_.retry_failed);
         log::info("  ", p.name, ": ", r.state,
                   skip ? (r.state == "failed" ? " (kept; --retry-failed runs it again)" : " (not run again)")
-                       : r.state == "not run" ? "" : " (resumes from its newest checkpoint)");
+                  : r.state == "running" ? " (by another flowrun ablate)"
+                  : r.state == "not run" ? "" : " (resumes from its newest checkpoint)");
         if (args_.dry_run) log::debug("    ", command_text(p));
+        if (r.state == "running" && busy.empty()) busy = p.folder;
         if (!skip) todo.push_back(&p);
       }
     if (args_.dry_run) return kExitOk;
+    if (!busy.empty()) {
+      log::error(busy, " is being run by another flowrun ablate (it holds ", busy, "/", kLockName,
+                 "; a prepared run shared by two sweeps, or the same sweep twice): run this one when that ends");
+      return kExitFailed;
+    }
     write_reports();
     SignalWatcher watcher(
         [this](int sig) {
@@ -190,8 +200,36 @@ class Sweep {
     r.name = p.name;
     r.cell = p.cell;
     r.seed = p.seed;
+    if (r.state != "not run" && r.state != "finished" && locked_elsewhere(p.folder)) r.state = "running";
     return r;
   }
+
+  // A run folder is locked (flock on FOLDER/.ablate.lock) while a runner runs it: two
+  // sweeps sharing a prepared run must not both resume it. The kernel drops the lock
+  // with the process, so a killed sweep leaves none behind.
+  static bool locked_elsewhere(const std::string& folder) {
+    const int fd = ::open((fs::path(folder) / kLockName).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);  // also releases the lock just taken
+    return busy;
+  }
+
+  // Holds the run folder's lock for the lifetime of the object.
+  class FolderLock {
+   public:
+    explicit FolderLock(const std::string& folder)
+        : fd_(::open((fs::path(folder) / kLockName).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+      if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0)
+        throw std::runtime_error(folder + " is being run by another flowrun ablate (its " + kLockName + " is held)");
+    }
+    ~FolderLock() { ::close(fd_); }
+    FolderLock(const FolderLock&) = delete;
+    FolderLock& operator=(const FolderLock&) = delete;
+
+   private:
+    int fd_;
+  };
 
   std::vector<std::string> command(const PlannedRun& p) const {
     std::vector<std::string> argv = {self_executable(), "run", p.pipeline, "--run-dir", p.folder, "--resume", "auto",
@@ -216,6 +254,7 @@ class Sweep {
     fs::remove(fs::path(p.folder) / "run.json");  // the new session writes its own
     const std::string console = (fs::path(p.folder) / "console.log").string();
     log::info("run ", index + 1, "/", count, ": ", name, " (output: ", console, ")");
+    const FolderLock lock(p.folder);  // O_CLOEXEC: the child does not inherit it
     const auto t0 = Clock::now();
     const std::int64_t step0 = read(p).step;
     const pid_t pid = spawn(argv, console);

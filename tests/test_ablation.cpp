@@ -1,7 +1,10 @@
 // flowrun ablate: the file format and its errors, reading run folders, mean ± std over
 // seeds, the three reports, and a real sweep on CIFAR-10 JPEGs that resumes without
 // running a finished run again.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -407,6 +410,30 @@ TEST(Ablation, AFailedPreparedRunStopsTheSweep) {
   expect_contains(r.out + r.err, "prepared run prepare/pretrain failed");
   expect_contains(r.out + r.err, "the sweep stops");
   EXPECT_FALSE(fs::exists(dir.path() + "/sweep/a-s0"));
+}
+
+// A run folder another runner holds (a prepared run shared by two sweeps) is not
+// resumed a second time: the sweep says who holds it and stops before running anything.
+TEST(Ablation, ARunFolderAnotherSweepHoldsIsNotRunTwice) {
+  TempDir dir;
+  tiny_base(dir);
+  const std::string shared = dir.path() + "/shared_pretrain";
+  const std::string file = dir.write("grid.json", R"({"name": "grid", "base": "base.json", "seeds": [0],
+    "prepare": [{"name": "pretrain", "pipeline": "base.json", "run_dir": ")" + shared + R"("}],
+    "variants": [{"name": "a"}]})");
+  fs::create_directories(shared);
+  const int fd = ::open((shared + "/.ablate.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  auto r = run_flowrun({"ablate", file, "--out", dir.path() + "/sweep", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  expect_contains(r.out + r.err, "prepare/pretrain: running (by another flowrun ablate)");
+  r = run_flowrun({"ablate", file, "--out", dir.path() + "/sweep"}, -1, SIGINT, 60);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  expect_contains(r.out + r.err, "is being run by another flowrun ablate");
+  EXPECT_FALSE(fs::exists(shared + "/run.json"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/sweep/a-s0"));
+  ::close(fd);
 }
 
 TEST(Ablation, AnInvalidVariantStopsTheSweepBeforeAnyRun) {
