@@ -116,6 +116,7 @@ struct RunResult {
   std::vector<std::string> diagnoses;  // the train stage's findings ("overfitting", ...), each once
   double final_metric;   // the last eval record's metric (NaN when none)
   double best_metric;    // the best of them (max, or min for losses)
+  double train_accuracy; // the last training epoch's accuracy (train_epoch records; NaN when none)
   double images_per_s;   // median of the train records' images_per_s
   double data_stall;     // the train stage's share of its active time spent waiting for batches (run.json)
   double wall_s;         // wall time over every session the runner started (ablate_run.json)
@@ -128,7 +129,7 @@ RunResult read_run(const std::string& folder, const std::string& metric);
 
 struct CellSummary {
   std::size_t runs = 0, finished = 0, failed = 0;
-  Stat final_metric, best_metric, images_per_s, data_stall, wall_s;
+  Stat final_metric, best_metric, train_accuracy, images_per_s, data_stall, wall_s;
   Interval final_interval;  // 95% interval of the mean final metric over seeds
   Curve mean_curve, mean_loss_curve, mean_train_loss_curve;  // at the steps every finished seed evaluated
   std::map<std::string, std::size_t> diagnoses;  // finding -> finished runs it fired in

@@ -50,6 +50,12 @@ std::string interval_text(const std::string& metric, const Interval& i) {
   return signed_value(metric, i.mean) + " [" + signed_value(metric, i.lo) + ", " + signed_value(metric, i.hi) + "]";
 }
 
+std::string joined(const std::vector<std::string>& parts, const char* separator) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : separator) + p;
+  return out;
+}
+
 std::string resolved_text(const Interval& i) {
   if (!i.defined()) return "-";
   return i.excludes_zero() ? "yes" : "no (n = " + std::to_string(i.n) + ")";
@@ -100,7 +106,8 @@ Table cell_table(const Spec& spec, const Report& report) {
   std::vector<std::string> header;
   for (const Axis& a : spec.axes) header.push_back(a.name);
   for (const std::string& h : {std::string("runs"), "final " + metric_header(spec.metric), "best " + metric_header(spec.metric),
-                               delta_header(spec), std::string("resolved"), std::string("images/s"),
+                               delta_header(spec), std::string("resolved"), std::string("train accuracy (%)"),
+                               std::string("images/s"),
                                std::string("data stall"), std::string("wall (min)"), std::string("diagnoses")})
     header.push_back(h);
   t.push_back(header);
@@ -114,7 +121,8 @@ Table cell_table(const Spec& spec, const Report& report) {
     for (const std::string& v :
          {runs, metric_stat(spec.metric, s.final_metric), metric_stat(spec.metric, s.best_metric),
           cmp ? interval_text(spec.metric, cmp->difference) : std::string("baseline"),
-          cmp ? resolved_text(cmp->difference) : std::string("-"), fixed(s.images_per_s.mean, 0),
+          cmp ? resolved_text(cmp->difference) : std::string("-"), fixed(100 * s.train_accuracy.mean, 1),
+          fixed(s.images_per_s.mean, 0),
           s.data_stall.n ? fixed(100 * s.data_stall.mean, 1) + "%" : "-", fixed(s.wall_s.mean / 60, 1),
           diagnoses_text(s)})
       row.push_back(v);
@@ -278,12 +286,13 @@ std::string render_csv(const Spec& spec, const Report& report) {
 std::string render_runs_csv(const Spec& spec, const Report& report) {
   std::ostringstream o;
   for (const Axis& a : spec.axes) o << csv_field(a.name) << ",";
-  o << "seed,state,metric,final,best,images_per_s,data_stall,wall_s,folder\n";
+  o << "seed,state,metric,final,best,train_accuracy,images_per_s,data_stall,wall_s,diagnoses,folder\n";
   for (const RunResult& r : report.runs) {
     for (std::size_t a = 0; a < spec.axes.size(); ++a) o << csv_field(spec.entry(spec.cells[r.cell], a).name) << ",";
     o << r.seed << "," << r.state << "," << csv_field(spec.metric) << "," << csv_number(r.final_metric) << ","
-      << csv_number(r.best_metric) << "," << csv_number(r.images_per_s) << "," << csv_number(r.data_stall) << ","
-      << csv_number(r.wall_s) << "," << csv_field(r.folder) << "\n";
+      << csv_number(r.best_metric) << "," << csv_number(r.train_accuracy) << "," << csv_number(r.images_per_s) << ","
+      << csv_number(r.data_stall) << "," << csv_number(r.wall_s) << "," << csv_field(joined(r.diagnoses, ";")) << ","
+      << csv_field(r.folder) << "\n";
   }
   return o.str();
 }

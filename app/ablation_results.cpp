@@ -50,7 +50,7 @@ Curve mean_curve(const std::vector<const RunResult*>& done, Curve RunResult::*wh
 
 CellSummary summarize(const std::vector<const RunResult*>& runs) {
   CellSummary s;
-  std::vector<double> finals, bests, rates, stalls, walls;
+  std::vector<double> finals, bests, train_accuracies, rates, stalls, walls;
   std::vector<const RunResult*> done;
   for (const RunResult* r : runs) {
     ++s.runs;
@@ -60,6 +60,7 @@ CellSummary summarize(const std::vector<const RunResult*>& runs) {
     done.push_back(r);
     finals.push_back(r->final_metric);
     bests.push_back(r->best_metric);
+    train_accuracies.push_back(r->train_accuracy);
     rates.push_back(r->images_per_s);
     stalls.push_back(r->data_stall);
     walls.push_back(r->wall_s);
@@ -67,6 +68,7 @@ CellSummary summarize(const std::vector<const RunResult*>& runs) {
   s.final_metric = stat_of(finals);
   s.final_interval = mean_interval(finals);
   s.best_metric = stat_of(bests);
+  s.train_accuracy = stat_of(train_accuracies);
   s.images_per_s = stat_of(rates);
   s.data_stall = stat_of(stalls);
   s.wall_s = stat_of(walls);
@@ -88,7 +90,7 @@ double final_of(const std::vector<RunResult>& runs, std::size_t cell, std::uint6
 }  // namespace
 
 RunResult::RunResult()
-    : final_metric(kNaN), best_metric(kNaN), images_per_s(kNaN), data_stall(kNaN), wall_s(kNaN) {}
+    : final_metric(kNaN), best_metric(kNaN), train_accuracy(kNaN), images_per_s(kNaN), data_stall(kNaN), wall_s(kNaN) {}
 
 bool lower_is_better(const std::string& metric) { return metric.find("loss") != std::string::npos; }
 
@@ -111,6 +113,8 @@ RunResult read_run(const std::string& folder, const std::string& metric) {
       r.step = m.value("step", std::int64_t{0});
       r.total_steps = static_cast<std::int64_t>(m.value("total_steps", 0.0));
       rates.push_back(m.value("images_per_s", kNaN));
+    } else if (scope == "train_epoch") {
+      r.train_accuracy = m.value("accuracy", kNaN);
     } else if (scope == "eval") {
       const double step = m.value("step", 0.0);
       if (m.contains(metric) && m[metric].is_number()) r.curve.emplace_back(step, m[metric].get<double>());

@@ -46,6 +46,7 @@ struct AblateArgs {
   std::vector<std::string> overrides;
   std::string rows, cols;
   bool dry_run = false;
+  bool report_only = false;
   bool retry_failed = false;
 };
 
@@ -143,6 +144,13 @@ class Sweep {
         if (!skip) todo.push_back(&p);
       }
     if (args_.dry_run) return kExitOk;
+    if (args_.report_only) {
+      write_reports();
+      log::info("reports: ", (fs::path(out_) / "ablation.md").string(), ", ablation.csv, ablation_runs.csv, ",
+                "ablation_differences.csv, ablation.html");
+      std::cout << render_markdown() << std::flush;
+      return kExitOk;
+    }
     if (!busy.empty()) {
       log::error(busy, " is being run by another flowrun ablate (it holds ", busy, "/", kLockName,
                  "; a prepared run shared by two sweeps, or the same sweep twice): run this one when that ends");
@@ -176,7 +184,8 @@ class Sweep {
       }
     write_reports();
     log::clear_status();
-    log::info("reports: ", (fs::path(out_) / "ablation.md").string(), ", ablation.csv, ablation_runs.csv, ablation.html");
+    log::info("reports: ", (fs::path(out_) / "ablation.md").string(), ", ablation.csv, ablation_runs.csv, ",
+              "ablation_differences.csv, ablation.html");
     std::cout << render_markdown() << std::flush;
     if (stop_signal_) return stop_signal_ == SIGINT ? 130 : 143;
     for (const PlannedRun& p : plan_)
@@ -431,6 +440,8 @@ void add_ablate_command(CLI::App& app, Context& context) {
   command->add_option("--cols", args->cols, "the axis across the pivot tables (default: the file's \"cols\", else the next)")
       ->type_name("AXIS");
   command->add_flag("--dry-run", args->dry_run, "check every variant and list what would run, then stop");
+  command->add_flag("--report-only", args->report_only,
+                    "rewrite the reports from the run folders as they are (e.g. with other --rows/--cols), run nothing");
   command->add_flag("--retry-failed", args->retry_failed, "run failed runs again (from their newest checkpoint)");
   add_log_level(*command, context);
   command->callback([&context, args] { context.action = [&context, args] { return run_ablation(context, *args); }; });

@@ -193,6 +193,7 @@ void fake_run(const std::string& folder, const std::vector<double>& accuracies, 
       << R"(,"loss":)" << 1.5 + 0.1 * static_cast<double>(i) << R"(,"train_loss":)" << 2.0 - 0.5 * static_cast<double>(i)
       << "}\n";
   }
+  m << R"({"scope":"train_epoch","step":30,"epoch":2,"loss":0.1,"accuracy":0.97,"seconds":3})" << "\n";
   if (accuracies.size() == 3 && accuracies[2] < accuracies[1])  // the validation metric fell: as the train stage would say
     m << R"({"scope":"note","step":30,"epoch":2,"note":"overfitting: validation loss rose over the last 3 evaluations"})" << "\n";
   m << R"({"scope":"eval","step":)";  // a line cut short by a kill is ignored
@@ -260,7 +261,7 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   expect_contains(md, "- **more**: `nodes.a.plugin=b`");
   const std::string csv = render_csv(spec, report);
   expect_contains(csv, "variant,runs,finished,failed,metric,final_mean,final_std,final_ci_lo,final_ci_hi,best_mean,best_std");
-  expect_contains(md, "| 306 | 10.0% | 1.7 | overfitting 1/2 |");  // mean of the seeds' median images/s (301, 311), and the data stall
+  expect_contains(md, "| 97.0 | 306 | 10.0% | 1.7 | overfitting 1/2 |");  // mean of the seeds' median images/s (301, 311), and the data stall
   // 0.5 -+ t(0.975, 1) 0.0707107 / sqrt(2) = 0.5 -+ 0.63531
   expect_contains(csv, "plain,2,2,0,accuracy,0.5,0.0707107,-0.13531,1.13531,0.525,0.0353553,");
   const std::string runs_csv = render_runs_csv(spec, report);
@@ -349,7 +350,7 @@ TEST(Ablation, GridWithAPreparedRunRunsEachRunOnceAndResumes) {
   std::stringstream lines(runs_csv);
   std::string line;
   std::getline(lines, line);
-  EXPECT_EQ(line, "init,per_class,seed,state,metric,final,best,images_per_s,data_stall,wall_s,folder");
+  EXPECT_EQ(line, "init,per_class,seed,state,metric,final,best,train_accuracy,images_per_s,data_stall,wall_s,diagnoses,folder");
   while (std::getline(lines, line)) {
     const auto f = fields(line);
     ASSERT_GE(f.size(), 6u) << line;
@@ -396,6 +397,11 @@ TEST(Ablation, GridWithAPreparedRunRunsEachRunOnceAndResumes) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   expect_contains(r.out + r.err, "run 1/1: scratch-4-s6");
   expect_contains(read_file(out + "/scratch-4-s6/console.log"), "resuming from");
+
+  r = run_flowrun({"ablate", file, "--out", out, "--report-only", "--rows", "init"}, -1, SIGINT, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("run 1/"), std::string::npos) << r.out;
+  expect_contains(read_file(out + "/ablation.md"), "| init \\ per_class | 4 | 8 |");
 }
 
 // A prepared run that fails stops the sweep before any of the runs that need it.

@@ -48,7 +48,13 @@ std::vector<double> ticks(double lo, double hi, int target) {
 
 std::string line_chart(const std::string& id, const std::string& title, const std::vector<Series>& series,
                        const std::string& x_label, bool log_x) {
-  constexpr double W = 460, H = 240, L = 56, R = 12, T = 28, B = 36;
+  constexpr double W = 460, L = 56, R = 12, B = 36;
+  // The legend sits beside the title, or on a line of its own when both do not fit.
+  double legend_width = 0;
+  for (const Series& s : series)
+    if (!s.points.empty()) legend_width += 9.0 * static_cast<double>(s.name.size()) + 14;
+  const bool legend_below = L + 7.5 * static_cast<double>(title.size()) + legend_width > W - R;
+  const double T = legend_below ? 44 : 28, H = legend_below ? 256 : 240, legend_y = legend_below ? 37 : 18;
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
   std::vector<double> xs;  // the log axis's ticks
   // On a log axis x is drawn as log10(x); points at x <= 0 cannot be.
@@ -98,7 +104,7 @@ std::string line_chart(const std::string& id, const std::string& title, const st
   for (auto it = series.rbegin(); it != series.rend(); ++it) {
     const Series& s = *it;
     if (s.points.empty()) continue;
-    o << "<text x=\"" << legend_x << "\" y=\"18\" text-anchor=\"end\" fill=\"" << s.color << "\" class=\"legend\">"
+    o << "<text x=\"" << legend_x << "\" y=\"" << legend_y << "\" text-anchor=\"end\" fill=\"" << s.color << "\" class=\"legend\">"
       << escape(s.name) << "</text>";
     legend_x -= 9.0 * static_cast<double>(s.name.size()) + 14;
   }
