@@ -72,7 +72,8 @@ void only_keys(const json& j, const std::set<std::string>& allowed, const std::s
 }
 
 std::string required_name(const json& j, const std::string& file, const std::string& at, const std::string& what) {
-  if (!j.contains("name") || !j["name"].is_string() || !std::regex_match(j["name"].get<std::string>(), kNamePattern))
+  if (!j.contains("name") || !j["name"].is_string() || !std::regex_match(j["name"].get<std::string>(), kNamePattern) ||
+      j["name"].get<std::string>() == "." || j["name"].get<std::string>() == "..")
     fail(file, at + ".name", "expected a name of letters, digits and _.+- (" + what + ")");
   return j["name"].get<std::string>();
 }
@@ -163,8 +164,9 @@ void Spec::set_pivot(const std::string& rows_axis, const std::string& cols_axis)
     return;
   }
   if (cols == kNoAxis || cols == rows) {
-    if (!cols_axis.empty()) throw std::runtime_error("cols: '" + cols_axis + "' is also the rows axis");
-    cols = rows == 0 ? 1 : 0;  // the first axis that is not the rows
+    if (!cols_axis.empty() && !rows_axis.empty()) throw std::runtime_error("cols: '" + cols_axis + "' is also the rows axis");
+    if (!cols_axis.empty()) rows = cols == 0 ? 1 : 0;  // the columns asked for: the rows move aside
+    else cols = rows == 0 ? 1 : 0;                     // the first axis that is not the rows
   }
 }
 
@@ -230,6 +232,10 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
         if (!p["run_dir"].is_string() || p["run_dir"].get<std::string>().empty())
           fail(path, at + ".run_dir", "expected a folder (relative to the working folder, as --out)");
         run.run_dir = p["run_dir"].get<std::string>();
+        for (const Prepared& other : s.prepare)
+          if (!other.run_dir.empty() &&
+              fs::path(other.run_dir).lexically_normal() == fs::path(run.run_dir).lexically_normal())
+            fail(path, at + ".run_dir", "'" + run.run_dir + "' is also prepared run '" + other.name + "''s folder");
       }
       s.prepare.push_back(std::move(run));
     }

@@ -3,6 +3,7 @@
 // ablation_differences.csv (every paired comparison, along every axis) and
 // ablation.html (self-contained: curves, the tables, intervals, the metric against a
 // numeric axis).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -333,6 +334,9 @@ std::string render_html(const Spec& spec, const Report& report) {
       double x = 0;
       if (numeric(e.name, x)) xs.push_back(x);
     }
+    std::vector<std::size_t> by_x(xs.size());  // the entries in the order of their values
+    for (std::size_t i = 0; i < by_x.size(); ++i) by_x[i] = i;
+    std::sort(by_x.begin(), by_x.end(), [&](std::size_t a, std::size_t b) { return xs[a] < xs[b]; });
     if (xs.size() == cols.entries.size() && xs.size() >= 2) {
       double lo = xs.front(), hi = xs.front();
       for (double x : xs) lo = std::min(lo, x), hi = std::max(hi, x);
@@ -347,7 +351,7 @@ std::string render_html(const Spec& spec, const Report& report) {
         std::vector<html::Series> series;
         for (std::size_t r = 0; r < spec.axes[spec.rows].entries.size(); ++r) {
           html::Series s{spec.axes[spec.rows].entries[r].name, html::palette(r), {}, true, {}};
-          for (std::size_t c = 0; c < xs.size(); ++c) {
+          for (std::size_t c : by_x) {
             std::vector<std::size_t> entries = first.entries;
             entries[spec.rows] = r;
             entries[spec.cols] = c;
@@ -400,13 +404,16 @@ std::string render_html(const Spec& spec, const Report& report) {
     << html::line_chart("train-loss", "training loss (mean since the evaluation before)", train_losses) << "</div>";
   o << "<h2>Summary</h2>";
   html_table(o, cell_table(spec, report), "summary");
-  for (const Pivot& p : pivots(spec, report)) {
+  const std::vector<Pivot> tables = pivots(spec, report);
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    const Pivot& p = tables[i];
     const std::string where = p.title.empty() ? "" : " (" + p.title + ")";
-    o << "<h2>Final " << escape(metric_header(spec.metric)) << where << "</h2>";
-    html_table(o, p.finals, "pivot-final");
+    const std::string suffix = i == 0 ? "" : "-" + std::to_string(i);
+    o << "<h2>Final " << escape(metric_header(spec.metric)) << escape(where) << "</h2>";
+    html_table(o, p.finals, "pivot-final" + suffix);
     o << "<h2>Δ final vs " << escape(baseline_name(spec, spec.rows)) << ", paired by seed (95% CI)" << escape(where)
       << "</h2>";
-    html_table(o, p.deltas, "pivot-delta");
+    html_table(o, p.deltas, "pivot-delta" + suffix);
   }
   o << "<div class=\"charts\">"
     << html::bar_chart("final", "final eval " + metric_header(spec.metric) + " (± std)", final_bars)

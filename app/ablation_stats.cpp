@@ -35,16 +35,19 @@ double beta_fraction(double a, double b, double x) {
   return f;
 }
 
-double regularized_beta(double a, double b, double x) {
+// I_x(a, b), given x and y = 1 - x separately: near x = 1 the caller's y keeps the
+// digits that 1 - x would lose.
+double regularized_beta(double a, double b, double x, double y) {
   if (x <= 0) return 0;
-  if (x >= 1) return 1;
-  const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+  if (y <= 0) return 1;
+  const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log(y);
   if (x < (a + 1) / (a + b + 2)) return std::exp(log_front) * beta_fraction(a, b, x) / a;
-  return 1.0 - std::exp(log_front) * beta_fraction(b, a, 1.0 - x) / b;
+  return 1.0 - std::exp(log_front) * beta_fraction(b, a, y) / b;
 }
 
 double student_t_cdf(double t, double df) {
-  const double tail = 0.5 * regularized_beta(df / 2, 0.5, df / (df + t * t));
+  const double tt = t * t;
+  const double tail = 0.5 * regularized_beta(df / 2, 0.5, df / (df + tt), tt / (df + tt));
   return t >= 0 ? 1.0 - tail : tail;
 }
 
@@ -68,6 +71,7 @@ Stat stat_of(const std::vector<double>& values) {
 
 double student_t_quantile(double p, double df) {
   if (!(p > 0 && p < 1) || !(df > 0)) throw std::invalid_argument("student_t_quantile: needs 0 < p < 1 and df > 0");
+  if (p == 0.5) return 0;
   if (p < 0.5) return -student_t_quantile(1 - p, df);
   double lo = 0, hi = 1;
   while (student_t_cdf(hi, df) < p) hi *= 2;  // df 1, p 0.9995: 636.6

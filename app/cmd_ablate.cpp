@@ -52,6 +52,7 @@ struct AblateArgs {
 
 // One `flowrun run` of the sweep: a prepared run or a (cell, seed).
 struct PlannedRun {
+  bool prepared = false;
   std::string name;  // "prepare/NAME" or "CELL-sSEED"
   std::size_t cell = 0;
   std::uint64_t seed = 0;
@@ -85,7 +86,6 @@ class Sweep {
     } catch (const std::exception& e) {
       throw UsageError(e.what());
     }
-    spec_.overrides.insert(spec_.overrides.end(), args.overrides.begin(), args.overrides.end());
     try {
       spec_.set_pivot(args.rows, args.cols);
     } catch (const std::exception& e) {
@@ -99,16 +99,24 @@ class Sweep {
           fs::absolute(p.run_dir.empty() ? fs::path(out_) / "prepare" / p.name : fs::path(p.run_dir)).lexically_normal().string();
     auto resolved = [&](const std::vector<std::string>& overrides) {
       std::vector<std::string> out;
-      for (const std::string& o : overrides) out.push_back(ablation::substitute_prepared(o, folders));
+      for (const std::string& o : overrides) {
+        try {
+          out.push_back(ablation::substitute_prepared(o, folders));
+        } catch (const std::exception& e) {
+          throw UsageError(std::string("--set: ") + e.what());  // the file's were checked when it was read
+        }
+      }
       return out;
     };
     for (const ablation::Prepared& p : spec_.prepare)
-      prepared_.push_back({"prepare/" + p.name, 0, 0, folders[p.name], p.pipeline, resolved(p.overrides)});
+      prepared_.push_back({true, "prepare/" + p.name, 0, 0, folders[p.name], p.pipeline, resolved(p.overrides)});
     for (std::uint64_t seed : spec_.seeds)  // seed-major: a first comparison of every cell comes early
       for (std::size_t c = 0; c < spec_.cells.size(); ++c) {
         const std::string name = ablation::Spec::run_name(spec_.cells[c], seed);
-        plan_.push_back({name, c, seed, (fs::path(out_) / name).string(), spec_.base,
-                         resolved(spec_.run_overrides(spec_.cells[c], seed))});
+        std::vector<std::string> overrides = spec_.run_overrides(spec_.cells[c], seed);
+        // The command line's --set come after the entries' (and before seed=S): they win.
+        overrides.insert(overrides.end() - 1, args.overrides.begin(), args.overrides.end());
+        plan_.push_back({false, name, c, seed, (fs::path(out_) / name).string(), spec_.base, resolved(overrides)});
       }
     machine_ = machine_text();
   }
@@ -129,8 +137,8 @@ class Sweep {
     for (const ablation::Axis& a : spec_.axes) shape += std::to_string(a.entries.size()) + " " + a.name + " x ";
     log::info("ablation '", spec_.name, "': ", spec_.prepare.empty() ? "" : std::to_string(spec_.prepare.size()) + " prepared run(s), then ",
               shape, spec_.seeds.size(), " seed(s) = ", plan_.size(), " runs of ", spec_.base, " in ", out_);
-    std::vector<const PlannedRun*> todo;
-    std::string busy;
+    std::vector<const PlannedRun*> todo, prepared_todo;
+    std::string busy, failed_prepared;
     for (const std::vector<PlannedRun>* runs : {&prepared_, &plan_})
       for (const PlannedRun& p : *runs) {
         const ablation::RunResult r = read(p);
@@ -141,8 +149,12 @@ class Sweep {
                   : r.state == "not run" ? "" : " (resumes from its newest checkpoint)");
         if (args_.dry_run) log::debug("    ", command_text(p));
         if (r.state == "running" && busy.empty()) busy = p.folder;
-        if (!skip) todo.push_back(&p);
+        if (p.prepared && r.state == "failed" && skip && failed_prepared.empty())
+          failed_prepared = p.name + (r.error.empty() ? "" : ": " + r.error);
+        if (!skip) (p.prepared ? prepared_todo : todo).push_back(&p);
       }
+    // The prepared runs are needed only while some run is left to do.
+    if (!todo.empty()) todo.insert(todo.begin(), prepared_todo.begin(), prepared_todo.end());
     if (args_.dry_run) return kExitOk;
     if (args_.report_only) {
       write_reports();
@@ -154,6 +166,11 @@ class Sweep {
     if (!busy.empty()) {
       log::error(busy, " is being run by another flowrun ablate (it holds ", busy, "/", kLockName,
                  "; a prepared run shared by two sweeps, or the same sweep twice): run this one when that ends");
+      return kExitFailed;
+    }
+    if (!failed_prepared.empty() && !todo.empty()) {
+      log::error("prepared run ", failed_prepared, " (failed earlier; every run needs it: --retry-failed runs it again)");
+      write_reports();
       return kExitFailed;
     }
     write_reports();
@@ -168,8 +185,8 @@ class Sweep {
           if (const pid_t child = child_.load()) ::kill(child, sig);
         });
     for (std::size_t i = 0; i < todo.size() && !stop_signal_; ++i) {
-      run_one(*todo[i], i, todo.size());
-      if (is_prepared(*todo[i]) && !stop_signal_ && read(*todo[i]).state != "finished") {
+      const bool ran = run_one(*todo[i], i, todo.size());
+      if (todo[i]->prepared && !stop_signal_ && (!ran || read(*todo[i]).state != "finished")) {
         const ablation::RunResult r = read(*todo[i]);
         log::error("prepared run ", todo[i]->name, " ", r.state, r.error.empty() ? "" : ": " + r.error, " (see ",
                    todo[i]->folder, "/console.log); the sweep stops, as every run needs it");
@@ -177,11 +194,6 @@ class Sweep {
         return kExitFailed;
       }
     }
-    for (const PlannedRun& p : prepared_)
-      if (read(p).state == "failed" && !stop_signal_) {
-        log::error("prepared run ", p.name, " failed earlier: ", read(p).error, " (--retry-failed runs it again)");
-        return kExitFailed;
-      }
     write_reports();
     log::clear_status();
     log::info("reports: ", (fs::path(out_) / "ablation.md").string(), ", ablation.csv, ablation_runs.csv, ",
@@ -194,8 +206,6 @@ class Sweep {
   }
 
  private:
-  bool is_prepared(const PlannedRun& p) const { return !prepared_.empty() && &p >= &prepared_.front() && &p <= &prepared_.back(); }
-
   void check(const PlannedRun& p, const std::string& what) {
     try {
       load_pipeline(context_, p.pipeline, p.overrides);
@@ -209,35 +219,47 @@ class Sweep {
     r.name = p.name;
     r.cell = p.cell;
     r.seed = p.seed;
-    if (r.state != "not run" && r.state != "finished" && locked_elsewhere(p.folder)) r.state = "running";
+    if (r.state != "not run" && r.state != "finished" && p.folder != held_ && locked_elsewhere(p.folder))
+      r.state = "running";
     return r;
   }
 
   // A run folder is locked (flock on FOLDER/.ablate.lock) while a runner runs it: two
-  // sweeps sharing a prepared run must not both resume it. The kernel drops the lock
-  // with the process, so a killed sweep leaves none behind.
+  // sweeps sharing a prepared run must not both resume it. The run's own process
+  // inherits the lock, so it stays held while the run lives, even if the sweep is
+  // killed; the kernel drops it with the last holder. The probe takes a shared lock:
+  // probes never conflict with each other, only with a runner's exclusive one.
   static bool locked_elsewhere(const std::string& folder) {
     const int fd = ::open((fs::path(folder) / kLockName).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
-    const bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    ::close(fd);  // also releases the lock just taken
+    const bool busy = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);  // also releases the shared lock just taken
     return busy;
   }
 
-  // Holds the run folder's lock for the lifetime of the object.
+  // Holds the run folder's lock for the lifetime of the object: held() says whether it
+  // got it (it retries for two seconds, in case another runner's probe holds it briefly).
   class FolderLock {
    public:
-    explicit FolderLock(const std::string& folder)
-        : fd_(::open((fs::path(folder) / kLockName).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
-      if (fd_ < 0 || ::flock(fd_, LOCK_EX | LOCK_NB) != 0)
-        throw std::runtime_error(folder + " is being run by another flowrun ablate (its " + kLockName + " is held)");
+    explicit FolderLock(const std::string& folder) : fd_(::open((fs::path(folder) / kLockName).c_str(), O_RDWR | O_CREAT, 0644)) {
+      for (int attempt = 0; fd_ >= 0 && attempt < 20; ++attempt) {
+        if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
+          held_ = true;
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
     }
-    ~FolderLock() { ::close(fd_); }
+    ~FolderLock() {
+      if (fd_ >= 0) ::close(fd_);
+    }
+    bool held() const { return held_; }
     FolderLock(const FolderLock&) = delete;
     FolderLock& operator=(const FolderLock&) = delete;
 
    private:
     int fd_;
+    bool held_ = false;
   };
 
   std::vector<std::string> command(const PlannedRun& p) const {
@@ -256,14 +278,32 @@ class Sweep {
     return text;
   }
 
-  void run_one(const PlannedRun& p, std::size_t index, std::size_t count) {
+  // Runs one planned run; false when it did not start (another runner holds its folder,
+  // or it finished meanwhile).
+  bool run_one(const PlannedRun& p, std::size_t index, std::size_t count) {
     const std::string& name = p.name;
     fs::create_directories(p.folder);
+    // Lock first, then look again: another sweep may have run it since the plan was made.
+    const FolderLock lock(p.folder);
+    if (!lock.held()) {
+      log::warn("run ", index + 1, "/", count, ": ", name, " is being run by another flowrun ablate (", p.folder, "/",
+                kLockName, " is held); skipped");
+      return false;
+    }
+    held_ = p.folder;
+    struct Release {
+      std::string& held;
+      ~Release() { held.clear(); }
+    } release{held_};
+    const ablation::RunResult before = read(p);
+    if (before.state == "finished" || (before.state == "failed" && !args_.retry_failed)) {
+      log::info("run ", index + 1, "/", count, ": ", name, " is ", before.state, " already (another sweep ran it)");
+      return false;
+    }
     const std::vector<std::string> argv = command(p);
     fs::remove(fs::path(p.folder) / "run.json");  // the new session writes its own
     const std::string console = (fs::path(p.folder) / "console.log").string();
     log::info("run ", index + 1, "/", count, ": ", name, " (output: ", console, ")");
-    const FolderLock lock(p.folder);  // O_CLOEXEC: the child does not inherit it
     const auto t0 = Clock::now();
     const std::int64_t step0 = read(p).step;
     const pid_t pid = spawn(argv, console);
@@ -291,6 +331,7 @@ class Sweep {
                 r.error.empty() ? "" : ": " + r.error, " (see ", console, "); the sweep goes on");
     }
     write_reports();
+    return true;
   }
 
   // The child's standard output and error go to the run's console.log (appended).
@@ -382,6 +423,7 @@ class Sweep {
   std::string out_;
   std::string machine_;
   std::vector<PlannedRun> prepared_, plan_;
+  std::string held_;  // the run folder this runner holds the lock of (its state is read, not probed)
   std::vector<double> finished_walls_;
   std::atomic<pid_t> child_{0};
   std::atomic<int> stop_signal_{0};
@@ -390,7 +432,7 @@ class Sweep {
 
 int run_ablation(Context& context, const AblateArgs& args) {
   Sweep sweep(context, args);
-  sweep.check_descriptions();
+  if (!args.report_only) sweep.check_descriptions();  // reports read the folders as they are
   return sweep.run();
 }
 

@@ -28,7 +28,7 @@ const char* const kUsage = R"(In short:
   flowrun evaluate MODEL [--data PATH [--split S]] [--run-dir DIR] [--ema]
   flowrun validate PIPELINE.json [--set PATH=VALUE]...
   flowrun graph PIPELINE.json [--set PATH=VALUE]...
-  flowrun ablate ABLATION.json [--out DIR] [--set PATH=VALUE]... [--dry-run]
+  flowrun ablate ABLATION.json [--out DIR] [--set PATH=VALUE]... [--rows AXIS --cols AXIS] [--dry-run | --report-only]
   flowrun bench PIPELINE.json [--batches N] [--model] [--profile TRACE.json]
   flowrun launch --nproc N PIPELINE.json [run options]   data-parallel on this machine
   flowrun plugins [NAME] [--markdown]

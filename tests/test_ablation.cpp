@@ -157,6 +157,9 @@ TEST(Ablation, StudentTQuantilesMatchTheTable) {
   EXPECT_NEAR(student_t_quantile(0.025, 4), -2.776, 5e-4);
   EXPECT_NEAR(student_t_quantile(0.975, 1e6), 1.960, 5e-4);  // the normal limit
   EXPECT_THROW(student_t_quantile(1.0, 3), std::invalid_argument);
+  EXPECT_EQ(student_t_quantile(0.5, 7), 0.0);
+  EXPECT_NEAR(student_t_quantile(0.50001, 1e6), 2.5066e-5, 1e-8);  // the normal's, near the middle
+  EXPECT_LT(student_t_quantile(0.9, 3), student_t_quantile(0.95, 3));
 
   // Differences 0.02, 0.01, 0.03: mean 0.02, s 0.01, half-width 4.3027 * 0.01 / sqrt(3).
   const Interval d = paired_difference({0.60, 0.62, 0.65, std::nan("")}, {0.58, 0.61, 0.62, 0.5});
@@ -274,6 +277,56 @@ TEST(Ablation, ReadsRunFoldersAndSummarizesEachVariant) {
   expect_contains(page, "class=\"whisker\"");  // the error bar of the variant with two seeds
   expect_contains(page, "<table class=\"scores\" id=\"summary\">");
   EXPECT_EQ(page.find("<script"), std::string::npos);  // self-contained, no scripts
+}
+
+// Three axes with the baseline in the middle of one: every cell is compared with the
+// cell that differs only on one axis, there set to that axis's baseline, pairing the
+// seeds both finished; one pair of pivot tables per entry combination of the others.
+TEST(Ablation, ThreeAxesCompareEachCellWithItsBaselineAlongEveryAxis) {
+  TempDir dir;
+  dir.write("base.json", "{}");
+  const Spec spec = parse_spec_text(R"({"name": "g3", "base": "base.json", "seeds": [4, 2, 9],
+      "axes": {"a": [{"name": "a0"}, {"name": "a1"}],
+               "b": [{"name": "b0"}, {"name": "b1"}, {"name": "b2"}],
+               "c": [{"name": "c0"}, {"name": "c1"}]},
+      "baseline": {"b": "b1"}, "rows": "b", "cols": "c"})", dir.path() + "/abl.json");
+  ASSERT_EQ(spec.cells.size(), 12u);
+  // final = 0.1 a + 0.01 b + 0.001 c + 0.0001 * seed, so every difference is exact.
+  std::vector<RunResult> runs;
+  for (std::uint64_t seed : spec.seeds)
+    for (std::size_t c = 0; c < spec.cells.size(); ++c) {
+      RunResult r;
+      r.cell = c;
+      r.seed = seed;
+      r.state = "finished";
+      const auto& e = spec.cells[c].entries;
+      r.final_metric = 0.1 * e[0] + 0.01 * e[1] + 0.001 * e[2] + 0.0001 * static_cast<double>(seed) * (e[1] == 2 ? 2 : 1);
+      if (spec.cells[c].name == "a1-b2-c0" && seed == 2) r.state = "failed";  // one pair fewer
+      runs.push_back(r);
+    }
+  const Report report = analyse(spec, runs, {}, "");
+  EXPECT_EQ(report.comparisons.size(), 6u + 8u + 6u);  // off-baseline cells along a, b and c
+  const std::size_t cell = spec.cell_index({1, 2, 0});  // a1-b2-c0 against a1-b1-c0
+  const Comparison* cmp = report.find(1, cell);
+  ASSERT_NE(cmp, nullptr);
+  EXPECT_EQ(cmp->baseline, spec.cell_index({1, 1, 0}));
+  EXPECT_EQ(cmp->seeds, (std::vector<std::uint64_t>{4, 9}));  // seed 2 failed in the cell
+  EXPECT_NEAR(cmp->difference.mean, 0.01 + 0.0001 * (4 + 9) / 2.0, 1e-12);
+  EXPECT_EQ(report.find(1, spec.cell_index({0, 1, 1})), nullptr);  // on b's baseline
+  const Comparison* along_a = report.find(0, spec.cell_index({1, 0, 1}));
+  ASSERT_NE(along_a, nullptr);
+  EXPECT_EQ(along_a->baseline, spec.cell_index({0, 0, 1}));
+  EXPECT_NEAR(along_a->difference.mean, 0.1, 1e-12);
+  EXPECT_EQ(along_a->difference.n, 3u);
+  EXPECT_NEAR(along_a->difference.lo, along_a->difference.hi, 1e-12);  // identical differences: a zero-width interval
+
+  const std::string md = render_markdown(spec, report);
+  expect_contains(md, "## Final accuracy (%): b × c (a=a0)");
+  expect_contains(md, "## Δ final vs b=b1, paired by seed (95% CI) (a=a1)");
+  expect_contains(md, "| b \\ c | c0 | c1 |");
+  expect_contains(md, "| b1 | baseline | baseline |");
+  const std::string page = render_html(spec, report);
+  expect_contains(page, "id=\"pivot-delta-1\"");  // one table per value of a, each its own id
 }
 
 // The base pipeline of the real sweeps: a one-block ViT for a few steps on CIFAR-10 JPEGs.
@@ -418,6 +471,23 @@ TEST(Ablation, AFailedPreparedRunStopsTheSweep) {
   EXPECT_FALSE(fs::exists(dir.path() + "/sweep/a-s0"));
 }
 
+// A prepared run that failed in an earlier session stops the sweep too (it is kept as
+// failed, so it does not run again, and every run needs it).
+TEST(Ablation, APreparedRunThatFailedEarlierStopsTheSweep) {
+  TempDir dir;
+  tiny_base(dir);
+  const std::string shared = dir.path() + "/shared_pretrain";
+  const std::string file = dir.write("grid.json", R"({"name": "grid", "base": "base.json", "seeds": [0],
+    "prepare": [{"name": "pretrain", "pipeline": "base.json", "run_dir": ")" + shared + R"("}],
+    "variants": [{"name": "a"}]})");
+  fs::create_directories(shared);
+  std::ofstream(shared + "/run.json") << R"({"reason": "failed", "error": "out of memory"})";
+  const auto r = run_flowrun({"ablate", file, "--out", dir.path() + "/sweep"}, -1, SIGINT, 60);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  expect_contains(r.out + r.err, "prepared run prepare/pretrain: out of memory (failed earlier");
+  EXPECT_FALSE(fs::exists(dir.path() + "/sweep/a-s0"));
+}
+
 // A run folder another runner holds (a prepared run shared by two sweeps) is not
 // resumed a second time: the sweep says who holds it and stops before running anything.
 TEST(Ablation, ARunFolderAnotherSweepHoldsIsNotRunTwice) {
@@ -451,6 +521,9 @@ TEST(Ablation, AnInvalidVariantStopsTheSweepBeforeAnyRun) {
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   expect_contains(r.err, "variant 'broken'");
   EXPECT_FALSE(fs::exists(dir.path() + "/sweep/ok-s0"));
+  const auto unknown = run_flowrun({"ablate", file, "--out", dir.path() + "/sweep", "--set", "nodes.x.params.p=${prepare.nope}"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.out << unknown.err;
+  expect_contains(unknown.err, "--set: 'nodes.x.params.p=${prepare.nope}': ${prepare.nope} names no prepared run");
 }
 
 }  // namespace

@@ -49,12 +49,25 @@ std::vector<double> ticks(double lo, double hi, int target) {
 std::string line_chart(const std::string& id, const std::string& title, const std::vector<Series>& series,
                        const std::string& x_label, bool log_x) {
   constexpr double W = 460, L = 56, R = 12, B = 36;
-  // The legend sits beside the title, or on a line of its own when both do not fit.
+  // The legend sits beside the title, right-aligned, or below it in as many lines as it
+  // needs (many series: a grid's cells) when both do not fit on one.
+  auto item_width = [](const Series& s) { return 6.2 * static_cast<double>(s.name.size()) + 14; };
   double legend_width = 0;
   for (const Series& s : series)
-    if (!s.points.empty()) legend_width += 9.0 * static_cast<double>(s.name.size()) + 14;
+    if (!s.points.empty()) legend_width += item_width(s);
   const bool legend_below = L + 7.5 * static_cast<double>(title.size()) + legend_width > W - R;
-  const double T = legend_below ? 44 : 28, H = legend_below ? 256 : 240, legend_y = legend_below ? 37 : 18;
+  std::vector<std::pair<double, double>> legend_at(series.size());  // (x, y) of each item, left-aligned
+  int legend_lines = 0;
+  if (legend_below) {
+    double x = W;  // forces a first line
+    for (std::size_t i = 0; i < series.size(); ++i) {
+      if (series[i].points.empty()) continue;
+      if (x + item_width(series[i]) > W - R) x = 8, ++legend_lines;
+      legend_at[i] = {x, 22.0 + 13.0 * legend_lines};
+      x += item_width(series[i]);
+    }
+  }
+  const double T = 28 + 13.0 * legend_lines, H = 240 + 13.0 * legend_lines;
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
   std::vector<double> xs;  // the log axis's ticks
   // On a log axis x is drawn as log10(x); points at x <= 0 cannot be.
@@ -101,12 +114,17 @@ std::string line_chart(const std::string& id, const std::string& title, const st
   }
   o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 4 << "\" text-anchor=\"middle\" class=\"axis\">" << escape(x_label) << "</text>";
   double legend_x = W - R - 4;
-  for (auto it = series.rbegin(); it != series.rend(); ++it) {
-    const Series& s = *it;
+  for (std::size_t k = series.size(); k-- > 0;) {
+    const Series& s = series[k];
     if (s.points.empty()) continue;
-    o << "<text x=\"" << legend_x << "\" y=\"" << legend_y << "\" text-anchor=\"end\" fill=\"" << s.color << "\" class=\"legend\">"
-      << escape(s.name) << "</text>";
-    legend_x -= 9.0 * static_cast<double>(s.name.size()) + 14;
+    if (legend_below) {
+      o << "<text x=\"" << legend_at[k].first << "\" y=\"" << legend_at[k].second << "\" fill=\"" << s.color
+        << "\" class=\"legend\">" << escape(s.name) << "</text>";
+    } else {
+      o << "<text x=\"" << legend_x << "\" y=\"18\" text-anchor=\"end\" fill=\"" << s.color << "\" class=\"legend\">"
+        << escape(s.name) << "</text>";
+      legend_x -= item_width(s);
+    }
   }
   for (const Series& s : series) {
     // The band: along the lower edge, back along the upper one (points with no band left out).
