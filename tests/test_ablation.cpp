@@ -471,16 +471,22 @@ TEST(Ablation, AFailedPreparedRunStopsTheSweep) {
   EXPECT_FALSE(fs::exists(dir.path() + "/sweep/a-s0"));
 }
 
+// A one-run sweep whose prepared run lives in DIR/shared_pretrain (made, empty), as when
+// another sweep shares it.
+std::string shared_prepare_sweep(const TempDir& dir) {
+  tiny_base(dir);
+  fs::create_directories(dir.path() + "/shared_pretrain");
+  return dir.write("grid.json", R"({"name": "grid", "base": "base.json", "seeds": [0],
+    "prepare": [{"name": "pretrain", "pipeline": "base.json", "run_dir": ")" + dir.path() + R"(/shared_pretrain"}],
+    "variants": [{"name": "a"}]})");
+}
+
 // A prepared run that failed in an earlier session stops the sweep too (it is kept as
 // failed, so it does not run again, and every run needs it).
 TEST(Ablation, APreparedRunThatFailedEarlierStopsTheSweep) {
   TempDir dir;
-  tiny_base(dir);
+  const std::string file = shared_prepare_sweep(dir);
   const std::string shared = dir.path() + "/shared_pretrain";
-  const std::string file = dir.write("grid.json", R"({"name": "grid", "base": "base.json", "seeds": [0],
-    "prepare": [{"name": "pretrain", "pipeline": "base.json", "run_dir": ")" + shared + R"("}],
-    "variants": [{"name": "a"}]})");
-  fs::create_directories(shared);
   std::ofstream(shared + "/run.json") << R"({"reason": "failed", "error": "out of memory"})";
   const auto r = run_flowrun({"ablate", file, "--out", dir.path() + "/sweep"}, -1, SIGINT, 60);
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
@@ -492,12 +498,8 @@ TEST(Ablation, APreparedRunThatFailedEarlierStopsTheSweep) {
 // resumed a second time: the sweep says who holds it and stops before running anything.
 TEST(Ablation, ARunFolderAnotherSweepHoldsIsNotRunTwice) {
   TempDir dir;
-  tiny_base(dir);
+  const std::string file = shared_prepare_sweep(dir);
   const std::string shared = dir.path() + "/shared_pretrain";
-  const std::string file = dir.write("grid.json", R"({"name": "grid", "base": "base.json", "seeds": [0],
-    "prepare": [{"name": "pretrain", "pipeline": "base.json", "run_dir": ")" + shared + R"("}],
-    "variants": [{"name": "a"}]})");
-  fs::create_directories(shared);
   const int fd = ::open((shared + "/.ablate.lock").c_str(), O_RDWR | O_CREAT, 0644);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
