@@ -34,7 +34,15 @@ std::string self_executable() {
   std::error_code ec;
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) throw std::runtime_error("cannot find the flowrun executable (/proc/self/exe): " + ec.message());
-  return self.string();
+  // Rebuilt (or reinstalled) while this process runs: the path names another file now,
+  // and the kernel shows the one running as "PATH (deleted)". /proc/self/exe still
+  // executes the binary this process started from, so a long sweep keeps running one
+  // build from its first run to its last.
+  const std::string deleted = " (deleted)";
+  const std::string text = self.string();
+  if (text.size() > deleted.size() && text.compare(text.size() - deleted.size(), deleted.size(), deleted) == 0)
+    return "/proc/self/exe";
+  return text;
 }
 
 namespace {
