@@ -440,7 +440,7 @@ int run_ablation(Context& context, const AblateArgs& args) {
 
 void add_ablate_command(CLI::App& app, Context& context) {
   auto args = std::make_shared<AblateArgs>();
-  CLI::App* command = app.add_subcommand("ablate", "run every variant x seed of an ablation file and tabulate them");
+  CLI::App* command = app.add_subcommand("ablate", "run every cell (variants, or a grid of axes) x seed of an ablation file, after any prepared runs, and compare them with paired 95% intervals");
   command->footer(
       "An ablation file names a base pipeline, seeds, and variants or axes (each entry a list of\n"
       "--set overrides); optionally runs to prepare first:\n"
@@ -471,17 +471,20 @@ void add_ablate_command(CLI::App& app, Context& context) {
       "Resumable: run the same command again after Ctrl-C or a crash. Finished runs (run.json says\n"
       "so) are not run again; an interrupted run continues from its newest checkpoint; a failed run\n"
       "is kept as failed unless --retry-failed. --dry-run lists every run and its state (with\n"
-      "--log-level debug, its command). docs/ablations.md has the whole format.\n"
+      "--log-level debug, its command). --set on the command line applies to every cell's run after\n"
+      "its entries' (prepared runs keep theirs). A runner locks the run folder it runs (.ablate.lock):\n"
+      "a sweep that finds one locked stops. docs/ablations.md has the whole format.\n"
       "\n"
-      "Exit codes: 0 every run finished, 1 some run failed, 2 invalid file or run, 130 SIGINT, 143 SIGTERM");
+      "Exit codes: 0 every run finished, 1 some run failed or was interrupted (or a prepared run\n"
+      "failed, or a folder is locked), 2 invalid file or run, 130 SIGINT, 143 SIGTERM");
   command->add_option("FILE", args->file, "the ablation file (.json)")->required();
   command->add_option("--out", args->out, "folder of the sweep (default runs/ablations/NAME)")->type_name("DIR");
   add_overrides(*command, args->overrides);
   command->add_option("--rows", args->rows, "the axis down the pivot tables (default: the file's \"rows\", else the first)")
       ->type_name("AXIS");
-  command->add_option("--cols", args->cols, "the axis across the pivot tables (default: the file's \"cols\", else the next)")
+  command->add_option("--cols", args->cols, "the axis across the pivot tables (default: the file's \"cols\", else the first other axis)")
       ->type_name("AXIS");
-  command->add_flag("--dry-run", args->dry_run, "check every variant and list what would run, then stop");
+  command->add_flag("--dry-run", args->dry_run, "check every run's description and list every run with its state, then stop");
   command->add_flag("--report-only", args->report_only,
                     "rewrite the reports from the run folders as they are (e.g. with other --rows/--cols), run nothing");
   command->add_flag("--retry-failed", args->retry_failed, "run failed runs again (from their newest checkpoint)");
