@@ -139,17 +139,30 @@ struct Pivot {
   Table finals, deltas;
 };
 
+// One cell per combination of the axes other than rows and cols (its rows and cols
+// entries the first), each with its "AXIS=ENTRY, ..." title: the groups the pivot tables
+// and the charts against the cols axis are drawn for.
+std::vector<std::pair<const Cell*, std::string>> other_axes_groups(const Spec& spec) {
+  std::vector<std::pair<const Cell*, std::string>> groups;
+  for (const Cell& first : spec.cells) {
+    if (first.entries[spec.rows] != 0 || first.entries[spec.cols] != 0) continue;
+    std::string title;
+    for (std::size_t a = 0; a < spec.axes.size(); ++a)
+      if (a != spec.rows && a != spec.cols) title += (title.empty() ? "" : ", ") + spec.axes[a].name + "=" + spec.entry(first, a).name;
+    groups.emplace_back(&first, title);
+  }
+  return groups;
+}
+
 std::vector<Pivot> pivots(const Spec& spec, const Report& report) {
   std::vector<Pivot> out;
   if (spec.cols == kNoAxis) return out;
   const Axis& rows = spec.axes[spec.rows];
   const Axis& cols = spec.axes[spec.cols];
-  for (const Cell& first : spec.cells) {
-    if (first.entries[spec.rows] != 0 || first.entries[spec.cols] != 0) continue;  // one per combination of the others
+  for (const auto& [group, title] : other_axes_groups(spec)) {
+    const Cell& first = *group;
     Pivot p;
-    for (std::size_t a = 0; a < spec.axes.size(); ++a)
-      if (a != spec.rows && a != spec.cols)
-        p.title += (p.title.empty() ? "" : ", ") + spec.axes[a].name + "=" + spec.entry(first, a).name;
+    p.title = title;
     std::vector<std::string> header = {rows.name + " \\ " + cols.name};
     for (const Entry& e : cols.entries) header.push_back(e.name);
     p.finals.push_back(header);
@@ -343,11 +356,9 @@ std::string render_html(const Spec& spec, const Report& report) {
       const bool log_x = lo > 0 && hi / lo >= 20;  // sizes that grow by factors read on a log axis
       o << "<h2>Final " << escape(metric_header(spec.metric)) << " against " << escape(cols.name) << "</h2><div class=\"charts\">";
       std::size_t chart = 0;
-      for (const Cell& first : spec.cells) {
-        if (first.entries[spec.rows] != 0 || first.entries[spec.cols] != 0) continue;
-        std::string title = "final " + metric_header(spec.metric) + ", mean and 95% CI";
-        for (std::size_t a = 0; a < spec.axes.size(); ++a)
-          if (a != spec.rows && a != spec.cols) title += ", " + spec.axes[a].name + "=" + spec.entry(first, a).name;
+      for (const auto& [cell, others] : other_axes_groups(spec)) {
+        const Cell& first = *cell;
+        const std::string title = "final " + metric_header(spec.metric) + ", mean and 95% CI" + (others.empty() ? "" : ", " + others);
         std::vector<html::Series> series;
         for (std::size_t r = 0; r < spec.axes[spec.rows].entries.size(); ++r) {
           html::Series s{spec.axes[spec.rows].entries[r].name, html::palette(r), {}, true, {}};
