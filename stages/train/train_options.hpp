@@ -162,7 +162,7 @@ void TrainOptions::declare(D& d) {
   d(&O::accumulation, "accumulation", "micro-batches per optimizer step (effective batch = batch x accumulation)")
       .range(1, 4096);
   d(&O::precision, "precision",
-    "autocast dtype: auto = bf16 on CUDA, fp32 on the CPU; fp16 (CUDA) uses dynamic loss scaling",
+    "autocast dtype: auto = bf16 on CUDA, fp32 on the CPU; fp16 uses dynamic loss scaling (slow on CPUs without fp16 units)",
     {{"auto", PrecisionChoice::Auto},
      {"fp32", PrecisionChoice::Fp32},
      {"bf16", PrecisionChoice::Bf16},

@@ -52,7 +52,7 @@ PluginInfo train_plugin() {
       "step; the length comes from the data (epochs x batches per epoch / accumulation) unless\n"
       "total_steps is set. Cross-entropy with label smoothing; soft-target batches (Mixup/CutMix) are\n"
       "accepted. Gradient clipping by global norm (the norm is logged either way), accumulation,\n"
-      "bf16 autocast (CPU, CUDA) or fp16 with dynamic loss scaling (CUDA), an EMA of the weights\n"
+      "bf16 autocast or fp16 with dynamic loss scaling (on the device; CPU, CUDA), an EMA of the weights\n"
       "evaluated alongside. The model output lends the model to an evaluate node after every training\n"
       "epoch and/or every eval_every_steps steps (training waits for the answer: no copy, and early\n"
       "stopping acts before the next step); final_model lends it once after training (a test split).\n"

@@ -29,6 +29,7 @@ namespace flowrun {
 struct TrainState;
 class DataParallelGroup;
 class GradientSync;
+class LossScaler;
 
 // What a Trainer is built from. A default-constructed one holds the train stage's
 // defaults (TrainOptions, train_options.hpp) on the CPU: the defaults are declared there
@@ -81,7 +82,10 @@ struct StepStats {
   std::int64_t count = 0;
   bool stepped = false;     // the optimizer stepped after this micro-batch
   double grad_norm = 0;     // global norm before clipping, when stepped
-  bool skipped = false;     // fp16: non-finite gradients, step skipped and scale lowered
+  // fp16: the gradients were not finite, so the optimizer left the weights and the loss
+  // scale came down (the step still counts towards the schedule, as with GradScaler);
+  // with defer_reads, known after read_stats().
+  bool skipped = false;
   std::int64_t at_step = 0; // optimizer steps taken before this micro-batch
   // defer_reads: loss, correct and grad_norm above are not filled in until read_stats().
   std::shared_ptr<StepReadout> pending;
@@ -142,10 +146,10 @@ class Trainer {
   void apply_schedule();
   torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& soft) const;
   torch::Tensor clip_and_measure();  // the norm before clipping, on the device; undefined without gradients
-  void fused_adamw_step();
-  void optimizer_step(StepStats& stats, torch::Tensor* device_norm);
+  void fused_adamw_step(const torch::Tensor& found_inf);
+  void optimizer_step(StepStats& stats, torch::Tensor* device_norm, torch::Tensor* device_found_inf);
   void queue_readout(StepStats& stats, const torch::Tensor& loss, const torch::Tensor& correct,
-                     const torch::Tensor& grad_norm, const torch::Tensor& outcomes);
+                     const torch::Tensor& grad_norm, const torch::Tensor& found_inf, const torch::Tensor& outcomes);
   void update_ema();
   void sync_trainable();
 
@@ -164,8 +168,7 @@ class Trainer {
   std::int64_t step_ = 0;
   int micro_ = 0;       // micro-batches accumulated towards the next step
   int unfrozen_ = -2;   // last applied unfreeze state (-2 = none yet)
-  double loss_scale_ = 65536.0;  // fp16 dynamic loss scaling
-  int good_steps_ = 0;
+  std::unique_ptr<LossScaler> scaler_;  // fp16 only
 };
 
 }  // namespace flowrun

@@ -5,7 +5,10 @@
 // schedule position and the generator states that dropout and drop path draw from.
 #include <ATen/Context.h>
 
+#include <cmath>
+
 #include "stages/messages/train_state.hpp"
+#include "stages/train/loss_scaler.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun {
@@ -49,7 +52,12 @@ void Trainer::save_state(TrainState& out) const {
     if (it != states.end()) {
       if (config_.optimizer == Optimizer::AdamW) {
         const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-        out.tensors.emplace_back(prefix + "step", torch::tensor(s.step(), torch::kLong));
+        // Fused AdamW keeps the counts on the device, where a skipped fp16 step took its back.
+        const auto counted = adamw_steps_.find(it->first);
+        const std::int64_t step = counted != adamw_steps_.end() && counted->second.defined()
+                                      ? std::llround(counted->second.item<double>())
+                                      : s.step();
+        out.tensors.emplace_back(prefix + "step", torch::tensor(step, torch::kLong));
         out.tensors.emplace_back(prefix + "exp_avg", cpu_copy(s.exp_avg()));
         out.tensors.emplace_back(prefix + "exp_avg_sq", cpu_copy(s.exp_avg_sq()));
       } else {
@@ -71,9 +79,9 @@ void Trainer::save_state(TrainState& out) const {
   }
   out.counters["trainer/step"] = step_;
   out.counters["trainer/micro"] = micro_;
-  out.counters["trainer/good_steps"] = good_steps_;
+  out.counters["trainer/good_steps"] = scaler_ ? scaler_->finite_steps() : 0;
   out.counters["trainer/total_steps"] = schedule_.total_steps;
-  out.values["trainer/loss_scale"] = loss_scale_;
+  out.values["trainer/loss_scale"] = scaler_ ? scaler_->scale_value() : LossScaler::kInitialScale;
 }
 
 void Trainer::load_state(const TrainState& state) {
@@ -108,8 +116,8 @@ void Trainer::load_state(const TrainState& state) {
   }
   step_ = state.counter("trainer/step");
   micro_ = static_cast<int>(state.counter("trainer/micro"));
-  good_steps_ = static_cast<int>(state.counter("trainer/good_steps"));
-  loss_scale_ = state.value("trainer/loss_scale", loss_scale_);
+  if (scaler_)
+    scaler_->restore(state.value("trainer/loss_scale", LossScaler::kInitialScale), state.counter("trainer/good_steps"));
   {
     at::Generator cpu = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(cpu.mutex());

@@ -1,19 +1,59 @@
 // The train stage's parts on their own: the label-error check (which samples it
-// suspects, and that its counts survive a checkpoint) and one evaluation pass
-// (headline numbers, EMA, the worst misclassified samples).
+// suspects, and that its counts survive a checkpoint), one evaluation pass
+// (headline numbers, EMA, the worst misclassified samples) and fp16's loss scaler.
 #include <gtest/gtest.h>
+
+#include <limits>
 
 #include "model/vit_test_util.hpp"
 #include "stages/evaluate/evaluation_pass.hpp"
 #include "stages/messages/model_snapshot.hpp"
 #include "stages/messages/train_state.hpp"
 #include "stages/train/label_check.hpp"
+#include "stages/train/loss_scaler.hpp"
 #include "stages/train/train_params.hpp"
 #include "stages/train/train_plugins.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun::testing {
 namespace {
+
+// GradScaler's numbers: 65536 to start, halved by a step with a non-finite gradient,
+// doubled after 2,000 finite steps in a row; unscaling divides in place and flags infs
+// and NaNs in any of the gradients.
+TEST(LossScaler, BacksOffOnOverflowAndGrowsAfterTheIntervalOfFiniteSteps) {
+  LossScaler scaler(torch::kCPU);
+  EXPECT_EQ(scaler.scale(torch::tensor(2.0f)).item<float>(), 131072.0f);
+  std::vector<torch::Tensor> grads = {torch::tensor({65536.0f, 131072.0f}), torch::tensor({-65536.0f})};
+  torch::Tensor found_inf = scaler.unscale(grads);
+  EXPECT_EQ(found_inf.item<float>(), 0.0f);
+  EXPECT_TRUE(grads[0].equal(torch::tensor({1.0f, 2.0f})));
+  EXPECT_TRUE(grads[1].equal(torch::tensor({-1.0f})));
+  scaler.update(found_inf);
+  EXPECT_EQ(scaler.scale_value(), 65536.0);
+  EXPECT_EQ(scaler.finite_steps(), 1);
+
+  for (const float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    std::vector<torch::Tensor> some_bad = {torch::ones({3}), torch::tensor({1.0f, bad})};
+    found_inf = scaler.unscale(some_bad);
+    EXPECT_EQ(found_inf.item<float>(), 1.0f) << bad;
+  }
+  scaler.update(found_inf);
+  EXPECT_EQ(scaler.scale_value(), 32768.0);
+  EXPECT_EQ(scaler.finite_steps(), 0);
+
+  const torch::Tensor finite = torch::zeros({1});
+  for (std::int64_t i = 1; i < LossScaler::kGrowthInterval; ++i) scaler.update(finite);
+  EXPECT_EQ(scaler.scale_value(), 32768.0);
+  EXPECT_EQ(scaler.finite_steps(), LossScaler::kGrowthInterval - 1);
+  scaler.update(finite);
+  EXPECT_EQ(scaler.scale_value(), 65536.0);
+  EXPECT_EQ(scaler.finite_steps(), 0);
+
+  scaler.restore(1024.0, 7);
+  EXPECT_EQ(scaler.scale_value(), 1024.0);
+  EXPECT_EQ(scaler.finite_steps(), 7);
+}
 
 // Four samples of classes 0-3 with dataset indices 10-13.
 Batch four_samples(std::uint64_t epoch) {

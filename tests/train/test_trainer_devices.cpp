@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
 #if __has_include(<c10/cuda/CUDAFunctions.h>)
 #include <c10/cuda/CUDAFunctions.h>
@@ -163,21 +164,67 @@ TEST_P(TrainerOn, SavedStateResumesToTheSameWeights) {
   expect_same_weights(original.ema_model(), resumed.ema_model());
 }
 
-// fp16 autocast scales the loss; a step whose gradients overflow is skipped (the weights
-// stay as they were) and the scale comes down, as torch.cuda.amp.GradScaler does.
+// fp16 autocast scales the loss (LossScaler: GradScaler's rule, on the device). A step
+// whose gradients are not finite leaves the weights, the AdamW moments and step counts
+// as they were, halves the scale and still counts towards the schedule; a state saved
+// after it resumes to the same weights and scale. Every way the flag can travel: read
+// at once (immediate mode, or an optimizer without a found-inf input), or handed to the
+// fused AdamW kernel and learnt from the step's deferred numbers.
 TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
-  if (!cuda()) GTEST_SKIP() << "fp16 loss scaling is CUDA's (on the CPU the trainer refuses it: Trainer.Bf16AutocastTrainsOnTheCpu)";
-  TrainConfig c = tiny();
-  c.precision = Precision::Fp16;
-  Trainer t(c);
-  t.set_total_steps(4);
-  auto [x, y] = batch(8, 1);
-  EXPECT_FALSE(t.train_batch(x, y, {}, 0).skipped);
-  const torch::Tensor before = t.model()->head->weight.detach().clone();
-  x[0][0][0][0] = std::numeric_limits<float>::infinity();
-  const StepStats s = t.train_batch(x, y, {}, 0);
-  EXPECT_TRUE(s.skipped);
-  EXPECT_TRUE(torch::equal(before, t.model()->head->weight.detach())) << "a skipped step leaves the weights";
+  for (const bool defer : {false, true}) {
+    for (const bool fused : {true, false}) {
+      SCOPED_TRACE(std::string(defer ? "deferred reads" : "immediate reads") + (fused ? ", fused AdamW" : ", AdamW loop"));
+      TrainConfig c = tiny();
+      c.precision = Precision::Fp16;
+      c.defer_reads = defer;
+      c.fused_optimizer = fused;
+      Trainer t(c);
+      t.set_total_steps(6);
+      auto [x, y] = batch(8, 1);
+      StepStats first = t.train_batch(x, y, {}, 0);
+      t.read_stats(first);
+      EXPECT_FALSE(first.skipped);
+      TrainState before;
+      t.save_state(before);
+      EXPECT_EQ(before.value("trainer/loss_scale"), 65536.0);
+
+      torch::Tensor bad = x.clone();
+      bad[0][0][0][0] = std::numeric_limits<float>::infinity();
+      StepStats overflow = t.train_batch(bad, y, {}, 0);
+      t.read_stats(overflow);
+      EXPECT_TRUE(overflow.skipped);
+      EXPECT_EQ(t.step(), 2) << "a skipped step still counts towards the schedule";
+      TrainState after;
+      t.save_state(after);
+      EXPECT_EQ(after.value("trainer/loss_scale"), 32768.0);
+      int compared = 0;
+      for (const auto& [name, tensor] : before.tensors) {
+        if (name.rfind("model/", 0) != 0 && name.rfind("optimizer/", 0) != 0) continue;
+        const at::Tensor* now = after.find(name);
+        ASSERT_NE(now, nullptr) << name;
+        EXPECT_TRUE(tensor.equal(*now)) << name << " changed in a skipped step";
+        ++compared;
+      }
+      EXPECT_GT(compared, 10);
+
+      Trainer resumed(c);  // from the state after the skip: same scale, counts and weights
+      resumed.set_total_steps(6);
+      resumed.load_state(after);
+      for (Trainer* trainer : {&t, &resumed}) {
+        StepStats next = trainer->train_batch(x, y, {}, 0);
+        trainer->read_stats(next);
+        EXPECT_FALSE(next.skipped);
+      }
+      expect_same_weights(t.model(), resumed.model());
+      TrainState finite;
+      t.save_state(finite);
+      EXPECT_EQ(finite.value("trainer/loss_scale"), 32768.0);
+      const at::Tensor* count = finite.find("optimizer/head.weight/step");
+      ASSERT_NE(count, nullptr);
+      EXPECT_EQ(count->item<std::int64_t>(), 2) << "two steps were taken, one skipped";
+      EXPECT_FALSE(torch::equal(before.find("model/head.weight")->cpu(), t.model()->head->weight.detach().cpu()));
+    }
+  }
 }
 
 // No host sync inside a training step: under CUDA's sync debug mode every synchronising
@@ -186,23 +233,24 @@ TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
 TEST_P(TrainerOn, TrainingStepsNeverSynchroniseTheHost) {
   if (!cuda()) GTEST_SKIP() << "a host sync is a CUDA notion; on the CPU every op runs on the host";
 #ifdef FLOWRUN_TEST_SYNC_DEBUG
-  TrainConfig c = tiny();
-  c.defer_reads = true;
-  c.clip_grad_norm = 1.0;
-  c.precision = Precision::Bf16;
-  c.ema_decay = 0.99;
-  Trainer t(c);
-  t.set_total_steps(10);
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> batches;
-  for (int i = 0; i < 10; ++i) batches.push_back(batch(8, 80 + i));
-  const auto [wx, wy] = batch(8, 79);
-  t.train_batch(wx, wy, {}, 0);  // the first step allocates and initialises (syncs allowed)
   struct SyncErrors {
     SyncErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
     ~SyncErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
   };
-  std::vector<StepStats> pending;
-  {
+  for (const Precision precision : {Precision::Bf16, Precision::Fp16}) {  // fp16: the loss scaler's flag stays on the device
+    SCOPED_TRACE(precision == Precision::Bf16 ? "bf16" : "fp16");
+    TrainConfig c = tiny();
+    c.defer_reads = true;
+    c.clip_grad_norm = 1.0;
+    c.precision = precision;
+    c.ema_decay = 0.99;
+    Trainer t(c);
+    t.set_total_steps(10);
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> batches;
+    for (int i = 0; i < 10; ++i) batches.push_back(batch(8, 80 + i));
+    const auto [wx, wy] = batch(8, 79);
+    t.train_batch(wx, wy, {}, 0);  // the first step allocates and initialises (syncs allowed)
+    std::vector<StepStats> pending;
     SyncErrors errors;
     for (int i = 0; i < 10; ++i) {
       EXPECT_NO_THROW(pending.push_back(t.train_batch(batches[static_cast<std::size_t>(i)].first,
