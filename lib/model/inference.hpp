@@ -15,7 +15,7 @@
 
 namespace flowrun {
 
-// Mixed precision for a forward pass: autocast to bf16 (CPU or CUDA) or fp16 (CUDA).
+// Mixed precision for a forward pass: autocast to bf16 or fp16 (CPU or CUDA).
 class AutocastScope {
  public:
   AutocastScope(Precision precision, const torch::Device& device);

@@ -8,7 +8,8 @@ LossScaler::LossScaler(c10::Device device)
     : scale_(at::full({1}, kInitialScale, at::TensorOptions().dtype(at::kFloat).device(device))),
       growth_(at::zeros({1}, at::TensorOptions().dtype(at::kInt).device(device))) {}
 
-at::Tensor LossScaler::scale(const at::Tensor& loss) const { return loss * scale_.to(loss.scalar_type()); }
+// In float32 whatever the loss's dtype: 65536 is past fp16's largest value.
+at::Tensor LossScaler::scale(const at::Tensor& loss) const { return loss.to(at::kFloat) * scale_; }
 
 at::Tensor LossScaler::unscale(std::vector<at::Tensor>& grads) const {
   at::Tensor found_inf = at::zeros({1}, scale_.options());

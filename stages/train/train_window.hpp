@@ -21,7 +21,7 @@ struct TrainWindow {
     correct += s.correct;
     count += s.count;
     ++batches;
-    if (s.stepped) {
+    if (s.stepped && !s.skipped) {  // an fp16 step skipped for non-finite gradients has no norm to average
       grad_norm_sum += s.grad_norm;
       ++steps;
     }

@@ -151,6 +151,7 @@ class Trainer {
   void queue_readout(StepStats& stats, const torch::Tensor& loss, const torch::Tensor& correct,
                      const torch::Tensor& grad_norm, const torch::Tensor& found_inf, const torch::Tensor& outcomes);
   void update_ema();
+  void note_skipped_step(bool skipped, std::int64_t step) const;  // fp16: logs, and fails a run that only skips
   void sync_trainable();
 
   TrainConfig config_;
@@ -169,6 +170,7 @@ class Trainer {
   int micro_ = 0;       // micro-batches accumulated towards the next step
   int unfrozen_ = -2;   // last applied unfreeze state (-2 = none yet)
   std::unique_ptr<LossScaler> scaler_;  // fp16 only
+  mutable int skipped_in_a_row_ = 0;     // fp16: counted where each step's flag is read
 };
 
 }  // namespace flowrun

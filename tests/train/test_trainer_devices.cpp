@@ -187,6 +187,7 @@ TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
       TrainState before;
       t.save_state(before);
       EXPECT_EQ(before.value("trainer/loss_scale"), 65536.0);
+      EXPECT_EQ(before.counter("trainer/good_steps"), 1);
 
       torch::Tensor bad = x.clone();
       bad[0][0][0][0] = std::numeric_limits<float>::infinity();
@@ -197,6 +198,7 @@ TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
       TrainState after;
       t.save_state(after);
       EXPECT_EQ(after.value("trainer/loss_scale"), 32768.0);
+      EXPECT_EQ(after.counter("trainer/good_steps"), 0);
       int compared = 0;
       for (const auto& [name, tensor] : before.tensors) {
         if (name.rfind("model/", 0) != 0 && name.rfind("optimizer/", 0) != 0) continue;
@@ -223,6 +225,53 @@ TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
       ASSERT_NE(count, nullptr);
       EXPECT_EQ(count->item<std::int64_t>(), 2) << "two steps were taken, one skipped";
       EXPECT_FALSE(torch::equal(before.find("model/head.weight")->cpu(), t.model()->head->weight.detach().cpu()));
+    }
+  }
+}
+
+// A run whose gradients are never finite (here: an inf pixel in every batch) does not
+// skip steps forever: 25 in a row fail it as diverged, wherever the flag is read. A
+// first step skipped by the fused kernel leaves its fresh moments at zero and its
+// count at 0; where the flag was read on the host, no optimizer state was made.
+TEST_P(TrainerOn, Fp16StepsThatNeverFinishFailTheRunAsDiverged) {
+  for (const bool defer : {false, true}) {
+    for (const bool fused : {true, false}) {
+      SCOPED_TRACE(std::string(defer ? "deferred reads" : "immediate reads") + (fused ? ", fused AdamW" : ", AdamW loop"));
+      TrainConfig c = tiny();
+      c.precision = Precision::Fp16;
+      c.defer_reads = defer;
+      c.fused_optimizer = fused;
+      Trainer t(c);
+      t.set_total_steps(40);
+      auto [x, y] = batch(8, 2);
+      x[0][0][0][0] = std::numeric_limits<float>::infinity();
+      std::vector<StepStats> steps;
+      int step = 0;
+      bool diverged = false;
+      try {
+        for (; step < 40; ++step) {
+          steps.push_back(t.train_batch(x, y, {}, 0));
+          t.read_stats(steps.back());
+          EXPECT_TRUE(steps.back().skipped) << "step " << step;
+          if (step == 0) {
+            TrainState state;
+            t.save_state(state);
+            const at::Tensor* count = state.find("optimizer/head.weight/step");
+            if (fused && defer) {  // the flag went to the kernel
+              ASSERT_NE(count, nullptr);
+              EXPECT_EQ(count->item<std::int64_t>(), 0);
+              EXPECT_EQ(state.find("optimizer/head.weight/exp_avg")->abs().sum().item<double>(), 0.0);
+            } else {
+              EXPECT_EQ(count, nullptr);
+            }
+          }
+        }
+      } catch (const DivergedError& e) {
+        diverged = true;
+        EXPECT_NE(std::string(e.what()).find("25 steps in a row"), std::string::npos) << e.what();
+      }
+      EXPECT_TRUE(diverged);
+      EXPECT_EQ(step, 24) << "the 25th skipped step fails the run";
     }
   }
 }
