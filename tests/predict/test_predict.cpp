@@ -196,6 +196,45 @@ TEST(SavedModels, EvaluateAndPredictGiveTheTrainingRunsFinalEvaluation) {
   EXPECT_EQ(std::system(cmd.str().c_str()), 0) << read_file(dir.path() + "/check.txt");
 }
 
+// On a GPU (bench/device_check.sh runs the suite there), the model a CPU run saved scores
+// and labels the same images with --device cuda as the CPU did. fp32 on both sides
+// (auto would be bf16 on CUDA); cuDNN still convolves the patch embedding in TF32 by
+// default, so the tolerances (loss 0.5% relative, at most 3 of 300 top classes changed,
+// probabilities within 0.01) are a first guess that no GPU has checked yet.
+TEST(SavedModels, EvaluateAndPredictOnCudaAgreeWithTheCpu) {
+  if (!fs::exists("/dev/nvidia0"))
+    GTEST_SKIP() << "no GPU here (/dev/nvidia0 is missing); bench/device_check.sh runs this case on one";
+  TempDir dir;
+  const std::string best = train_small_model(dir.path() + "/train");
+  const json on_cpu = metrics_of(dir.path() + "/train/eval.json");
+  const std::string fp32 = "nodes.model.params.precision=fp32";
+  auto r = run_flowrun({"evaluate", best, "--device", "cuda", "--set", fp32, "--run-dir", dir.path() + "/eval"}, -1,
+                       SIGINT, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json on_gpu = metrics_of(dir.path() + "/eval/test.json");
+  EXPECT_EQ(on_gpu["count"], on_cpu["count"]);
+  EXPECT_NEAR(on_gpu["loss"].get<double>(), on_cpu["loss"].get<double>(), 0.005 * on_cpu["loss"].get<double>());
+  EXPECT_NEAR(on_gpu["accuracy"].get<double>(), on_cpu["accuracy"].get<double>(), 3.0 / 300 + 1e-9);
+
+  const std::string images = dir.path() + "/images";
+  extract_test_images(images, 30);
+  const auto cpu_run = run_flowrun({"predict", best, images, "--device", "cpu"}, -1, SIGINT, 120);
+  const auto gpu_run = run_flowrun({"predict", best, images, "--device", "cuda", "--set", fp32}, -1, SIGINT, 120);
+  ASSERT_EQ(cpu_run.exit_code, 0) << cpu_run.err;
+  ASSERT_EQ(gpu_run.exit_code, 0) << gpu_run.err;
+  std::map<std::string, json> cpu_top;
+  for (const json& p : json_lines(cpu_run.out)) cpu_top[p["path"]] = p["top"][0];
+  const std::vector<json> gpu_lines = json_lines(gpu_run.out);
+  ASSERT_EQ(gpu_lines.size(), 300u);
+  int changed = 0;
+  for (const json& p : gpu_lines) {
+    const json& cpu = cpu_top.at(p["path"].get<std::string>());
+    if (p["top"][0]["index"] != cpu["index"]) ++changed;
+    else EXPECT_NEAR(p["top"][0]["p"].get<double>(), cpu["p"].get<double>(), 0.01) << p["path"];
+  }
+  EXPECT_LE(changed, 3) << "top classes that differ between the CPU and the GPU";
+}
+
 TEST(SavedModels, PredictSkipsBrokenFilesResizesAnySizeAndNeverDamagesAnOutput) {
   TempDir dir;
   const std::string best = train_small_model(dir.path() + "/train");
