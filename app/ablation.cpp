@@ -11,6 +11,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "flowrun/errors.hpp"
+#include "flowrun/json_keys.hpp"
+
 namespace flowrun::ablation {
 namespace fs = std::filesystem;
 // Ordered: the axes apply, and nest, in the order the file lists them.
@@ -181,9 +184,11 @@ Spec parse_spec(const std::string& path) {
 Spec parse_spec_text(const std::string& text, const std::string& path) {
   json j;
   try {
-    j = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+    j = json::parse(text, DuplicateKeyCheck::callback<json>(path), true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     fail(path, "", std::string("not valid JSON: ") + e.what());
+  } catch (const DescriptionError& e) {
+    fail(path, e.problems().front().pointer, e.problems().front().message);
   }
   if (!j.is_object()) fail(path, "", "expected a JSON object with name, base, seeds and variants or axes");
   only_keys(j, {"name", "base", "seeds", "set", "metric", "variants", "axes", "prepare", "baseline", "rows", "cols", "note"},

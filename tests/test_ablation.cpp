@@ -124,6 +124,8 @@ TEST(Ablation, RefusesMistakesNamingTheEntry) {
   expect_contains(error_of(R"({"name": "a", "base": "nope.json", "seeds": [1], "variants": [{"name": "x"}]})", dir),
                   "base: no pipeline at");
   expect_contains(error_of("{not json", dir), "not valid JSON");
+  expect_contains(error_of("{" + ok_head + R"("axes": {"lr": [{"name": "a", "set": [], "set": ["x=1"]}]}})", dir),
+                  "/axes/lr/0: the key \"set\" appears twice");
   expect_contains(error_of("{" + ok_head + R"("metric": "accuracy"})", dir), "give \"variants\" (a list) or \"axes\"");
   expect_contains(error_of("{" + ok_head + R"("axes": {"a": [{"name": "x-y"}], "b": [{"name": "z"}], "c": []}})", dir),
                   "axes.c: expected a non-empty list");

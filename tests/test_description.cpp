@@ -66,6 +66,26 @@ TEST(Description, MalformedJsonGivesLineAndColumn) {
   }
 }
 
+// JSON keeps only the last of two equal keys; a description that repeats one would run
+// with a setting its author may not have meant, so it is refused where it happens.
+TEST(Description, ARepeatedKeyIsRefusedWithItsPlace) {
+  for (const auto& [text, pointer] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"name": "t", "seed": 1, "seed": 2})", ""},
+           {R"({"name": "t", "nodes": [{"id": "a"}, {"id": "b", "params": {"lr": 1, "x": [1, {"y": 2}], "lr": 2}}]})",
+            "/nodes/1/params"},
+           {R"({"name": "t", "a": [[1, 2], [3, {"k": 1, "k": 1}]]})", "/a/1/1"}}) {
+    try {
+      describe(text);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const DescriptionError& e) {
+      ASSERT_EQ(e.problems().size(), 1u) << e.what();
+      EXPECT_EQ(e.problems()[0].pointer, pointer) << e.what();
+      EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(parse_description_json(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]})", "same keys apart"));
+}
+
 TEST(Description, UnknownPluginSuggestsClosestNames) {
   expect_problem(problems_of(with_nodes(R"({"id": "src", "plugin": "countr_source"}, )" + std::string(kSink),
                                         R"("src -> sink")")),

@@ -7,6 +7,7 @@
 
 #include "flowrun/description.hpp"
 #include "flowrun/errors.hpp"
+#include "flowrun/json_keys.hpp"
 
 namespace flowrun {
 using json = nlohmann::json;
@@ -72,7 +73,8 @@ std::string escape_pointer_token(const std::string& token) {
 
 json parse_description_json(const std::string& text, const std::string& source) {
   try {
-    return json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    return json::parse(text, DuplicateKeyCheck::callback<json>(source), /*allow_exceptions=*/true,
+                       /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     throw DescriptionError(source, "", "malformed JSON at " + line_and_column(text, e.byte) + ": " +
                                            strip_nlohmann_prefix(e.what()));
