@@ -299,4 +299,35 @@ std::string substitute_prepared(const std::string& text, const std::map<std::str
   return out + text.substr(from);
 }
 
+namespace {
+
+void drop_prose(nlohmann::json& j) {
+  if (j.is_object()) {
+    j.erase("note");
+    j.erase("description");
+  }
+  if (j.is_structured())
+    for (auto& child : j) drop_prose(child);
+}
+
+}  // namespace
+
+std::string description_differences(const std::string& recorded, const std::string& asked, std::size_t shown) {
+  nlohmann::json there = nlohmann::json::parse(recorded), now = nlohmann::json::parse(asked);
+  drop_prose(there);
+  drop_prose(now);
+  const nlohmann::json patch = nlohmann::json::diff(there, now);
+  std::string out;
+  for (std::size_t i = 0; i < patch.size() && i < shown; ++i) {
+    const std::string op = patch[i]["op"], path = patch[i]["path"];
+    const nlohmann::json::json_pointer at(path);
+    out += (out.empty() ? "" : "; ") + (path.empty() ? std::string("the whole description") : path) + ": ";
+    if (op == "add") out += "absent there, " + patch[i]["value"].dump() + " now";
+    else if (op == "remove") out += there.at(at).dump() + " there, absent now";
+    else out += there.at(at).dump() + " there, " + patch[i]["value"].dump() + " now";
+  }
+  if (patch.size() > shown) out += "; and " + std::to_string(patch.size() - shown) + " more";
+  return out;
+}
+
 }  // namespace flowrun::ablation

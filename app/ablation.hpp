@@ -100,6 +100,12 @@ Spec parse_spec_text(const std::string& text, const std::string& path);
 // Replaces every ${prepare.NAME} in `text` by folders.at(NAME); throws naming an unknown one.
 std::string substitute_prepared(const std::string& text, const std::map<std::string, std::string>& folders);
 
+// What differs between the description a run folder recorded (its pipeline.json) and
+// the one the file asks for now, both as JSON text; "" when they are the same. "note"
+// and "description" keys (prose) do not count. At most `shown` differences are named
+// ("/nodes/6/params/lr: 0.001 there, 0.002 now"), then how many more there are.
+std::string description_differences(const std::string& recorded, const std::string& asked, std::size_t shown = 3);
+
 using Curve = std::vector<std::pair<double, double>>;  // (step, value)
 
 // What one run folder says about its run.

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -78,6 +79,13 @@ std::string minutes(double seconds) {
   return std::isfinite(seconds) ? log::fixed(seconds / 60, 1) + " min" : std::string("?");
 }
 
+std::string read_whole(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 class Sweep {
  public:
   Sweep(Context& context, const AblateArgs& args) : context_(context), args_(args) {
@@ -128,6 +136,36 @@ class Sweep {
     for (const PlannedRun& p : plan_)
       if (p.seed == spec_.seeds.front())
         check(p, (spec_.axes.size() == 1 ? spec_.axes[0].name : std::string("run")) + " '" + spec_.cells[p.cell].name + "'");
+    check_folders_match();
+  }
+
+  // A run folder made by another description (the file, its pipeline or the command
+  // line's --set changed since; or another file sharing a prepared run_dir asks for
+  // something else) is not this file's run: skipping, resuming or reporting it would
+  // mix results. Refused before anything runs, naming what differs.
+  void check_folders_match() {
+    std::vector<std::string> stale;
+    for (const std::vector<PlannedRun>* runs : {&prepared_, &plan_})
+      for (const PlannedRun& p : *runs) {
+        const fs::path recorded = fs::path(p.folder) / "pipeline.json";
+        if (!fs::exists(recorded)) continue;
+        std::string differences;
+        try {
+          differences = ablation::description_differences(
+              read_whole(recorded), load_pipeline(context_, p.pipeline, p.overrides).resolved_json);
+        } catch (const nlohmann::json::exception& e) {
+          differences = std::string("its pipeline.json is not valid JSON (") + e.what() + ")";
+        }
+        if (!differences.empty()) stale.push_back("  " + p.folder + ": " + differences);
+      }
+    if (stale.empty()) return;
+    std::string list;
+    for (std::size_t i = 0; i < stale.size() && i < 5; ++i) list += stale[i] + "\n";
+    if (stale.size() > 5) list += "  and " + std::to_string(stale.size() - 5) + " more\n";
+    throw UsageError("ablation " + spec_.file + ": " + std::to_string(stale.size()) +
+                     " run folder(s) were made by another description than the one this file (with --set) gives now:\n" +
+                     list + "run them again by removing those folders, give --out another folder (or the prepared run " +
+                     "another run_dir), or put the file back as it was");
   }
 
   int run() {
@@ -473,10 +511,13 @@ void add_ablate_command(CLI::App& app, Context& context) {
       "is kept as failed unless --retry-failed. --dry-run lists every run and its state (with\n"
       "--log-level debug, its command). --set on the command line applies to every cell's run after\n"
       "its entries' (prepared runs keep theirs). A runner locks the run folder it runs (.ablate.lock):\n"
-      "a sweep that finds one locked stops. docs/ablations.md has the whole format.\n"
+      "a sweep that finds one locked stops. A run folder whose recorded pipeline.json is not the\n"
+      "description the file gives now (the file, its pipeline or --set changed) stops the sweep\n"
+      "before anything runs (exit 2, naming what differs). docs/ablations.md has the whole format.\n"
       "\n"
       "Exit codes: 0 every run finished, 1 some run failed or was interrupted (or a prepared run\n"
-      "failed, or a folder is locked), 2 invalid file or run, 130 SIGINT, 143 SIGTERM");
+      "failed, or a folder is locked), 2 invalid file or run, or a folder made by another\n"
+      "description, 130 SIGINT, 143 SIGTERM");
   command->add_option("FILE", args->file, "the ablation file (.json)")->required();
   command->add_option("--out", args->out, "folder of the sweep (default runs/ablations/NAME)")->type_name("DIR");
   add_overrides(*command, args->overrides);

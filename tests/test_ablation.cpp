@@ -150,6 +150,19 @@ TEST(Ablation, RefusesMistakesNamingTheEntry) {
 
 // The 95% interval's t quantiles against the printed table (two-sided 0.05, e.g.
 // NIST/SEMATECH e-Handbook table 1.4.2.7.3), and a paired interval computed by hand.
+// What a run folder recorded against what the file asks now: prose does not count.
+TEST(Ablation, DescriptionDifferencesNameEachChangedValue) {
+  const std::string recorded = R"({"name": "p", "seed": 1, "note": "old words",
+    "nodes": [{"id": "a", "params": {"lr": 0.001, "x": 1}}, {"id": "b", "note": "b"}]})";
+  EXPECT_EQ(description_differences(recorded, recorded), "");
+  EXPECT_EQ(description_differences(recorded, R"({"name": "p", "seed": 1, "note": "new words",
+    "nodes": [{"id": "a", "params": {"x": 1, "lr": 0.001}}, {"id": "b"}]})"), "");
+  EXPECT_EQ(description_differences(recorded, R"({"name": "p", "seed": 2,
+    "nodes": [{"id": "a", "params": {"lr": 0.002, "y": 3}}, {"id": "b"}]})"),
+            "/nodes/0/params/lr: 0.001 there, 0.002 now; /nodes/0/params/x: 1 there, absent now; "
+            "/nodes/0/params/y: absent there, 3 now; and 1 more");
+}
+
 TEST(Ablation, StudentTQuantilesMatchTheTable) {
   const std::vector<std::pair<double, double>> table = {{1, 12.706}, {2, 4.303}, {3, 3.182}, {4, 2.776}, {5, 2.571},
                                                         {9, 2.262},  {19, 2.093}, {29, 2.045}, {100, 1.984}};
@@ -457,6 +470,18 @@ TEST(Ablation, GridWithAPreparedRunRunsEachRunOnceAndResumes) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out.find("run 1/"), std::string::npos) << r.out;
   expect_contains(read_file(out + "/ablation.md"), "| init \\ per_class | 4 | 8 |");
+
+  // The file changed after its runs: its finished folders are not its runs any more.
+  std::string changed = read_file(file);
+  changed.replace(changed.find("batch_size=8"), 12, "batch_size=4");
+  dir.write("grid.json", changed);
+  r = run_flowrun({"ablate", file, "--out", out}, -1, SIGINT, 60);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  expect_contains(r.err, "4 run folder(s) were made by another description");
+  expect_contains(r.err, "pretrained-4-s5: /nodes/");
+  expect_contains(r.err, "/params/batch_size: 8 there, 4 now");
+  EXPECT_EQ(r.err.find("scratch-8-s5:"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("run 1/"), std::string::npos) << r.out;
 }
 
 // A prepared run that fails stops the sweep before any of the runs that need it.
