@@ -62,6 +62,22 @@ class TrainerOn : public ::testing::TestWithParam<std::string> {
     return {torch::randn({n, 3, 32, 32}, g).to(device()), torch::randint(0, 4, {n}, g).to(device())};
   }
 
+  // fp16 configurations, one per way the overflow flag travels: read at once (immediate
+  // reads, or the AdamW loop, which has no found-inf input), or handed to the fused
+  // kernel and read with the step's deferred numbers.
+  std::vector<std::pair<std::string, TrainConfig>> fp16_flag_routes() const {
+    std::vector<std::pair<std::string, TrainConfig>> routes;
+    for (const bool defer : {false, true})
+      for (const bool fused : {true, false}) {
+        TrainConfig c = tiny();
+        c.precision = Precision::Fp16;
+        c.defer_reads = defer;
+        c.fused_optimizer = fused;
+        routes.emplace_back(std::string(defer ? "deferred reads" : "immediate reads") + (fused ? ", fused AdamW" : ", AdamW loop"), c);
+      }
+    return routes;
+  }
+
   void expect_close(double a, double b, const std::string& what) const {
     if (cuda()) EXPECT_NEAR(a, b, 1e-4 * std::max(1.0, std::abs(b))) << what;
     else EXPECT_EQ(a, b) << what;
@@ -171,61 +187,55 @@ TEST_P(TrainerOn, SavedStateResumesToTheSameWeights) {
 // at once (immediate mode, or an optimizer without a found-inf input), or handed to the
 // fused AdamW kernel and learnt from the step's deferred numbers.
 TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
-  for (const bool defer : {false, true}) {
-    for (const bool fused : {true, false}) {
-      SCOPED_TRACE(std::string(defer ? "deferred reads" : "immediate reads") + (fused ? ", fused AdamW" : ", AdamW loop"));
-      TrainConfig c = tiny();
-      c.precision = Precision::Fp16;
-      c.defer_reads = defer;
-      c.fused_optimizer = fused;
-      Trainer t(c);
-      t.set_total_steps(6);
-      auto [x, y] = batch(8, 1);
-      StepStats first = t.train_batch(x, y, {}, 0);
-      t.read_stats(first);
-      EXPECT_FALSE(first.skipped);
-      TrainState before;
-      t.save_state(before);
-      EXPECT_EQ(before.value("trainer/loss_scale"), 65536.0);
-      EXPECT_EQ(before.counter("trainer/good_steps"), 1);
+  for (const auto& [route, c] : fp16_flag_routes()) {
+    SCOPED_TRACE(route);
+    Trainer t(c);
+    t.set_total_steps(6);
+    auto [x, y] = batch(8, 1);
+    StepStats first = t.train_batch(x, y, {}, 0);
+    t.read_stats(first);
+    EXPECT_FALSE(first.skipped);
+    TrainState before;
+    t.save_state(before);
+    EXPECT_EQ(before.value("trainer/loss_scale"), 65536.0);
+    EXPECT_EQ(before.counter("trainer/good_steps"), 1);
 
-      torch::Tensor bad = x.clone();
-      bad[0][0][0][0] = std::numeric_limits<float>::infinity();
-      StepStats overflow = t.train_batch(bad, y, {}, 0);
-      t.read_stats(overflow);
-      EXPECT_TRUE(overflow.skipped);
-      EXPECT_EQ(t.step(), 2) << "a skipped step still counts towards the schedule";
-      TrainState after;
-      t.save_state(after);
-      EXPECT_EQ(after.value("trainer/loss_scale"), 32768.0);
-      EXPECT_EQ(after.counter("trainer/good_steps"), 0);
-      int compared = 0;
-      for (const auto& [name, tensor] : before.tensors) {
-        if (name.rfind("model/", 0) != 0 && name.rfind("optimizer/", 0) != 0) continue;
-        const at::Tensor* now = after.find(name);
-        ASSERT_NE(now, nullptr) << name;
-        EXPECT_TRUE(tensor.equal(*now)) << name << " changed in a skipped step";
-        ++compared;
-      }
-      EXPECT_GT(compared, 10);
-
-      Trainer resumed(c);  // from the state after the skip: same scale, counts and weights
-      resumed.set_total_steps(6);
-      resumed.load_state(after);
-      for (Trainer* trainer : {&t, &resumed}) {
-        StepStats next = trainer->train_batch(x, y, {}, 0);
-        trainer->read_stats(next);
-        EXPECT_FALSE(next.skipped);
-      }
-      expect_same_weights(t.model(), resumed.model());
-      TrainState finite;
-      t.save_state(finite);
-      EXPECT_EQ(finite.value("trainer/loss_scale"), 32768.0);
-      const at::Tensor* count = finite.find("optimizer/head.weight/step");
-      ASSERT_NE(count, nullptr);
-      EXPECT_EQ(count->item<std::int64_t>(), 2) << "two steps were taken, one skipped";
-      EXPECT_FALSE(torch::equal(before.find("model/head.weight")->cpu(), t.model()->head->weight.detach().cpu()));
+    torch::Tensor bad = x.clone();
+    bad[0][0][0][0] = std::numeric_limits<float>::infinity();
+    StepStats overflow = t.train_batch(bad, y, {}, 0);
+    t.read_stats(overflow);
+    EXPECT_TRUE(overflow.skipped);
+    EXPECT_EQ(t.step(), 2) << "a skipped step still counts towards the schedule";
+    TrainState after;
+    t.save_state(after);
+    EXPECT_EQ(after.value("trainer/loss_scale"), 32768.0);
+    EXPECT_EQ(after.counter("trainer/good_steps"), 0);
+    int compared = 0;
+    for (const auto& [name, tensor] : before.tensors) {
+      if (name.rfind("model/", 0) != 0 && name.rfind("optimizer/", 0) != 0) continue;
+      const at::Tensor* now = after.find(name);
+      ASSERT_NE(now, nullptr) << name;
+      EXPECT_TRUE(tensor.equal(*now)) << name << " changed in a skipped step";
+      ++compared;
     }
+    EXPECT_GT(compared, 10);
+
+    Trainer resumed(c);  // from the state after the skip: same scale, counts and weights
+    resumed.set_total_steps(6);
+    resumed.load_state(after);
+    for (Trainer* trainer : {&t, &resumed}) {
+      StepStats next = trainer->train_batch(x, y, {}, 0);
+      trainer->read_stats(next);
+      EXPECT_FALSE(next.skipped);
+    }
+    expect_same_weights(t.model(), resumed.model());
+    TrainState finite;
+    t.save_state(finite);
+    EXPECT_EQ(finite.value("trainer/loss_scale"), 32768.0);
+    const at::Tensor* count = finite.find("optimizer/head.weight/step");
+    ASSERT_NE(count, nullptr);
+    EXPECT_EQ(count->item<std::int64_t>(), 2) << "two steps were taken, one skipped";
+    EXPECT_FALSE(torch::equal(before.find("model/head.weight")->cpu(), t.model()->head->weight.detach().cpu()));
   }
 }
 
@@ -234,45 +244,39 @@ TEST_P(TrainerOn, Fp16LossScalingSkipsAnOverflowingStep) {
 // first step skipped by the fused kernel leaves its fresh moments at zero and its
 // count at 0; where the flag was read on the host, no optimizer state was made.
 TEST_P(TrainerOn, Fp16StepsThatNeverFinishFailTheRunAsDiverged) {
-  for (const bool defer : {false, true}) {
-    for (const bool fused : {true, false}) {
-      SCOPED_TRACE(std::string(defer ? "deferred reads" : "immediate reads") + (fused ? ", fused AdamW" : ", AdamW loop"));
-      TrainConfig c = tiny();
-      c.precision = Precision::Fp16;
-      c.defer_reads = defer;
-      c.fused_optimizer = fused;
-      Trainer t(c);
-      t.set_total_steps(40);
-      auto [x, y] = batch(8, 2);
-      x[0][0][0][0] = std::numeric_limits<float>::infinity();
-      std::vector<StepStats> steps;
-      int step = 0;
-      bool diverged = false;
-      try {
-        for (; step < 40; ++step) {
-          steps.push_back(t.train_batch(x, y, {}, 0));
-          t.read_stats(steps.back());
-          EXPECT_TRUE(steps.back().skipped) << "step " << step;
-          if (step == 0) {
-            TrainState state;
-            t.save_state(state);
-            const at::Tensor* count = state.find("optimizer/head.weight/step");
-            if (fused && defer) {  // the flag went to the kernel
-              ASSERT_NE(count, nullptr);
-              EXPECT_EQ(count->item<std::int64_t>(), 0);
-              EXPECT_EQ(state.find("optimizer/head.weight/exp_avg")->abs().sum().item<double>(), 0.0);
-            } else {
-              EXPECT_EQ(count, nullptr);
-            }
+  for (const auto& [route, c] : fp16_flag_routes()) {
+    SCOPED_TRACE(route);
+    Trainer t(c);
+    t.set_total_steps(40);
+    auto [x, y] = batch(8, 2);
+    x[0][0][0][0] = std::numeric_limits<float>::infinity();
+    std::vector<StepStats> steps;
+    int step = 0;
+    bool diverged = false;
+    try {
+      for (; step < 40; ++step) {
+        steps.push_back(t.train_batch(x, y, {}, 0));
+        t.read_stats(steps.back());
+        EXPECT_TRUE(steps.back().skipped) << "step " << step;
+        if (step == 0) {
+          TrainState state;
+          t.save_state(state);
+          const at::Tensor* count = state.find("optimizer/head.weight/step");
+          if (c.fused_optimizer && c.defer_reads) {  // the flag went to the kernel
+            ASSERT_NE(count, nullptr);
+            EXPECT_EQ(count->item<std::int64_t>(), 0);
+            EXPECT_EQ(state.find("optimizer/head.weight/exp_avg")->abs().sum().item<double>(), 0.0);
+          } else {
+            EXPECT_EQ(count, nullptr);
           }
         }
-      } catch (const DivergedError& e) {
-        diverged = true;
-        EXPECT_NE(std::string(e.what()).find("25 steps in a row"), std::string::npos) << e.what();
       }
-      EXPECT_TRUE(diverged);
-      EXPECT_EQ(step, 24) << "the 25th skipped step fails the run";
+    } catch (const DivergedError& e) {
+      diverged = true;
+      EXPECT_NE(std::string(e.what()).find("25 steps in a row"), std::string::npos) << e.what();
     }
+    EXPECT_TRUE(diverged);
+    EXPECT_EQ(step, 24) << "the 25th skipped step fails the run";
   }
 }
 
