@@ -25,6 +25,22 @@ namespace {
   throw std::runtime_error(file + (where.empty() ? "" : ": " + where) + ": " + what);
 }
 
+// "/axes/lr/0" as the file's other messages name places: "axes.lr[0]".
+std::string dotted(const std::string& pointer) {
+  std::string out;
+  std::size_t at = 1;
+  while (at <= pointer.size() && !pointer.empty()) {
+    const std::size_t end = std::min(pointer.find('/', at), pointer.size());
+    std::string token = pointer.substr(at, end - at);
+    for (std::size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, "/");
+    for (std::size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, "~");
+    const bool index = !token.empty() && token.find_first_not_of("0123456789") == std::string::npos;
+    out += index ? "[" + token + "]" : (out.empty() ? "" : ".") + token;
+    at = end + 1;
+  }
+  return out;
+}
+
 const std::regex kNamePattern("[A-Za-z0-9_.+-]+");
 const std::string kPrepareOpen = "${prepare.";
 
@@ -188,7 +204,7 @@ Spec parse_spec_text(const std::string& text, const std::string& path) {
   } catch (const json::parse_error& e) {
     fail(path, "", std::string("not valid JSON: ") + e.what());
   } catch (const DescriptionError& e) {
-    fail(path, e.problems().front().pointer, e.problems().front().message);
+    fail(path, dotted(e.problems().front().pointer), e.problems().front().message);
   }
   if (!j.is_object()) fail(path, "", "expected a JSON object with name, base, seeds and variants or axes");
   only_keys(j, {"name", "base", "seeds", "set", "metric", "variants", "axes", "prepare", "baseline", "rows", "cols", "note"},
@@ -301,13 +317,13 @@ std::string substitute_prepared(const std::string& text, const std::map<std::str
 
 namespace {
 
+// The description's prose: its top-level "description" and the nodes' "note"s.
 void drop_prose(nlohmann::json& j) {
-  if (j.is_object()) {
-    j.erase("note");
-    j.erase("description");
-  }
-  if (j.is_structured())
-    for (auto& child : j) drop_prose(child);
+  if (!j.is_object()) return;
+  j.erase("description");
+  if (j.contains("nodes") && j["nodes"].is_array())
+    for (auto& node : j["nodes"])
+      if (node.is_object()) node.erase("note");
 }
 
 }  // namespace
@@ -319,7 +335,12 @@ std::string description_differences(const std::string& recorded, const std::stri
   const nlohmann::json patch = nlohmann::json::diff(there, now);
   std::string out;
   for (std::size_t i = 0; i < patch.size() && i < shown; ++i) {
-    const std::string op = patch[i]["op"], path = patch[i]["path"];
+    const std::string op = patch[i]["op"];
+    std::string path = patch[i]["path"];
+    if (path.size() >= 2 && path.compare(path.size() - 2, 2, "/-") == 0) {  // appended to an array: name its index
+      const std::string parent = path.substr(0, path.size() - 2);
+      path = parent + "/" + std::to_string(there.at(nlohmann::json::json_pointer(parent)).size());
+    }
     const nlohmann::json::json_pointer at(path);
     out += (out.empty() ? "" : "; ") + (path.empty() ? std::string("the whole description") : path) + ": ";
     if (op == "add") out += "absent there, " + patch[i]["value"].dump() + " now";

@@ -153,12 +153,20 @@ class Sweep {
         try {
           differences = ablation::description_differences(
               read_whole(recorded), load_pipeline(context_, p.pipeline, p.overrides).resolved_json);
-        } catch (const nlohmann::json::exception& e) {
+        } catch (const nlohmann::json::parse_error& e) {
           differences = std::string("its pipeline.json is not valid JSON (") + e.what() + ")";
+        } catch (const nlohmann::json::exception& e) {
+          differences = std::string("its pipeline.json could not be compared (") + e.what() + ")";
         }
         if (!differences.empty()) stale.push_back("  " + p.folder + ": " + differences);
       }
     if (stale.empty()) return;
+    if (args_.dry_run) {
+      log::warn(stale.size(), " run folder(s) were made by another description than the one the file gives now; a "
+                "sweep would stop here (exit 2):");
+      for (const std::string& s : stale) log::warn(s);
+      return;
+    }
     std::string list;
     for (std::size_t i = 0; i < stale.size() && i < 5; ++i) list += stale[i] + "\n";
     if (stale.size() > 5) list += "  and " + std::to_string(stale.size() - 5) + " more\n";

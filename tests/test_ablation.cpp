@@ -125,7 +125,7 @@ TEST(Ablation, RefusesMistakesNamingTheEntry) {
                   "base: no pipeline at");
   expect_contains(error_of("{not json", dir), "not valid JSON");
   expect_contains(error_of("{" + ok_head + R"("axes": {"lr": [{"name": "a", "set": [], "set": ["x=1"]}]}})", dir),
-                  "/axes/lr/0: the key \"set\" appears twice");
+                  "axes.lr[0]: the key \"set\" appears twice");
   expect_contains(error_of("{" + ok_head + R"("metric": "accuracy"})", dir), "give \"variants\" (a list) or \"axes\"");
   expect_contains(error_of("{" + ok_head + R"("axes": {"a": [{"name": "x-y"}], "b": [{"name": "z"}], "c": []}})", dir),
                   "axes.c: expected a non-empty list");
@@ -152,11 +152,14 @@ TEST(Ablation, RefusesMistakesNamingTheEntry) {
 // NIST/SEMATECH e-Handbook table 1.4.2.7.3), and a paired interval computed by hand.
 // What a run folder recorded against what the file asks now: prose does not count.
 TEST(Ablation, DescriptionDifferencesNameEachChangedValue) {
-  const std::string recorded = R"({"name": "p", "seed": 1, "note": "old words",
+  const std::string recorded = R"({"name": "p", "seed": 1, "description": "old words",
     "nodes": [{"id": "a", "params": {"lr": 0.001, "x": 1}}, {"id": "b", "note": "b"}]})";
   EXPECT_EQ(description_differences(recorded, recorded), "");
-  EXPECT_EQ(description_differences(recorded, R"({"name": "p", "seed": 1, "note": "new words",
-    "nodes": [{"id": "a", "params": {"x": 1, "lr": 0.001}}, {"id": "b"}]})"), "");
+  EXPECT_EQ(description_differences(recorded, R"({"name": "p", "seed": 1, "description": "new words",
+    "nodes": [{"id": "a", "params": {"x": 1, "lr": 1e-3}}, {"id": "b"}]})"), "");
+  EXPECT_EQ(description_differences(recorded, R"({"name": "p", "seed": 1,
+    "nodes": [{"id": "a", "params": {"lr": 0.001, "x": 1, "note": "a parameter"}}, {"id": "b"}, {"id": "c"}]})"),
+            "/nodes/0/params/note: absent there, \"a parameter\" now; /nodes/2: absent there, {\"id\":\"c\"} now");
   EXPECT_EQ(description_differences(recorded, R"({"name": "p", "seed": 2,
     "nodes": [{"id": "a", "params": {"lr": 0.002, "y": 3}}, {"id": "b"}]})"),
             "/nodes/0/params/lr: 0.001 there, 0.002 now; /nodes/0/params/x: 1 there, absent now; "

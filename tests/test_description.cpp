@@ -84,6 +84,13 @@ TEST(Description, ARepeatedKeyIsRefusedWithItsPlace) {
     }
   }
   EXPECT_NO_THROW(parse_description_json(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]})", "same keys apart"));
+  nlohmann::json doc = parse_description_json(R"({"name": "t"})", "t");
+  try {
+    apply_overrides(doc, {R"(nodes={"a": 1, "a": 2})"});
+    ADD_FAILURE() << "a --set value with a repeated key was accepted";
+  } catch (const DescriptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("appears twice"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Description, UnknownPluginSuggestsClosestNames) {

@@ -102,7 +102,7 @@ void apply_overrides(json& document, const std::vector<std::string>& overrides) 
     const std::string value_text = override_text.substr(eq + 1);
     json value;
     try {
-      value = json::parse(value_text);
+      value = json::parse(value_text, DuplicateKeyCheck::callback<json>(source));
     } catch (const json::parse_error&) {
       value = value_text;  // a bare word: take it as a string
     } catch (const json::exception& e) {
