@@ -50,7 +50,8 @@ std::string resume_pipeline(int per_class = 8, int epochs = 3, const std::string
     {"id": "test_batch", "plugin": "batch", "params": {"batch_size": 20, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
     {"id": "train", "plugin": "train", "params": {"model": "vit_cifar_micro", "width": 64, "depth": 2, "heads": 2,
         "dropout": 0.1, "drop_path": 0.2, "lr": 2e-3, "warmup_steps": 3, "log_every": 2, "threads": 1,
-        "ema_decay": 0.9, "save_every_steps": 1)" + extra_train + R"(}},
+        "ema_decay": 0.9)" + (extra_train.find("\"save_every_steps\"") == std::string::npos ? R"(, "save_every_steps": 1)" : "") +
+         extra_train + R"(}},
     {"id": "eval", "plugin": "evaluate"},
     {"id": "ckpt", "plugin": "checkpoint", "params": {"keep_last": 0, "best_metric": "accuracy"}},
     {"id": "report", "plugin": "report"}],

@@ -229,8 +229,8 @@ TEST(DiagnosticsPipeline, RunningOutOfMemoryEndsWithAdvice) {
   // A 3.5 GB address-space limit and a model with 1025 tokens per image: the first
   // train step cannot allocate its activations.
   TempDir dir;
-  const std::string p = dir.write("p.json", pipeline(8, 1, std::string("{") + kTiny +
-                                                           R"(, "patch_size": 1, "width": 128, "depth": 4})"));
+  const std::string p = dir.write("p.json", pipeline(8, 1, R"({"model": "vit_cifar_micro", "heads": 2, "threads": 1,
+      "log_every": 2, "patch_size": 1, "width": 128, "depth": 4})"));
   const std::string cmd = "bash -c 'ulimit -v 3500000; exec " + flowrun_binary() + " " + p + " --run-dir " + dir.path() +
                           "/run --set nodes.batch.params.batch_size=64' > " + dir.path() + "/out.txt 2>&1";
   const int status = std::system(cmd.c_str());
