@@ -60,10 +60,20 @@ class CudaTransfer : public DeviceTransfer {
     entry.host = host;
     auto out = std::make_shared<Batch>(*host);
     {
+      // A batch already on this GPU (batch stages ran there) was made on the calling
+      // thread's current stream, after its own fence: the side stream, whose event the
+      // new fence carries, waits for both.
+      if (on_a_gpu(*host)) {
+        at::cuda::CUDAEvent made(cudaEventDisableTiming);
+        made.record(c10::cuda::getCurrentCUDAStream(device_.index()));
+        made.block(side_);
+      }
       c10::cuda::CUDAStreamGuard on_side(side_);
+      host->wait_ready();
       out->images = copy(host->images, entry);
       out->labels = copy(host->labels, entry);
       if (host->labels.defined() && !host->labels.is_cuda()) out->host_labels = host->labels;
+      if (host->images.defined() && !host->images.is_cuda()) out->host_images = host->images;
       out->targets = copy(host->targets, entry);
       entry.copied = std::make_shared<at::cuda::CUDAEvent>(cudaEventDisableTiming);
       entry.copied->record(side_);
@@ -85,6 +95,11 @@ class CudaTransfer : public DeviceTransfer {
     std::shared_ptr<at::cuda::CUDAEvent> copied;
   };
 
+  static bool on_a_gpu(const Batch& b) {
+    return (b.images.defined() && b.images.is_cuda()) || (b.labels.defined() && b.labels.is_cuda()) ||
+           (b.targets.defined() && b.targets.is_cuda());
+  }
+
   static at::Device resolve(const std::string& name) {
     at::Device d(name);
     if (!d.is_cuda()) throw std::invalid_argument("to_device: '" + name + "' is not a CUDA device");
@@ -95,7 +110,8 @@ class CudaTransfer : public DeviceTransfer {
   // pinned it, else a recycled pinned buffer filled on the host.
   at::Tensor copy(const at::Tensor& t, InFlight& entry) {
     if (!t.defined()) return t;
-    // Already on a GPU (a batch stage ran there first): no host staging to do.
+    // Already on a GPU (a batch stage ran there first): no host staging to do. From
+    // another GPU, ATen's copy waits for that GPU's current stream.
     if (t.is_cuda()) return t.device() == device_ ? t : t.to(device_, /*non_blocking=*/true);
     at::Tensor source = t;
     if (!t.is_pinned()) {

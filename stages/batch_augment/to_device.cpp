@@ -62,8 +62,10 @@ PluginInfo to_device_plugin() {
       "CUDA), otherwise through recycled pinned buffers. The batch goes on at once with a CUDA\n"
       "event that the consumer's stream waits on, so the host never waits for the copy; at most\n"
       "`depth` copies are in flight, and host buffers are reused only after their copy completed.\n"
-      "Dataset indices and keys stay on the host. On the CPU the stage passes batches through\n"
-      "untouched, at no cost, so one description serves both.\n"
+      "Dataset indices and keys stay on the host, and the batch keeps the host's labels and images\n"
+      "beside the device's: the label check and the reports' thumbnails read those, never waiting\n"
+      "for the device. On the CPU the stage passes batches through untouched, at no cost, so one\n"
+      "description serves both.\n"
       "\n"
       "  {\"id\": \"to_device\", \"plugin\": \"to_device\", \"params\": {\"depth\": 2}}");
   p.outputs = {{"out", kBatchKind, "the batches on the run's device"}};

@@ -40,6 +40,9 @@ struct Batch : Payload {
   // keeps `indices` there): what the host reads labels from without waiting for the
   // device. Undefined while `labels` is on the CPU.
   at::Tensor host_labels;
+  // Likewise the images as they left the host (before any augmentation on the device):
+  // what reports take thumbnails from, so that a thumbnail never waits for the device.
+  at::Tensor host_images;
   std::vector<std::string> keys;  // path or member name per sample, for reports
   std::uint64_t epoch = 0;
   std::uint64_t step = 0;         // batch number since the start of the run

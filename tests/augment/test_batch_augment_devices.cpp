@@ -137,11 +137,15 @@ TEST_P(OnDevice, ToDeviceDeliversEveryBatchWhole) {
     EXPECT_TRUE(got.images.cpu().equal(sent[i]->images)) << "batch " << i;
     EXPECT_TRUE(got.labels.cpu().equal(sent[i]->labels)) << "batch " << i;
     EXPECT_EQ(got.step, sent[i]->step);
-    // The labels stay readable on the host without waiting for the device (the label check's).
+    // Labels and images stay readable on the host without waiting for the device (the
+    // label check's and the thumbnails').
     if (GetParam() == "cuda") {
       ASSERT_TRUE(got.host_labels.defined());
       EXPECT_TRUE(got.host_labels.is_cpu());
       EXPECT_TRUE(got.host_labels.equal(sent[i]->labels)) << "batch " << i;
+      ASSERT_TRUE(got.host_images.defined());
+      EXPECT_TRUE(got.host_images.is_cpu());
+      EXPECT_TRUE(got.host_images.equal(sent[i]->images)) << "batch " << i;
     }
   }
 }

@@ -88,20 +88,25 @@ TEST(LabelCheck, SuspectsSamplesContradictedConfidentlyInMostEpochs) {
   EXPECT_FALSE(LabelCheck(1.0, 10).enabled());
 }
 
-// On CUDA, labels read off the device would wait for the step just queued: the check
-// reads the host copy to_device keeps. Labels on the meta device (no data: any read
-// throws) stand in for device labels the host must not touch.
-TEST(LabelCheck, ReadsTheHostCopyOfLabelsNotTheDevices) {
+// On CUDA, labels or images read off the device would wait for the step just queued:
+// the check reads the host copies to_device keeps, the suspects' thumbnails included.
+// Tensors on the meta device (no data: any read throws) stand in for device tensors the
+// host must not touch.
+TEST(LabelCheck, ReadsTheHostCopiesOfLabelsAndImagesNotTheDevices) {
   LabelCheck check(0.7, 10);
   for (int e = 1; e <= 3; ++e) {
     Batch b = four_samples(e);
     b.host_labels = b.labels;
+    b.host_images = b.images;
     b.labels = torch::empty({4}, torch::TensorOptions().dtype(torch::kLong).device(torch::kMeta));
+    b.images = torch::empty({4, 3, 16, 16}, torch::TensorOptions().device(torch::kMeta));  // as if resized there
     check.observe(b, outcomes(e, 3), e == 3);
   }
   const std::vector<Misclassified> suspects = check.take_suspects();
   ASSERT_EQ(suspects.size(), 1u);
   EXPECT_EQ(suspects[0].key, "s10");
+  EXPECT_EQ(suspects[0].thumbnail.width, 8) << "the thumbnail of the host's 8-px image";
+  EXPECT_EQ(suspects[0].thumbnail.rgb.size(), 8u * 8u * 3u);
 }
 
 TEST(LabelCheck, LowerConfidenceThresholdAddsTheUnsureSample) {

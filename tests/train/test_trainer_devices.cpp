@@ -18,6 +18,7 @@
 #include "stages/evaluate/evaluation_pass.hpp"
 #include "stages/messages/model_snapshot.hpp"
 #include "stages/messages/train_state.hpp"
+#include "stages/train/label_check.hpp"
 #include "stages/train/trainer.hpp"
 
 namespace flowrun::testing {
@@ -163,7 +164,9 @@ TEST_P(TrainerOn, SavedStateResumesToTheSameWeights) {
   }
   TrainState state;
   original.save_state(state);
-  if (cuda()) EXPECT_NE(state.find("rng/torch_cuda"), nullptr) << "the CUDA generator's state is saved";
+  if (cuda()) {
+    EXPECT_NE(state.find("rng/torch_cuda"), nullptr) << "the CUDA generator's state is saved";
+  }
   for (int i = 3; i < 6; ++i) {
     const auto [x, y] = batch(8, i);
     original.train_batch(x, y, {}, 0);
@@ -282,13 +285,25 @@ TEST_P(TrainerOn, Fp16StepsThatNeverFinishFailTheRunAsDiverged) {
 
 // No host sync inside a training step: under CUDA's sync debug mode every synchronising
 // call throws. The train stage reads each step's numbers two steps later behind an event
-// (not a stream or device sync), as here; logging and evaluation are where it may wait.
+// (not a stream or device sync), as here, and the label check reads host copies;
+// logging and evaluation are where it may wait. A host sync is a CUDA notion: on the
+// CPU the same steps run without the check, so that CI runs the test's own logic.
 TEST_P(TrainerOn, TrainingStepsNeverSynchroniseTheHost) {
-  if (!cuda()) GTEST_SKIP() << "a host sync is a CUDA notion; on the CPU every op runs on the host";
+#ifndef FLOWRUN_TEST_SYNC_DEBUG
+  if (cuda()) GTEST_SKIP() << "this LibTorch has no CUDA headers";
+#endif
+  struct SyncErrors {  // every synchronising CUDA call throws while it lives (on CUDA)
+    bool on;
+    explicit SyncErrors(bool cuda) : on(cuda) { set(true); }
+    ~SyncErrors() { set(false); }
+    void set(bool error) const {
 #ifdef FLOWRUN_TEST_SYNC_DEBUG
-  struct SyncErrors {
-    SyncErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
-    ~SyncErrors() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
+      using c10::cuda::SyncDebugMode;
+      if (on) c10::cuda::warning_state().set_sync_debug_mode(error ? SyncDebugMode::L_ERROR : SyncDebugMode::L_DISABLED);
+#else
+      (void)error;
+#endif
+    }
   };
   for (const Precision precision : {Precision::Bf16, Precision::Fp16}) {  // fp16: the loss scaler's flag stays on the device
     SCOPED_TRACE(precision == Precision::Bf16 ? "bf16" : "fp16");
@@ -303,18 +318,33 @@ TEST_P(TrainerOn, TrainingStepsNeverSynchroniseTheHost) {
     for (int i = 0; i < 10; ++i) batches.push_back(batch(8, 80 + i));
     const auto [wx, wy] = batch(8, 79);
     t.train_batch(wx, wy, {}, 0);  // the first step allocates and initialises (syncs allowed)
+    // The label check on, in its last epoch (where it takes suspects' thumbnails): it
+    // reads the host copies to_device keeps beside the device's tensors.
+    std::vector<Batch> sent(10);
+    for (int i = 0; i < 10; ++i) {
+      Batch& b = sent[static_cast<std::size_t>(i)];
+      std::tie(b.images, b.labels) = batches[static_cast<std::size_t>(i)];
+      b.host_images = b.images.cpu();
+      b.host_labels = b.labels.cpu();
+      b.indices = torch::arange(8 * i, 8 * i + 8, torch::kLong);
+      b.keys.assign(8, "sample");
+    }
+    LabelCheck check(0.0, 8);  // any wrong sighting is a suspect: every one takes a thumbnail
     std::vector<StepStats> pending;
-    SyncErrors errors;
+    std::vector<Trainer::Outcome> ignored, outcomes;
+    SyncErrors errors(cuda());
     for (int i = 0; i < 10; ++i) {
       EXPECT_NO_THROW(pending.push_back(t.train_batch(batches[static_cast<std::size_t>(i)].first,
-                                                      batches[static_cast<std::size_t>(i)].second, {}, 0)))
+                                                      batches[static_cast<std::size_t>(i)].second, {}, 0, &ignored)))
           << "step " << i << " synchronised with the host";
-      if (i >= 2) EXPECT_NO_THROW(t.read_stats(pending[static_cast<std::size_t>(i - 2)])) << "reading step " << i - 2;
+      if (i < 2) continue;
+      outcomes.clear();  // read_stats appends
+      EXPECT_NO_THROW(t.read_stats(pending[static_cast<std::size_t>(i - 2)], &outcomes)) << "reading step " << i - 2;
+      EXPECT_NO_THROW(check.observe(sent[static_cast<std::size_t>(i - 2)], outcomes, /*last_epoch=*/true))
+          << "the label check on step " << i - 2;
     }
+    EXPECT_FALSE(check.take_suspects().empty()) << "a random model gets some of 64 samples wrong";
   }
-#else
-  GTEST_SKIP() << "this LibTorch has no CUDA headers";
-#endif
 }
 
 // The evaluate node's pass over a snapshot lent on the device, batches on the device:
