@@ -1,6 +1,7 @@
 #include "device.hpp"
 
 #include <torch/cuda.h>
+#include <torch/headeronly/version.h>
 
 #include <stdexcept>
 
@@ -17,6 +18,11 @@ std::string resolve_device(const std::string& requested) {
                              std::to_string(available) + " usable CUDA device(s); use \"auto\" or \"cpu\"");
   }
   return requested;
+}
+
+std::string runtime_summary() {
+  const std::size_t available = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+  return std::string("LibTorch ") + TORCH_VERSION + "; CUDA devices usable here: " + std::to_string(available);
 }
 
 }  // namespace flowrun

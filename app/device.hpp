@@ -1,5 +1,5 @@
 // Resolves the description's device ("auto", "cpu", "cuda", "cuda:N") with LibTorch,
-// the only part of the command line that needs it today. Kept in its own file so
+// and says what it finds for --version. Kept in its own file so
 // <torch/...> is compiled once.
 #pragma once
 
@@ -10,5 +10,10 @@ namespace flowrun {
 // "auto" -> "cuda" when a CUDA device is usable, else "cpu". Throws
 // std::runtime_error when CUDA is asked for and none is there (or N is too large).
 std::string resolve_device(const std::string& requested);
+
+// For --version: the LibTorch this binary was built against and the CUDA devices it
+// can use here ("LibTorch 2.11.0; CUDA devices usable here: 1"): the first thing to
+// look at when a GPU machine's run falls back to, or refuses, the CPU.
+std::string runtime_summary();
 
 }  // namespace flowrun

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "device.hpp"
 #include "flowrun/errors.hpp"
 #include "flowrun/logging.hpp"
 #include "flowrun/memory.hpp"
@@ -116,7 +117,7 @@ int main_impl(int argc, char** argv) {
   app.footer(kFooter);
   app.require_subcommand(0, 1);
   bool version = false;
-  app.add_flag("--version", version, "print the version");
+  app.add_flag("--version", version, "print the version, the LibTorch it runs on and the CUDA devices it can use");
   add_run_command(app, context);
   add_validate_command(app, context);
   add_graph_command(app, context);
@@ -147,7 +148,7 @@ int main_impl(int argc, char** argv) {
     return kExitUsage;
   }
   if (version) {
-    std::cout << "flowrun " << FLOWRUN_VERSION << "\n";
+    std::cout << "flowrun " << FLOWRUN_VERSION << "\n" << runtime_summary() << "\n";
     return kExitOk;
   }
   if (!context.action) {

@@ -27,6 +27,8 @@ TEST(Cli, VersionAndHelp) {
   auto r = run_flowrun({"--version"});
   EXPECT_EQ(r.exit_code, 0);
   expect_contains(r.out, "flowrun 0.");
+  expect_contains(r.out, "LibTorch 2.");
+  expect_contains(r.out, "CUDA devices usable here: ");  // the device check's first look at the GPU
   r = run_flowrun({"--help"});
   EXPECT_EQ(r.exit_code, 0);
   expect_contains(r.out, "Exit codes:");

@@ -31,12 +31,10 @@ for a in "$@"; do
     *) echo "usage: make_bundle.sh [--no-build] [--no-data] [--data-only]" >&2; exit 2 ;;
   esac
 done
-BINARIES=(flowrun tests/flowrun_tests tests/flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench
-          flowrun_loader_bench)
+BINARIES=(flowrun tests/flowrun_tests tests/flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench)
 
 if ((build)); then
-  scripts/build.sh flowrun flowrun_tests flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench \
-    flowrun_loader_bench >/dev/null
+  scripts/build.sh flowrun flowrun_tests flowrun_dp_probe flowrun_mix_bench flowrun_train_step_bench >/dev/null
 fi
 mkdir -p "$OUT/data"
 if ((binaries)); then

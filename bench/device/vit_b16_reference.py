@@ -9,14 +9,17 @@ parameters), label smoothing 0.1, drop path 0.1, clipping at 1.0, non_blocking c
 --compile wraps the model in torch.compile. Like flowrun it synchronises with the device
 only at log steps (every --log-every steps: the loss is read there), and it leaves TF32
 at PyTorch's defaults, as flowrun does (matmul TF32 off, cuDNN convolutions on).
-Prints one JSON line: images/s over the timed steps (from the first timed log step to
-the last), and the share of that time spent waiting for the next batch.
+Prints one JSON line: images/s after warm-up as flowrun's figure is taken (the median
+of the windows between log steps, the first window left out), their mean over the
+whole timed span, the share of that span spent waiting for the next batch, and the
+span's wall-clock ends (for the GPU busy share over the same time).
 
     python3 bench/device/vit_b16_reference.py --data DIR_OF_EXTRACTED_TAR/train [--steps 120] [--device cuda] [--compile]
 """
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -32,13 +35,13 @@ def main():
     ap.add_argument("--model", default="vit_base_patch16_224")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=120)
-    ap.add_argument("--warmup", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=None, help="steps before the clock starts (default: one log window)")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--log-every", type=int, default=20, help="steps between reads of the loss (device syncs)")
     a = ap.parse_args()
-    a.warmup = max(a.warmup, 1)  # the clock starts at the warm-up's last log step
+    a.warmup = max(a.log_every if a.warmup is None else a.warmup, 1)  # the clock starts at the warm-up's last step
     tf = transforms.Compose([transforms.RandomResizedCrop(224, scale=(0.5, 1.0)), transforms.RandomHorizontalFlip(),
                              transforms.ToTensor(), transforms.Normalize([0.5] * 3, [0.5] * 3)])
     data = torchvision.datasets.ImageFolder(a.data, transform=tf)
@@ -56,6 +59,9 @@ def main():
     wait_s = 0.0
     timed_from = timed_to = None
     done = timed = 0
+    windows = []  # images/s between consecutive log steps after warm-up
+    last_log = None  # (time, steps done) at the latest log step
+    unix_from = unix_to = None
     while done < a.warmup + a.steps:
         it = iter(loader)
         while done < a.warmup + a.steps:
@@ -78,16 +84,21 @@ def main():
                 loss.item()  # the log step's read: the only wait for the device
                 now = time.perf_counter()
                 if done == a.warmup:
-                    timed_from, timed = now, 0
+                    timed_from, timed, unix_from = now, 0, time.time()
                 elif timed_from is not None:
-                    timed_to = now
+                    timed_to, unix_to = now, time.time()
+                    windows.append(a.batch * (done - last_log[1]) / (now - last_log[0]))
+                last_log = (now, done)
             if timed_from is not None and done > a.warmup:
                 timed += 1
     elapsed = (timed_to or time.perf_counter()) - timed_from
+    mean = a.batch * timed / elapsed
     print(json.dumps({"tool": f"PyTorch {torch.__version__} + timm {timm.__version__} + DataLoader" +
                       (" + torch.compile" if a.compile else ""), "model": a.model, "batch": a.batch,
-                      "workers": a.workers, "steps": timed, "images_per_s": round(a.batch * timed / elapsed, 1),
-                      "data_wait_share": round(wait_s / elapsed, 4), "command": " ".join(["python3"] + sys.argv)}))
+                      "workers": a.workers, "steps": timed, "windows": len(windows),
+                      "images_per_s": round(statistics.median(windows) if windows else mean, 1),
+                      "images_per_s_mean": round(mean, 1), "data_wait_share": round(wait_s / elapsed, 4),
+                      "timed_unix": [unix_from, unix_to], "command": " ".join(["python3"] + sys.argv)}))
 
 
 if __name__ == "__main__":
