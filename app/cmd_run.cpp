@@ -7,6 +7,7 @@
 
 #include "cli.hpp"
 #include "data_parallel.hpp"
+#include "device.hpp"
 #include "execute.hpp"
 #include "flowrun/atomic_file.hpp"
 #include "flowrun/logging.hpp"
@@ -26,6 +27,7 @@ struct RunArgs {
   std::string run_dir;
   std::string profile;
   int dist_timeout_s = 300;
+  bool warn_host_syncs = false;
 };
 
 namespace fs = std::filesystem;
@@ -61,6 +63,17 @@ int run_pipeline(Context& context, const RunArgs& args) {
   const bool writer = placement.rank == 0;
   if (!writer && context.log_level.empty()) configure_logging("warn");
   Description description = load_pipeline(context, args.pipeline, args.overrides);
+  if (args.warn_host_syncs) {
+    if (description.device.rfind("cuda", 0) != 0)
+      log::warn("--warn-host-syncs: the run's device is ", description.device,
+                ": a host sync is a CUDA notion, nothing will be reported");
+    else if (!warn_on_host_syncs())
+      log::warn("--warn-host-syncs: this build's LibTorch has no CUDA headers; nothing will be reported");
+    else
+      log::info("--warn-host-syncs: every call that makes the host wait for the GPU prints \"called a synchronizing "
+                "CUDA operation\" on stderr (log steps, evaluations and checkpoints wait by design; training steps "
+                "should not)");
+  }
   // One rank of a data-parallel job: rank 0 writes (run folder, log file, checkpoints,
   // reports); the others log warnings only unless asked for more.
   const auto group = join_data_parallel(placement, description, std::chrono::seconds(args.dist_timeout_s));
@@ -200,6 +213,10 @@ void add_run_command(CLI::App& app, Context& context) {
                       "the run fails; a rank that dies is noticed at once regardless")
       ->type_name("SECONDS")
       ->check(CLI::Range(1, 86400));
+  command->add_flag("--warn-host-syncs", args->warn_host_syncs,
+                    "CUDA: print a warning at every call that makes the host wait for the GPU (c10's sync debug "
+                    "mode, as torch.cuda.set_sync_debug_mode(\"warn\")): finds what stalls the queue of work. Log "
+                    "steps, evaluations and checkpoints wait by design; training steps should not");
   add_log_level(*command, context);
   command->callback([&context, args] { context.action = [&context, args] { return run_pipeline(context, *args); }; });
 }

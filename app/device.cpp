@@ -5,6 +5,11 @@
 
 #include <stdexcept>
 
+#if __has_include(<c10/cuda/CUDAFunctions.h>)
+#include <c10/cuda/CUDAFunctions.h>
+#define FLOWRUN_SYNC_DEBUG 1
+#endif
+
 namespace flowrun {
 
 std::string resolve_device(const std::string& requested) {
@@ -23,6 +28,15 @@ std::string resolve_device(const std::string& requested) {
 std::string runtime_summary() {
   const std::size_t available = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
   return std::string("LibTorch ") + TORCH_VERSION + "; CUDA devices usable here: " + std::to_string(available);
+}
+
+bool warn_on_host_syncs() {
+#ifdef FLOWRUN_SYNC_DEBUG
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+  return true;
+#else
+  return false;
+#endif
 }
 
 }  // namespace flowrun

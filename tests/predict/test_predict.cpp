@@ -196,18 +196,6 @@ TEST(SavedModels, EvaluateAndPredictGiveTheTrainingRunsFinalEvaluation) {
   EXPECT_EQ(std::system(cmd.str().c_str()), 0) << read_file(dir.path() + "/check.txt");
 }
 
-// A GPU's device file (/dev/nvidia0, or another index where a container is given one
-// GPU of several): this file runs the binary and has no LibTorch to ask.
-bool has_nvidia_device() {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/dev", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.size() > 6 && name.rfind("nvidia", 0) == 0 && name.find_first_not_of("0123456789", 6) == std::string::npos)
-      return true;
-  }
-  return false;
-}
-
 // On a GPU (bench/device_check.sh runs the suite there), the model a CPU run saved scores
 // and labels the same images with --device cuda as the CPU did. fp32 on both sides
 // (auto would be bf16 on CUDA); cuDNN still convolves the patch embedding in TF32 by

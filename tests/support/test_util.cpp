@@ -88,6 +88,16 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
+bool has_nvidia_device() {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/dev", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() > 6 && name.rfind("nvidia", 0) == 0 && name.find_first_not_of("0123456789", 6) == std::string::npos)
+      return true;
+  }
+  return false;
+}
+
 CommandResult run_flowrun(const std::vector<std::string>& args, int signal_after_ms, int signal, double timeout_s,
                           const std::vector<std::string>& extra_env) {
   TempDir capture;

@@ -67,4 +67,9 @@ std::string flowrun_binary();
 std::string source_dir();
 std::string read_file(const std::string& path);
 
+// Whether this machine has a GPU's device file (/dev/nvidia0, or another index where a
+// container is given one GPU of several): for tests that run the binary and have no
+// LibTorch to ask.
+bool has_nvidia_device();
+
 }  // namespace flowrun::testing
