@@ -2,7 +2,8 @@
 // The CUDA cases run only where LibTorch sees a GPU (bench/device_check.sh runs them
 // on the GPU machine) and say why they were skipped otherwise. On every device the
 // results must equal the CPU's: bit for bit where the operation involves no resampling
-// or blending, within one grey level (resampling) or float tolerance (Mixup) otherwise.
+// or blending, within one or two grey levels (resampling) or float tolerance (Mixup)
+// otherwise.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -70,8 +71,11 @@ TEST_P(OnDevice, BatchStagesGiveTheCpusResults) {
       {"batch_normalize", R"({"mean": [0.4914, 0.4822, 0.4465], "std": [0.247, 0.2435, 0.2616]})", 0},
       {"batch_random_erasing", R"({"p": 0.8, "random_value": true})", 0},
       {"batch_resize", R"({"size": [224]})", 1},
-      {"batch_random_resized_crop", R"({"size": [224], "scale": [0.5, 1.0]})", 1},
-      {"batch_random_resized_crop", R"({"size": [48], "interpolation": "bicubic"})", 1},
+      // Crops on the CPU take ATen's fixed-point uint8 kernel, elsewhere the float passes
+      // rounded between (CUDA has no uint8 kernel): the two differ by up to 2 grey levels
+      // on random noise (measured on the CPU, the float passes standing in for CUDA's).
+      {"batch_random_resized_crop", R"({"size": [224], "scale": [0.5, 1.0]})", 2},
+      {"batch_random_resized_crop", R"({"size": [48], "interpolation": "bicubic"})", 2},
       {"mixup_cutmix", R"({"mode": "elem", "label_smoothing": 0.1})", 1},  // uint8 blends round: one level
   };
   for (const Case& c : cases) {
@@ -82,8 +86,10 @@ TEST_P(OnDevice, BatchStagesGiveTheCpusResults) {
     ASSERT_EQ(got.images.device(), device());
     const torch::Tensor back = got.images.cpu();
     ASSERT_EQ(back.sizes(), expected.images.sizes());
-    const double gap = (back.to(torch::kDouble) - expected.images.to(torch::kDouble)).abs().max().item<double>();
-    EXPECT_LE(gap, c.tolerance);
+    const torch::Tensor gaps = (back.to(torch::kDouble) - expected.images.to(torch::kDouble)).abs();
+    EXPECT_LE(gaps.max().item<double>(), c.tolerance);
+    // Rounding may differ here and there, never everywhere (the crops: 0.05 on average).
+    EXPECT_LE(gaps.mean().item<double>(), c.tolerance > 0 ? 0.1 : 0);
     if (expected.targets.defined()) {
       ASSERT_TRUE(got.targets.defined());
       EXPECT_LT((got.targets.cpu() - expected.targets).abs().max().item<double>(), 1e-6);

@@ -15,11 +15,13 @@
 #endif
 
 #include "model/vit_test_util.hpp"
+#include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/evaluate/evaluation_pass.hpp"
 #include "stages/messages/model_snapshot.hpp"
 #include "stages/messages/train_state.hpp"
 #include "stages/train/label_check.hpp"
 #include "stages/train/trainer.hpp"
+#include "support/test_util.hpp"
 
 namespace flowrun::testing {
 namespace {
@@ -149,7 +151,8 @@ TEST_P(TrainerOn, Bf16AutocastWithEmaTrainsOnTheDevice) {
 }
 
 // A state saved on the device (weights, EMA, optimizer moments, the device's generator
-// for dropout and drop path) resumes in a fresh trainer to the same weights.
+// for dropout and drop path), written to a checkpoint file and read back, resumes in a
+// fresh trainer to the same weights.
 TEST_P(TrainerOn, SavedStateResumesToTheSameWeights) {
   deterministic();
   TrainConfig c = tiny(3);
@@ -171,10 +174,13 @@ TEST_P(TrainerOn, SavedStateResumesToTheSameWeights) {
     const auto [x, y] = batch(8, i);
     original.train_batch(x, y, {}, 0);
   }
-  c.seed = 99;  // another start: everything must come from the state
+  TempDir dir;
+  write_checkpoint(state, dir.path() + "/step3.h5", "{}");
+  const CheckpointFile file = read_checkpoint(dir.path() + "/step3.h5");
+  c.seed = 99;  // another start: everything must come from the file
   Trainer resumed(c);
   resumed.set_total_steps(8);
-  resumed.load_state(state);
+  resumed.load_state(file.state);
   for (int i = 3; i < 6; ++i) {
     const auto [x, y] = batch(8, i);
     resumed.train_batch(x, y, {}, 0);
