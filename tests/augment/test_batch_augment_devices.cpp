@@ -11,6 +11,7 @@
 #include "stages/batch_augment/mix_ops.hpp"
 #include "stages/core/collect.hpp"
 #include "stages/messages/batch.hpp"
+#include "support/sync_errors.hpp"
 #include "support/test_util.hpp"
 #include "support/toy_stages.hpp"
 
@@ -109,6 +110,54 @@ TEST_P(OnDevice, MixArithmeticMatchesTheCpuOnFloatBatches) {
     const MixedBatch dev = apply_mix(x.to(device()), host->labels.to(device()), m, 10, 0.1);
     EXPECT_LT((dev.images.cpu() - cpu.images).abs().max().item<double>(), 1e-6);
     EXPECT_LT((dev.targets.cpu() - cpu.targets).abs().max().item<double>(), 1e-6);
+  }
+}
+
+// No stage of the data path makes the host wait for the GPU (its per-sample choices are
+// made on the host and copied without a sync): every batch stage, Mixup/CutMix in each
+// mode, and to_device from pinned and from pageable memory, under CUDA's sync debug
+// mode, after one warm-up batch each. On the CPU the same calls run unchecked.
+TEST_P(OnDevice, DataPathStagesNeverSynchroniseTheHost) {
+  if (GetParam() == "cuda" && !SyncErrors::available()) GTEST_SKIP() << "this LibTorch has no CUDA headers";
+  const std::pair<const char*, const char*> stages[] = {
+      {"batch_flip", R"({"p": 0.5})"},
+      {"batch_normalize", R"({"mean": [0.5], "std": [0.5]})"},
+      {"batch_random_erasing", R"({"p": 0.8, "random_value": true})"},
+      {"batch_resize", R"({"size": [48]})"},
+      {"batch_random_resized_crop", R"({"size": [48], "scale": [0.5, 1.0]})"},
+      {"mixup_cutmix", R"({"mode": "batch"})"},
+      {"mixup_cutmix", R"({"mode": "pair"})"},
+      {"mixup_cutmix", R"({"mode": "elem", "label_smoothing": 0.1})"},
+      {"to_device", R"({"depth": 2})"},
+  };
+  for (const auto& [plugin, params] : stages) {
+    SCOPED_TRACE(std::string(plugin) + " " + params);
+    const bool transfer = std::string(plugin) == "to_device";
+    auto stage = make_stage(plugin, params, 7, GetParam());
+    auto& ordered = dynamic_cast<OrderedStage&>(*stage);
+    std::vector<std::shared_ptr<Batch>> batches;
+    for (int i = 0; i < 5; ++i) {
+      auto host = random_batch(8, 32, 40 + static_cast<std::uint64_t>(i));
+      host->step = static_cast<std::uint64_t>(i);
+      if (transfer && i % 2 && GetParam() == "cuda") host->images = host->images.pin_memory();
+      batches.push_back(transfer ? host : on(host, device()));
+    }
+    RecordingEmitter out;
+    const auto process = [&](const std::shared_ptr<Batch>& b) {
+      Message m;
+      m.payload = b;
+      m.epoch = b->epoch;
+      m.index = b->step;
+      ordered.process(m, out);
+    };
+    process(batches[0]);  // first use: allocations, tables
+    {
+      SyncErrors errors(GetParam() == "cuda");
+      for (std::size_t i = 1; i < batches.size(); ++i)
+        EXPECT_NO_THROW(process(batches[i])) << "batch " << i << " made the host wait for the GPU";
+    }
+    ordered.finish(out);
+    EXPECT_EQ(out.emitted.size(), batches.size());
   }
 }
 

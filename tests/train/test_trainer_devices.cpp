@@ -9,11 +9,6 @@
 #include <cmath>
 #include <limits>
 
-#if __has_include(<c10/cuda/CUDAFunctions.h>)
-#include <c10/cuda/CUDAFunctions.h>
-#define FLOWRUN_TEST_SYNC_DEBUG 1
-#endif
-
 #include "model/vit_test_util.hpp"
 #include "stages/checkpoint/checkpoint_file.hpp"
 #include "stages/evaluate/evaluation_pass.hpp"
@@ -21,6 +16,7 @@
 #include "stages/messages/train_state.hpp"
 #include "stages/train/label_check.hpp"
 #include "stages/train/trainer.hpp"
+#include "support/sync_errors.hpp"
 #include "support/test_util.hpp"
 
 namespace flowrun::testing {
@@ -295,22 +291,7 @@ TEST_P(TrainerOn, Fp16StepsThatNeverFinishFailTheRunAsDiverged) {
 // logging and evaluation are where it may wait. A host sync is a CUDA notion: on the
 // CPU the same steps run without the check, so that CI runs the test's own logic.
 TEST_P(TrainerOn, TrainingStepsNeverSynchroniseTheHost) {
-#ifndef FLOWRUN_TEST_SYNC_DEBUG
-  if (cuda()) GTEST_SKIP() << "this LibTorch has no CUDA headers";
-#endif
-  struct SyncErrors {  // every synchronising CUDA call throws while it lives (on CUDA)
-    bool on;
-    explicit SyncErrors(bool cuda) : on(cuda) { set(true); }
-    ~SyncErrors() { set(false); }
-    void set(bool error) const {
-#ifdef FLOWRUN_TEST_SYNC_DEBUG
-      using c10::cuda::SyncDebugMode;
-      if (on) c10::cuda::warning_state().set_sync_debug_mode(error ? SyncDebugMode::L_ERROR : SyncDebugMode::L_DISABLED);
-#else
-      (void)error;
-#endif
-    }
-  };
+  if (cuda() && !SyncErrors::available()) GTEST_SKIP() << "this LibTorch has no CUDA headers";
   for (const Precision precision : {Precision::Bf16, Precision::Fp16}) {  // fp16: the loss scaler's flag stays on the device
     SCOPED_TRACE(precision == Precision::Bf16 ? "bf16" : "fp16");
     TrainConfig c = tiny();
