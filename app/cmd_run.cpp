@@ -70,9 +70,9 @@ int run_pipeline(Context& context, const RunArgs& args) {
     else if (!warn_on_host_syncs())
       log::warn("--warn-host-syncs: this build's LibTorch has no CUDA headers; nothing will be reported");
     else
-      log::info("--warn-host-syncs: every call that makes the host wait for the GPU prints \"called a synchronizing "
-                "CUDA operation\" on stderr (log steps, evaluations and checkpoints wait by design; training steps "
-                "should not)");
+      log::info("--warn-host-syncs: every call that makes the host wait for the GPU through c10 prints \"called a "
+                "synchronizing CUDA operation\" on stderr (log steps, evaluations and checkpoints wait by design; "
+                "training steps should not)");
   }
   // One rank of a data-parallel job: rank 0 writes (run folder, log file, checkpoints,
   // reports); the others log warnings only unless asked for more.
@@ -214,9 +214,10 @@ void add_run_command(CLI::App& app, Context& context) {
       ->type_name("SECONDS")
       ->check(CLI::Range(1, 86400));
   command->add_flag("--warn-host-syncs", args->warn_host_syncs,
-                    "CUDA: print a warning at every call that makes the host wait for the GPU (c10's sync debug "
-                    "mode, as torch.cuda.set_sync_debug_mode(\"warn\")): finds what stalls the queue of work. Log "
-                    "steps, evaluations and checkpoints wait by design; training steps should not");
+                    "CUDA: print a warning at every item(), copy to the host or stream sync, where the host waits "
+                    "for the GPU (c10's sync debug mode, as torch.cuda.set_sync_debug_mode(\"warn\"); event waits "
+                    "are not seen): finds what stalls the queue of work. Log steps, evaluations and checkpoints "
+                    "wait by design; training steps should not");
   add_log_level(*command, context);
   command->callback([&context, args] { context.action = [&context, args] { return run_pipeline(context, *args); }; });
 }

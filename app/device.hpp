@@ -17,10 +17,10 @@ std::string resolve_device(const std::string& requested);
 std::string runtime_summary();
 
 // --warn-host-syncs: c10's sync debug mode at its warning level (as Python's
-// torch.cuda.set_sync_debug_mode("warn")), process-wide: every call that makes the host
-// wait for a GPU (item(), a copy to the host, a stream or device sync) prints a c10
-// warning on stderr. Event waits are not among them. False where this LibTorch has no
-// CUDA.
+// torch.cuda.set_sync_debug_mode("warn")), process-wide: every wait for a GPU that goes
+// through c10's checked calls (item(), a copy to the host, a stream sync) prints a c10
+// warning on stderr. Event waits and device-wide syncs are not among them. False where
+// this LibTorch has no CUDA.
 bool warn_on_host_syncs();
 
 }  // namespace flowrun

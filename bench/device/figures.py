@@ -5,7 +5,8 @@ unit and the command that measured it, as figures.json, and a table for summary.
     figures.py WORK FIGURES.json   (prints the table)
 
 Reads: WORK/vit/run.json (flowrun's run summary), WORK/vit/meta.json (batch size,
-command) and WORK/logs/flowrun_vit.log (the train stage's periodic img/s lines),
+command) and WORK/vit/flowrun.log (the run's log file, whose lines carry the date: the
+train stage's periodic img/s lines),
 WORK/gpu_SIDE.csv (nvidia-smi samples: time, utilization %, memory MiB),
 WORK/gpu_name.txt, WORK/python_*.json (bench/device/vit_b16_reference.py's last line),
 and the benches' JSON lines in WORK/raw/NAME.json with their commands in
@@ -100,10 +101,11 @@ def main():
         if train and train.get("active_s"):
             add("flowrun images/s over the whole run (train stage's items x batch / its active time: start-up and "
                 "evaluations included)", train["items"] * batch / train["active_s"], "images/s", cmd)
-        rates, span = logged_windows(os.path.join(work, "logs", "flowrun_vit.log"))
+        rates, span = logged_windows(os.path.join(work, "vit", "flowrun.log"))
         if rates:
             steady["flowrun"] = statistics.median(rates)
-            timed["flowrun"] = span
+            if None not in span:
+                timed["flowrun"] = span
             add("flowrun images/s after warm-up (median of the train stage's logged windows, the first left out)",
                 steady["flowrun"], "images/s", cmd)
         if train and train.get("call_p50_s"):
@@ -121,7 +123,7 @@ def main():
                 "images/s", ref.get("command", ""))
             add(f"PyTorch-Python ({side}) data wait share", 100 * ref["data_wait_share"], "%", ref.get("command", ""))
             steady[f"python_{side}"] = ref["images_per_s"]
-            if all(ref.get("timed_unix") or [None]):
+            if None not in (ref.get("timed_unix") or [None]):
                 timed[f"python_{side}"] = tuple(ref["timed_unix"])
     for side in ("flowrun", "python_eager", "python_compiled"):
         rows = samples(os.path.join(work, f"gpu_{side}.csv"))

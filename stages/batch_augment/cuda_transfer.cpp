@@ -80,7 +80,9 @@ class CudaTransfer : public DeviceTransfer {
     }
     out->fence = std::make_shared<CudaFence>(entry.copied, std::vector<at::Tensor>{out->images, out->labels, out->targets},
                                              device_.index());
-    in_flight_.push_back(std::move(entry));
+    // Only copies from host memory hold buffers to recycle or keep alive; a batch that was
+    // on a GPU already is not waited for here (its event may trail the queued steps).
+    if (entry.from_host) in_flight_.push_back(std::move(entry));
     return out;
   }
 
@@ -93,6 +95,7 @@ class CudaTransfer : public DeviceTransfer {
     std::shared_ptr<const Batch> host;   // its pinned tensors must outlive the copy
     std::vector<at::Tensor> staging;     // pinned copies of pageable tensors, back to the pool after
     std::shared_ptr<at::cuda::CUDAEvent> copied;
+    bool from_host = false;              // some tensor was copied from host memory
   };
 
   static bool on_a_gpu(const Batch& b) {
@@ -113,6 +116,7 @@ class CudaTransfer : public DeviceTransfer {
     // Already on a GPU (a batch stage ran there first): no host staging to do. From
     // another GPU, ATen's copy waits for that GPU's current stream.
     if (t.is_cuda()) return t.device() == device_ ? t : t.to(device_, /*non_blocking=*/true);
+    entry.from_host = true;
     at::Tensor source = t;
     if (!t.is_pinned()) {
       source = take_staging(t);

@@ -1,6 +1,6 @@
-// Turns c10's sync debug mode to errors for its lifetime, on CUDA: every call that makes
-// the host wait for the GPU (item(), a copy to the host, a stream or device sync) then
-// throws; event waits are not among them. On the CPU (or a LibTorch without CUDA
+// Turns c10's sync debug mode to errors for its lifetime, on CUDA: every wait for the
+// GPU through c10's checked calls (item(), a copy to the host, a stream sync) then
+// throws; event waits and device-wide syncs are not among them. On the CPU (or a LibTorch without CUDA
 // headers) it does nothing, so a test can run the same steps there and check its logic.
 #pragma once
 

@@ -4,7 +4,8 @@
 // twice the steps the second time. Log steps, evaluations and the run's start and end
 // may wait for the GPU; a training step may not, so the count of waits must not grow
 // with the steps. The trainer-level test (TrainingStepsNeverSynchroniseTheHost) turns
-// any sync into an error; this one covers the stages around it.
+// any sync into an error; this one covers the stages around it. What c10's mode counts:
+// item(), copies to the host, stream syncs; not event waits (the deferred reads').
 #include <gtest/gtest.h>
 
 #include <string>
@@ -17,6 +18,8 @@ namespace {
 
 // The shipped ViT-B/16 pipeline shrunk to the micro ViT at 32 px, `per_class` training
 // images a class for 2 epochs (batches of 32), 8 test images a class, nothing saved.
+// The label check watches the second epoch (a model this young suspects no sample, so
+// no thumbnail is taken: TrainingStepsNeverSynchroniseTheHost covers those).
 std::vector<std::string> small_vit_run(const std::string& run_dir, const std::string& device, int per_class) {
   const std::string tar = "[\"" + source_dir() + "/../shared/data/cifar10-jpeg.tar\"]";
   return {source_dir() + "/pipelines/vit_cifar10_fullft.json", "--warn-host-syncs", "--run-dir", run_dir,
@@ -49,13 +52,11 @@ TEST(HostSyncs, TrainingOnCudaWaitsForTheGpuNoMoreOftenForMoreSteps) {
   ASSERT_EQ(few.exit_code, 0) << few.err;
   const auto more = run_flowrun(small_vit_run(dir.path() + "/more", "cuda", 32), -1, SIGINT, 180);  // 10
   ASSERT_EQ(more.exit_code, 0) << more.err;
-  EXPECT_NE(few.err.find("--warn-host-syncs: every call"), std::string::npos) << few.err;
+  EXPECT_NE(few.out.find("--warn-host-syncs: every call"), std::string::npos) << few.out;  // an info line: stdout
   // Evaluations read their outcomes on the host: some waits are seen, so the mode is on.
   EXPECT_GT(host_syncs(few.err), 0u) << few.err;
-  EXPECT_EQ(host_syncs(more.err), host_syncs(few.err))
-      << "10 more training steps made the host wait " << host_syncs(more.err) - host_syncs(few.err)
-      << " more times:\n"
-      << more.err;
+  const auto extra = static_cast<long>(host_syncs(more.err)) - static_cast<long>(host_syncs(few.err));
+  EXPECT_EQ(extra, 0) << "10 more training steps made the host wait " << extra << " more times:\n" << more.err;
 }
 
 // The flag on the CPU: the run goes on, saying that there is nothing to report.
