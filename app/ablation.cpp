@@ -27,16 +27,12 @@ namespace {
 
 // "/axes/lr/0" as the file's other messages name places: "axes.lr[0]".
 std::string dotted(const std::string& pointer) {
+  std::vector<std::string> tokens;  // unescaped, root first
+  for (json::json_pointer p(pointer); !p.empty(); p = p.parent_pointer()) tokens.insert(tokens.begin(), p.back());
   std::string out;
-  std::size_t at = 1;
-  while (at <= pointer.size() && !pointer.empty()) {
-    const std::size_t end = std::min(pointer.find('/', at), pointer.size());
-    std::string token = pointer.substr(at, end - at);
-    for (std::size_t i; (i = token.find("~1")) != std::string::npos;) token.replace(i, 2, "/");
-    for (std::size_t i; (i = token.find("~0")) != std::string::npos;) token.replace(i, 2, "~");
+  for (const std::string& token : tokens) {
     const bool index = !token.empty() && token.find_first_not_of("0123456789") == std::string::npos;
     out += index ? "[" + token + "]" : (out.empty() ? "" : ".") + token;
-    at = end + 1;
   }
   return out;
 }

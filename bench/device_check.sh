@@ -269,7 +269,9 @@ PY
   # First: every library must resolve, and from the bundle, LibTorch's folders or the C
   # and C++ runtime: one found anywhere else (this machine's /usr/lib) is one the bundle lacks.
   local missing="" foreign=""
+  local listing
   for f in "$BIN"/* "$BUNDLE"/lib/*.so*; do
+    listing=$(LD_LIBRARY_PATH="$RUN_LIBS" ldd "$f" 2>&1)
     while read -r lib arrow found _; do
       if [[ "$found" == "not" || "$arrow" == "not" ]]; then
         missing+="   $(basename "$f"): $lib not found\n"
@@ -282,9 +284,9 @@ PY
           *) foreign+="   $(basename "$f"): $lib from $found\n" ;;
         esac
       fi
-    done < <(LD_LIBRARY_PATH="$RUN_LIBS" ldd "$f" 2>&1)
+    done <<< "$listing"
     # A missing symbol version ("version `GLIBCXX_3.4.30' not found") is a missing library too.
-    LD_LIBRARY_PATH="$RUN_LIBS" ldd "$f" 2>&1 | grep -q "not found" && missing+="   $(basename "$f"): $(LD_LIBRARY_PATH="$RUN_LIBS" ldd "$f" 2>&1 | grep "not found" | head -1)\n"
+    grep -q "not found" <<< "$listing" && missing+="   $(basename "$f"): $(grep -m1 "not found" <<< "$listing")\n"
   done
   if [[ -n "$missing" ]]; then
     note "STOP: libraries the loader cannot find:"

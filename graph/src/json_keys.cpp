@@ -40,15 +40,13 @@ void DuplicateKeyCheck::element_done() {
 
 // Each container's place in its parent: the parent's last key, or its element index.
 std::string DuplicateKeyCheck::pointer() const {
-  std::string out;
+  nlohmann::json::json_pointer out;
   for (std::size_t i = 0; i + 1 < frames_.size(); ++i) {
     const Frame& parent = frames_[i];
-    std::string token = parent.object ? parent.keys.back() : std::to_string(parent.index);
-    std::string escaped;
-    for (char c : token) escaped += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
-    out += "/" + escaped;
+    if (parent.object) out /= parent.keys.back();
+    else out /= parent.index;
   }
-  return out;
+  return out.to_string();
 }
 
 }  // namespace flowrun

@@ -27,8 +27,7 @@ void EvaluationPass::add(const Batch& batch) {
                  keep_worst_ ? &outcomes_ : nullptr);
   if (ema_metrics_) evaluate_batch(model_.ema, model_.input, model_.precision, batch.images, batch.labels, *ema_metrics_);
   if (!keep_worst_) return;
-  const torch::Tensor& host = batch.host_labels.defined() ? batch.host_labels : batch.labels;
-  const torch::Tensor labels = host.to(torch::kCPU, torch::kLong).contiguous();
+  const torch::Tensor labels = batch.host_side_labels().to(torch::kCPU, torch::kLong).contiguous();
   const auto* label = labels.data_ptr<std::int64_t>();
   for (std::size_t i = 0; i < outcomes_.size(); ++i) {
     const SampleOutcome& o = outcomes_[i];

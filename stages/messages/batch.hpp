@@ -51,6 +51,11 @@ struct Batch : Payload {
   std::shared_ptr<const DatasetInfo> dataset;  // of the first sample; may be null
   std::shared_ptr<const TransferFence> fence;  // set while a device copy may be in flight
 
+  // What the host reads without waiting for the device: the host's copies where
+  // to_device kept them, else the tensors themselves (on the CPU).
+  const at::Tensor& host_side_labels() const { return host_labels.defined() ? host_labels : labels; }
+  const at::Tensor& host_side_images() const { return host_images.defined() ? host_images : images; }
+
   // Orders the caller's work after the copy that filled these tensors (a no-op on the CPU).
   void wait_ready() const {
     if (fence) fence->wait();

@@ -31,10 +31,8 @@ Misclassified sample_record(const Batch& batch, std::size_t i, std::int64_t labe
   m.predicted = predicted;
   m.confidence = confidence;
   m.loss = loss;
-  // The host's copy where to_device kept one: reading the device's would wait for the
-  // step that uses it.
-  const at::Tensor& images = batch.host_images.defined() ? batch.host_images : batch.images;
-  m.thumbnail = thumbnail_of(images[static_cast<std::int64_t>(i)]);
+  // Reading the device's images would wait for the step that uses them.
+  m.thumbnail = thumbnail_of(batch.host_side_images()[static_cast<std::int64_t>(i)]);
   return m;
 }
 

@@ -10,8 +10,7 @@ namespace flowrun {
 void LabelCheck::observe(const Batch& batch, const std::vector<Trainer::Outcome>& outcomes, bool last_epoch) {
   // The host's copies (to_device keeps them): reading labels off the device would wait
   // for the step just queued, a host sync every step.
-  const torch::Tensor& host = batch.host_labels.defined() ? batch.host_labels : batch.labels;
-  const torch::Tensor labels = host.to(torch::kCPU, torch::kLong).contiguous();
+  const torch::Tensor labels = batch.host_side_labels().to(torch::kCPU, torch::kLong).contiguous();
   const torch::Tensor indices = batch.indices.to(torch::kCPU, torch::kLong).contiguous();
   const auto* label = labels.data_ptr<std::int64_t>();
   const auto* index = indices.data_ptr<std::int64_t>();

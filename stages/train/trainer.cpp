@@ -355,16 +355,15 @@ void Trainer::optimizer_step(StepStats& stats, torch::Tensor* device_norm, torch
     }
   }
   const bool fused = config_.optimizer == Optimizer::AdamW && config_.fused_optimizer;
-  if (found_inf.defined()) {
-    if (fused && device_found_inf) *device_found_inf = found_inf;  // read with the step's other numbers
-    else stats.skipped = found_inf.item<float>() > 0;
-  }
+  const bool flag_read_later = found_inf.defined() && fused && device_found_inf;  // with the step's other numbers
+  if (flag_read_later) *device_found_inf = found_inf;
+  else if (found_inf.defined()) stats.skipped = found_inf.item<float>() > 0;
   if (!stats.skipped) {
     if (fused) fused_adamw_step(found_inf);
     else optimizer_->step();
   }
   if (scaler_) scaler_->update(found_inf);
-  if (found_inf.defined() && !(fused && device_found_inf)) note_skipped_step(stats.skipped, step_);
+  if (found_inf.defined() && !flag_read_later) note_skipped_step(stats.skipped, step_);
   optimizer_->zero_grad();
   stats.stepped = true;
   ++step_;
